@@ -1,0 +1,32 @@
+# Two entry points: `make demo` and `make test`. Both build .venv from scratch if needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo_run
+
+.PHONY: install install-dev demo test lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install -q -e ".[dev]"
+
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh $(DEMO)
+
+lint: install-dev
+	$(BIN)/ruff check brats_sdk cli tests examples benchmarks
+
+typecheck: install-dev
+	$(BIN)/mypy --strict brats_sdk cli
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .mypy_cache build *.egg-info

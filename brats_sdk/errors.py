@@ -1,0 +1,41 @@
+"""The one exception family of brats_sdk.
+
+Every error the library raises on purpose is a :class:`BratsError`. The CLI turns
+each into a one-line message and exit code 1, so messages must name the file or
+value at fault and the problem, on one line.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BratsError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "DeviceError",
+    "WeightsUnavailableError",
+]
+
+
+class BratsError(Exception):
+    """Base class of every error brats_sdk raises for bad input or state."""
+
+
+class DataError(BratsError):
+    """A data file, folder or table is missing, malformed or inconsistent."""
+
+
+class ConfigError(BratsError, ValueError):
+    """An option or argument has an invalid value."""
+
+
+class CheckpointError(BratsError):
+    """A checkpoint is missing, of the wrong kind or of an unsupported format version."""
+
+
+class DeviceError(BratsError):
+    """A requested compute device is not available."""
+
+
+class WeightsUnavailableError(BratsError):
+    """Pretrained weights were requested but cannot be obtained (no network, no cache)."""

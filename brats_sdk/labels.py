@@ -1,0 +1,71 @@
+"""Conversions between the three label encodings the SDK meets.
+
+- one-hot masks ``(..., 3, H, W)`` in :data:`~brats_sdk.constants.MASK_CHANNELS` order
+  (the h5 release; never overlapping),
+- class indices ``(..., H, W)`` in 0..3 (0 background, then the mask channels),
+  which the segmenter predicts,
+- BraTS labels ``(..., H, W)`` in {0, 1, 2, 4} (NIfTI release, evaluation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from brats_sdk.constants import MASK_LABELS, N_CLASSES
+from brats_sdk.errors import DataError
+
+__all__ = [
+    "classes_to_labels",
+    "classes_to_one_hot",
+    "labels_to_classes",
+    "one_hot_to_classes",
+]
+
+_CLASS_TO_LABEL = np.array((0, *MASK_LABELS), dtype=np.uint8)
+
+
+def one_hot_to_classes(mask: npt.NDArray[np.uint8], *, channel_axis: int = -3) -> npt.NDArray[np.uint8]:
+    """One-hot ``(..., 3, H, W)`` -> class indices ``(..., H, W)``; all-zero pixels become 0.
+
+    Raises:
+        DataError: Two channels are set on the same pixel.
+    """
+    m = np.moveaxis(np.asarray(mask), channel_axis, -1).astype(bool)
+    if m.shape[-1] != N_CLASSES - 1:
+        raise DataError(f"mask has {m.shape[-1]} channels, expected {N_CLASSES - 1}")
+    if (m.sum(axis=-1) > 1).any():
+        raise DataError("mask channels overlap: a pixel belongs to more than one region")
+    classes = np.zeros(m.shape[:-1], dtype=np.uint8)
+    for c in range(m.shape[-1]):
+        classes[m[..., c]] = c + 1
+    return classes
+
+
+def classes_to_one_hot(classes: npt.NDArray[np.integer], *, channel_axis: int = -3) -> npt.NDArray[np.uint8]:
+    """Class indices ``(..., H, W)`` -> one-hot ``(..., 3, H, W)`` uint8 (background dropped)."""
+    c = np.asarray(classes)
+    out = np.stack([(c == k + 1) for k in range(N_CLASSES - 1)], axis=-1).astype(np.uint8)
+    return np.moveaxis(out, -1, channel_axis)
+
+
+def classes_to_labels(classes: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
+    """Class indices 0..3 -> BraTS labels {0, 1, 2, 4} (uint8)."""
+    return _CLASS_TO_LABEL[np.asarray(classes, dtype=np.intp)]
+
+
+def labels_to_classes(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
+    """BraTS labels {0, 1, 2, 4} -> class indices 0..3.
+
+    Raises:
+        DataError: A value outside {0, 1, 2, 4} is present.
+    """
+    lab = np.asarray(labels)
+    allowed = (0, *MASK_LABELS)
+    bad = np.setdiff1d(np.unique(lab), allowed)
+    if bad.size:
+        raise DataError(f"labels {bad.tolist()} are not BraTS labels {list(allowed)}")
+    out = np.zeros(lab.shape, dtype=np.uint8)
+    for k, value in enumerate(MASK_LABELS, start=1):
+        out[lab == value] = k
+    return out

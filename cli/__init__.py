@@ -1,0 +1,1 @@
+"""The brats command-line tool."""
