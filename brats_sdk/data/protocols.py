@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
 
-__all__ = ["SliceSource", "VolumeSource"]
+__all__ = ["DataSource", "SliceSource", "VolumeSource"]
 
 
 @runtime_checkable
@@ -46,3 +46,8 @@ class VolumeSource(Protocol):
             DataError: A file of the volume is unreadable or malformed, or the volume is unknown.
         """
         ...
+
+
+@runtime_checkable
+class DataSource(SliceSource, VolumeSource, Protocol):
+    """A source offering both slice and volume access (every built-in adapter does)."""

@@ -1,0 +1,69 @@
+"""Opening a data folder whatever its layout: one entry point for the CLI and pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from pathlib import Path
+
+from brats_sdk.data.h5_folder import H5SliceFolder
+from brats_sdk.data.protocols import DataSource
+from brats_sdk.errors import ConfigError, DataError
+
+__all__ = ["DataFormat", "open_source"]
+
+
+class DataFormat(StrEnum):
+    """Layouts the SDK reads.
+
+    AUTO: decide from what the folder holds.
+    H5: Kaggle's one-h5-per-slice release (or ``brats convert`` output).
+    """
+
+    AUTO = "auto"
+    H5 = "h5"
+
+    @classmethod
+    def parse(cls, value: DataFormat | str) -> DataFormat:
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigError(f"unknown data format {value!r}; supported: {', '.join(m.value for m in cls)}") from None
+
+
+def detect_format(path: Path) -> DataFormat:
+    """The layout of ``path``.
+
+    Raises:
+        DataError: The folder holds no known layout.
+    """
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder")
+    return DataFormat.H5
+
+
+def open_source(
+    path: Path | str,
+    *,
+    fmt: DataFormat | str = DataFormat.AUTO,
+    volumes: Iterable[int] | None = None,
+    max_volumes: int | None = None,
+    require_mask: bool = True,
+) -> DataSource:
+    """Open ``path`` as a data source.
+
+    Args:
+        path: A data folder (or a parent of one).
+        fmt: Its layout, or AUTO to detect it.
+        volumes: Keep only these volumes.
+        max_volumes: Keep only the first N volumes.
+        require_mask: Whether ground-truth masks must be present.
+
+    Raises:
+        DataError: Unknown layout or unreadable folder.
+    """
+    path = Path(path)
+    kind = DataFormat.parse(fmt)
+    if kind is DataFormat.AUTO:
+        kind = detect_format(path)
+    return H5SliceFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)

@@ -1,0 +1,488 @@
+"""Survival-bin classifier of the paper: ResNet-50 on tumour masks plus an age branch."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import resnet50
+
+from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
+from brats_sdk.constants import IMAGENET_MEAN, IMAGENET_STD, MASK_CHANNELS, SURVIVAL_INPUT_SIZE
+from brats_sdk.data.bins import SurvivalBins
+from brats_sdk.errors import CheckpointError, ConfigError, DataError
+from brats_sdk.models.pretrained import check_encoder_weights, resnet50_imagenet_state_dict
+
+__all__ = [
+    "AgeScaler",
+    "SurvivalClassifier",
+    "SurvivalConfig",
+    "prepare_age",
+    "prepare_masks",
+]
+
+logger = logging.getLogger(__name__)
+
+_N_MASK_CHANNELS = len(MASK_CHANNELS)
+_IMAGE_FEATURES = 128
+_AGE_FEATURES = 10
+
+
+@dataclass(frozen=True)
+class SurvivalConfig:
+    """How a :class:`SurvivalClassifier` is built.
+
+    Attributes:
+        n_bins: Number of survival bins (classes), at least 2.
+        encoder_weights: None (random initialisation) or ``"imagenet"`` for the ResNet-50.
+        dropout: Dropout probability of the three dropout layers, in ``[0, 1)``.
+        input_size: Side of the square mask images the network takes (224 in the paper).
+
+    Raises:
+        ConfigError: An invalid value.
+    """
+
+    n_bins: int = 3
+    encoder_weights: str | None = None
+    dropout: float = 0.3
+    input_size: int = SURVIVAL_INPUT_SIZE
+
+    def __post_init__(self) -> None:
+        check_encoder_weights(self.encoder_weights)
+        if type(self.n_bins) is not int or self.n_bins < 2:
+            raise ConfigError(f"n_bins must be an int >= 2, got {self.n_bins!r}")
+        if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if type(self.input_size) is not int or self.input_size < 32:
+            raise ConfigError(f"input_size must be an int >= 32, got {self.input_size!r}")
+
+
+@dataclass(frozen=True)
+class AgeScaler:
+    """Min-max scaling of age, fitted on the training patients.
+
+    ``transform(age) = (age - min_age) / (max_age - min_age)``. Not clipped: an age outside
+    the training range maps outside ``[0, 1]``, which the network handles (a linear layer)
+    and which keeps the mapping invertible and honest about extrapolation.
+
+    Attributes:
+        min_age: Smallest training age (years).
+        max_age: Largest training age; strictly greater than ``min_age``.
+
+    Raises:
+        ConfigError: Non-finite bounds or ``max_age <= min_age``.
+    """
+
+    min_age: float
+    max_age: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.min_age) and math.isfinite(self.max_age)):
+            raise ConfigError(
+                f"age scaler bounds must be finite, got {self.min_age}, {self.max_age}"
+            )
+        if self.max_age <= self.min_age:
+            raise ConfigError(
+                f"age scaler needs max_age > min_age, got min {self.min_age}, max {self.max_age}"
+            )
+
+    @classmethod
+    def fit(cls, ages: Sequence[float] | npt.NDArray[np.floating]) -> AgeScaler:
+        """Fit on training ages.
+
+        If every age is the same, the width is set to 1 year (``max = min + 1``) to avoid
+        a division by zero.
+
+        Args:
+            ages: Ages in years, at least one, all finite.
+
+        Returns:
+            The scaler.
+
+        Raises:
+            DataError: No ages, or a NaN/inf age.
+        """
+        arr = np.asarray(ages, dtype=np.float64).ravel()
+        if arr.size == 0:
+            raise DataError("cannot fit an age scaler on no ages")
+        if not np.isfinite(arr).all():
+            raise DataError("cannot fit an age scaler: ages hold NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        return cls(lo, hi if hi > lo else lo + 1.0)
+
+    def transform(self, age: float) -> float:
+        """Scaled age ``(age - min_age) / (max_age - min_age)`` (not clipped).
+
+        Args:
+            age: Age in years.
+
+        Returns:
+            The scaled age.
+        """
+        return (float(age) - self.min_age) / (self.max_age - self.min_age)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain form for checkpoints."""
+        return {"min_age": self.min_age, "max_age": self.max_age}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> AgeScaler:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ConfigError: Missing keys or invalid values.
+        """
+        lo, hi = data.get("min_age"), data.get("max_age")
+        if not isinstance(lo, int | float) or not isinstance(hi, int | float):
+            raise ConfigError(f"invalid age scaler record {dict(data)!r}")
+        return cls(float(lo), float(hi))
+
+
+def prepare_masks(
+    mask: Tensor | npt.NDArray[np.generic], *, size: int = SURVIVAL_INPUT_SIZE
+) -> Tensor:
+    """Tumour masks -> network input: bilinear resize, then ImageNet normalisation.
+
+    Args:
+        mask: One-hot masks ``(N, 3, H, W)`` (NCR, ED, ET) with values in ``[0, 1]``:
+            float, uint8 or bool, tensor or numpy.
+        size: Output side (224 in the paper).
+
+    Returns:
+        Float32 ``(N, 3, size, size)`` on ``mask``'s device, resized with
+        ``align_corners=False`` and normalised with
+        :data:`~brats_sdk.constants.IMAGENET_MEAN` / :data:`~brats_sdk.constants.IMAGENET_STD`.
+
+    Raises:
+        DataError: Wrong shape, or values outside ``[0, 1]`` / not finite.
+    """
+    x = torch.as_tensor(mask)
+    if x.ndim != 4 or x.shape[1] != _N_MASK_CHANNELS:
+        raise DataError(
+            f"masks must be (N, {_N_MASK_CHANNELS}, H, W) one-hot {'/'.join(MASK_CHANNELS)}, "
+            f"got shape {tuple(x.shape)}"
+        )
+    x = x.to(torch.float32)
+    if x.numel() and not (
+        bool(torch.isfinite(x).all()) and float(x.min()) >= 0 and float(x.max()) <= 1
+    ):
+        raise DataError("masks must hold finite values in [0, 1]")
+    if x.shape[0] == 0:
+        return x.new_zeros((0, _N_MASK_CHANNELS, size, size))
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def prepare_age(ages: Sequence[float] | npt.NDArray[np.floating], scaler: AgeScaler) -> Tensor:
+    """Ages in years -> scaled network input.
+
+    Args:
+        ages: ``N`` ages in years.
+        scaler: The scaler fitted on the training patients.
+
+    Returns:
+        Float32 ``(N, 1)`` of ``scaler.transform(age)``.
+
+    Raises:
+        DataError: An age is NaN or infinite.
+    """
+    arr = np.asarray(ages, dtype=np.float64).ravel()
+    if not np.isfinite(arr).all():
+        raise DataError("ages hold NaN or infinite values; age is needed for every patient")
+    scaled = (arr - scaler.min_age) / (scaler.max_age - scaler.min_age)
+    return torch.from_numpy(scaled.astype(np.float32)).view(-1, 1)
+
+
+class SurvivalClassifier(nn.Module):
+    """The paper's survival-bin classifier.
+
+    Image branch: torchvision ResNet-50 with ``fc = Linear(2048, 128), ReLU, Dropout``.
+    Age branch: ``Linear(1, 10), ReLU, Linear(10, 10)``. Head on the concatenation (138):
+    ``Linear(138, 256), ReLU, Dropout, Linear(256, 128), ReLU, Dropout, Linear(128, n_bins)``.
+
+    Args:
+        config: Build options; default ``SurvivalConfig()`` (or ``n_bins`` from ``bins``).
+        bins: Survival bins the classes stand for; saved in checkpoints.
+        age_scaler: Age scaling fitted on the training patients; saved in checkpoints and
+            needed by :meth:`predict_proba`.
+        encoder_weights: Overrides ``config.encoder_weights`` when given.
+
+    Attributes:
+        config: The config.
+        bins: The survival bins, or None.
+        age_scaler: The age scaler, or None.
+        metadata: Free-form plain-data dict stored in checkpoints (empty by default).
+
+    Raises:
+        ConfigError: Invalid options, or ``bins`` with another number of bins than the config.
+        WeightsUnavailableError: ImageNet weights were requested but are not available.
+    """
+
+    def __init__(
+        self,
+        config: SurvivalConfig | None = None,
+        *,
+        bins: SurvivalBins | None = None,
+        age_scaler: AgeScaler | None = None,
+        encoder_weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        if config is None:
+            config = SurvivalConfig(n_bins=bins.n_bins) if bins is not None else SurvivalConfig()
+        if encoder_weights is not None:
+            config = dataclasses.replace(config, encoder_weights=encoder_weights)
+        if bins is not None and bins.n_bins != config.n_bins:
+            raise ConfigError(
+                f"survival bins have {bins.n_bins} bins but the config has n_bins={config.n_bins}"
+            )
+        self.config: SurvivalConfig = config
+        self.bins: SurvivalBins | None = bins
+        self.age_scaler: AgeScaler | None = age_scaler
+        self.metadata: dict[str, object] = {}
+
+        p = config.dropout
+        backbone = resnet50(weights=None)
+        if config.encoder_weights is not None:
+            backbone.load_state_dict(resnet50_imagenet_state_dict())
+        backbone.fc = nn.Sequential(
+            nn.Linear(2048, _IMAGE_FEATURES), nn.ReLU(inplace=True), nn.Dropout(p)
+        )
+        self.backbone: nn.Module = backbone
+        self.age_branch = nn.Sequential(
+            nn.Linear(1, _AGE_FEATURES),
+            nn.ReLU(inplace=True),
+            nn.Linear(_AGE_FEATURES, _AGE_FEATURES),
+        )
+        self.head = nn.Sequential(
+            nn.Linear(_IMAGE_FEATURES + _AGE_FEATURES, 256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p),
+            nn.Linear(256, 128),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p),
+            nn.Linear(128, config.n_bins),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return next(self.parameters()).device
+
+    def forward(self, masks: Tensor, age: Tensor) -> Tensor:
+        """Bin logits.
+
+        Args:
+            masks: Prepared masks ``(B, 3, S, S)`` float, ``S = config.input_size``
+                (see :func:`prepare_masks`).
+            age: Scaled ages ``(B, 1)`` float (see :func:`prepare_age`).
+
+        Returns:
+            Logits ``(B, n_bins)``.
+
+        Raises:
+            DataError: Wrong shapes or dtypes, or batch sizes that differ.
+        """
+        size = self.config.input_size
+        if masks.ndim != 4 or tuple(masks.shape[1:]) != (_N_MASK_CHANNELS, size, size):
+            raise DataError(
+                f"masks must be (B, {_N_MASK_CHANNELS}, {size}, {size}) (use prepare_masks), "
+                f"got shape {tuple(masks.shape)}"
+            )
+        if age.ndim != 2 or age.shape[1] != 1 or age.shape[0] != masks.shape[0]:
+            raise DataError(
+                f"age must be (B, 1) with B = {masks.shape[0]} (use prepare_age), got shape {tuple(age.shape)}"
+            )
+        if not (masks.dtype.is_floating_point and age.dtype.is_floating_point):
+            raise DataError(
+                f"masks and age must be float tensors, got {masks.dtype} and {age.dtype}"
+            )
+        features = torch.cat([self.backbone(masks), self.age_branch(age)], dim=1)
+        logits: Tensor = self.head(features)
+        return logits
+
+    def predict_proba(
+        self,
+        masks_one_hot: Tensor | npt.NDArray[np.generic],
+        ages: Sequence[float] | npt.NDArray[np.floating],
+        *,
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """Bin probabilities per slice.
+
+        Preprocesses with :func:`prepare_masks` and :func:`prepare_age`, runs in eval mode
+        under :func:`torch.inference_mode`, ``batch_size`` slices at a time, and restores
+        the previous train/eval mode.
+
+        Args:
+            masks_one_hot: Tumour masks ``(N, 3, H, W)`` in ``[0, 1]`` (NCR, ED, ET), any H, W.
+            ages: ``N`` ages in years.
+            batch_size: Slices per forward pass (>= 1).
+            device: Device to run on; the model is moved there and stays there. None:
+                the model's current device.
+
+        Returns:
+            Probabilities ``(N, n_bins)`` float64, rows summing to 1.
+
+        Raises:
+            ConfigError: No age scaler is set, or ``batch_size`` < 1.
+            DataError: Bad masks or ages, or their counts differ.
+        """
+        if self.age_scaler is None:
+            raise ConfigError(
+                "this survival model has no age scaler; pass age_scaler=AgeScaler.fit(...)"
+            )
+        if type(batch_size) is not int or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        masks = torch.as_tensor(masks_one_hot)
+        age = prepare_age(ages, self.age_scaler)
+        if masks.ndim != 4 or masks.shape[0] != age.shape[0]:
+            raise DataError(
+                f"got masks of shape {tuple(masks.shape)} and {age.shape[0]} ages; "
+                "expected (N, 3, H, W) masks and N ages"
+            )
+        if device is not None:
+            self.to(device)
+        target = self.device
+        was_training = self.training
+        self.eval()
+        out: list[npt.NDArray[np.float64]] = []
+        try:
+            with torch.inference_mode():
+                for start in range(0, masks.shape[0], batch_size):
+                    x = prepare_masks(
+                        masks[start : start + batch_size].to(target), size=self.config.input_size
+                    )
+                    a = age[start : start + batch_size].to(target)
+                    probs = torch.softmax(self(x, a).double(), dim=1)
+                    out.append(probs.cpu().numpy())
+        finally:
+            self.train(was_training)
+        if not out:
+            return np.zeros((0, self.config.n_bins), dtype=np.float64)
+        return np.concatenate(out, axis=0)
+
+    def predict(
+        self,
+        masks_one_hot: Tensor | npt.NDArray[np.generic],
+        ages: Sequence[float] | npt.NDArray[np.floating],
+        *,
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+    ) -> npt.NDArray[np.int64]:
+        """Most probable bin per slice: ``argmax`` of :meth:`predict_proba`.
+
+        Args:
+            masks_one_hot: Tumour masks ``(N, 3, H, W)``.
+            ages: ``N`` ages in years.
+            batch_size: Slices per forward pass.
+            device: As in :meth:`predict_proba`.
+
+        Returns:
+            Bin indices ``(N,)`` int64.
+
+        Raises:
+            ConfigError: As :meth:`predict_proba`.
+            DataError: As :meth:`predict_proba`.
+        """
+        proba = self.predict_proba(masks_one_hot, ages, batch_size=batch_size, device=device)
+        best: npt.NDArray[np.int64] = proba.argmax(axis=1).astype(np.int64)
+        return best
+
+    def save(self, path: Path, *, metadata: Mapping[str, object] | None = None) -> None:
+        """Write a :attr:`CheckpointKind.SURVIVAL` checkpoint (atomically).
+
+        Payload: ``config``, ``state_dict``, ``bins`` (``SurvivalBins.to_dict()`` or None),
+        ``age_scaler`` (``AgeScaler.to_dict()`` or None) and ``metadata``.
+
+        Args:
+            path: Destination file.
+            metadata: Plain data stored with the weights. None: :attr:`metadata`.
+
+        Raises:
+            CheckpointError: ``metadata`` holds non-plain values, or the file cannot be written.
+        """
+        save_checkpoint(
+            Path(path),
+            kind=CheckpointKind.SURVIVAL,
+            payload={
+                "config": dataclasses.asdict(self.config),
+                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+                "bins": None if self.bins is None else self.bins.to_dict(),
+                "age_scaler": None if self.age_scaler is None else self.age_scaler.to_dict(),
+                "metadata": dict(metadata if metadata is not None else self.metadata),
+            },
+        )
+
+    @classmethod
+    def config_from_dict(cls, data: Mapping[str, object]) -> SurvivalConfig:
+        """Rebuild a :class:`SurvivalConfig` from ``dataclasses.asdict`` output.
+
+        Raises:
+            ConfigError: Unknown fields or invalid values.
+        """
+        names = {f.name for f in dataclasses.fields(SurvivalConfig)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown survival config fields {unknown}; known: {sorted(names)}")
+        try:
+            return SurvivalConfig(**data)  # type: ignore[arg-type]  # values are checked in __post_init__
+        except TypeError as exc:
+            raise ConfigError(f"invalid survival config {dict(data)!r}: {exc}") from exc
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: Path, *, map_location: str | torch.device = "cpu"
+    ) -> SurvivalClassifier:
+        """Load a classifier saved with :meth:`save`, with its bins and age scaler.
+
+        The ResNet-50 is built with ``encoder_weights=None`` (weights come from the file).
+
+        Args:
+            path: Checkpoint file.
+            map_location: Device the model is placed on.
+
+        Returns:
+            The model in eval mode.
+
+        Raises:
+            CheckpointError: Missing, unreadable, of another kind or version, or invalid content.
+        """
+        data = load_checkpoint(Path(path), kind=CheckpointKind.SURVIVAL, map_location=map_location)
+        raw_config, state, metadata = (
+            data.get("config"),
+            data.get("state_dict"),
+            data.get("metadata", {}),
+        )
+        raw_bins, raw_scaler = data.get("bins"), data.get("age_scaler")
+        if (
+            not isinstance(raw_config, dict)
+            or not isinstance(state, dict)
+            or not isinstance(metadata, dict)
+        ):
+            raise CheckpointError(f"{path} lacks a survival config, state_dict or metadata dict")
+        try:
+            config = dataclasses.replace(cls.config_from_dict(raw_config), encoder_weights=None)
+            bins = SurvivalBins.from_dict(raw_bins) if isinstance(raw_bins, dict) else None
+            scaler = AgeScaler.from_dict(raw_scaler) if isinstance(raw_scaler, dict) else None
+            model = cls(config, bins=bins, age_scaler=scaler)
+        except ConfigError as exc:
+            raise CheckpointError(f"{path} holds an invalid survival model record: {exc}") from exc
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"{path}: weights do not fit the stored config: {first}") from exc
+        model.metadata = dict(metadata)
+        return model.to(map_location).eval()

@@ -1,0 +1,81 @@
+"""Process-group context: a no-op for one process, DDP-aware under torchrun.
+
+The loop asks this object, never ``torch.distributed`` directly, so the
+single-process path has no distributed branches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistContext"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DistContext:
+    """Rank and world size of this process.
+
+    Attributes:
+        rank: Global rank (0 for a single process).
+        world_size: Number of processes (1 for a single process).
+        local_rank: Rank on this node (chooses the CUDA device under torchrun).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device_type: str) -> DistContext:
+        """Join the process group torchrun describes in the environment, if any.
+
+        NCCL on CUDA, gloo on the CPU. Without ``WORLD_SIZE`` > 1 this is a single process.
+        """
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        if not dist.is_initialized():
+            backend = "nccl" if device_type == "cuda" else "gloo"
+            dist.init_process_group(backend=backend)
+            logger.info("joined process group: backend %s, rank %d of %d", backend, dist.get_rank(), world)
+        return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+    def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum ``values`` over ranks (identity for a single process)."""
+        if not self.is_distributed:
+            return values
+        out = values.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    def broadcast_flag(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank (so that all ranks stop together)."""
+        if not self.is_distributed:
+            return flag
+        t = torch.tensor([1 if flag else 0], dtype=torch.int64)
+        dist.broadcast(t, src=0)
+        return bool(t.item())
+
+    def barrier(self) -> None:
+        if self.is_distributed:
+            dist.barrier()
+
+    def shutdown(self) -> None:
+        """Leave the process group (call once at the end of a torchrun job)."""
+        if self.is_distributed and dist.is_initialized():
+            dist.destroy_process_group()

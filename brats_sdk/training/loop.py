@@ -1,0 +1,352 @@
+"""The one training loop, shared by the segmenter and the survival classifier.
+
+Adam, StepLR, early stopping on validation loss, gradient accumulation, AMP on CUDA,
+atomic ``last``/``best`` checkpoints with everything needed to resume, and a
+deterministic order of samples per epoch, so that a resumed run reaches the same
+weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
+
+from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
+from brats_sdk.errors import CheckpointError, ConfigError
+from brats_sdk.training.distributed import DistContext
+from brats_sdk.training.history import HistoryFile
+from brats_sdk.training.observer import EpochRecord, LoggingObserver, TrainingObserver
+from brats_sdk.training.task import Batch, Task
+
+__all__ = ["FitConfig", "FitResult", "fit"]
+
+logger = logging.getLogger(__name__)
+
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+@dataclass(frozen=True, slots=True)
+class FitConfig:
+    """Optimisation settings of one training stage (the paper's values as defaults).
+
+    Attributes:
+        lr: Adam learning rate.
+        max_epochs: Upper bound on epochs.
+        step_size: StepLR period in epochs.
+        gamma: StepLR factor.
+        patience: Epochs without validation-loss improvement before stopping.
+        batch_size: Samples per optimizer step (split into micro-batches of
+            ``batch_size // accumulate_steps`` when memory is short).
+        accumulate_steps: Micro-batches per optimizer step.
+        max_steps_per_epoch: Cap on optimizer steps per epoch (quick runs), or None.
+        num_workers: DataLoader workers.
+        amp: Mixed precision on CUDA (bf16 where supported, else fp16 with a scaler).
+        seed: Seed of weights' training order and dropout.
+    """
+
+    lr: float = 1e-4
+    max_epochs: int = 50
+    step_size: int = 10
+    gamma: float = 0.1
+    patience: int = 3
+    batch_size: int = 120
+    accumulate_steps: int = 1
+    max_steps_per_epoch: int | None = None
+    num_workers: int = 0
+    amp: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "lr": self.lr > 0,
+            "max_epochs": self.max_epochs >= 1,
+            "step_size": self.step_size >= 1,
+            "gamma": self.gamma > 0,
+            "patience": self.patience >= 1,
+            "batch_size": self.batch_size >= 1,
+            "accumulate_steps": 1 <= self.accumulate_steps <= self.batch_size,
+            "num_workers": self.num_workers >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"invalid {name}={getattr(self, name)!r}")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ConfigError(f"invalid max_steps_per_epoch={self.max_steps_per_epoch!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FitResult:
+    """Outcome of :func:`fit`. The model holds the best epoch's weights."""
+
+    best_epoch: int
+    best_val_loss: float
+    best_metrics: Mapping[str, float]
+    epochs_run: int
+    stopped_early: bool
+    history: tuple[EpochRecord, ...]
+
+
+@dataclass(slots=True)
+class _State:
+    epoch: int = 0
+    best_val_loss: float = math.inf
+    best_epoch: int = 0
+    best_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    bad_epochs: int = 0
+    finished: bool = False
+    stopped_early: bool = False
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def fit(
+    *,
+    model: nn.Module,
+    task: Task,
+    train_data: Dataset[Batch],
+    val_data: Dataset[Batch],
+    config: FitConfig,
+    device: torch.device,
+    checkpoint_dir: Path,
+    stage: str = "train",
+    resume: bool = False,
+    history: HistoryFile | None = None,
+    observer: TrainingObserver | None = None,
+    dist: DistContext | None = None,
+    parameters: list[nn.Parameter] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train_data``, early-stopping on ``val_data``'s loss.
+
+    Args:
+        model: The network (already on ``device``; may be wrapped in DDP).
+        task: Turns batches into losses and metrics.
+        train_data: Training samples (dicts of tensors).
+        val_data: Validation samples.
+        config: Optimisation settings.
+        device: Where to run.
+        checkpoint_dir: Receives ``last.pt`` and ``best.pt`` (atomically written).
+        stage: Name of this stage in the history and checkpoints.
+        resume: Continue from ``checkpoint_dir/last.pt`` if it exists.
+        history: Where epoch rows go (rank 0 writes).
+        observer: Progress events (defaults to logging).
+        dist: Process group (defaults to a single process).
+        parameters: Parameters to optimise (defaults to those requiring grad).
+
+    Returns:
+        The result; ``model`` is left holding the best epoch's weights.
+
+    Raises:
+        ConfigError: Empty data.
+        CheckpointError: ``resume`` found a checkpoint of another stage or model.
+    """
+    dist = dist or DistContext()
+    observer = observer or LoggingObserver()
+    if len(train_data) == 0 or len(val_data) == 0:  # type: ignore[arg-type]  # map-style datasets have __len__
+        raise ConfigError(f"stage {stage}: training and validation data must be non-empty")
+    params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    amp_on = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if amp_on and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_on and amp_dtype == torch.float16)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    state = _State()
+    last_path = checkpoint_dir / LAST
+    if resume and last_path.exists():
+        state = _restore(last_path, stage, _unwrap(model), optimizer, scheduler, scaler)
+        logger.info("stage %s: resumed after epoch %d", stage, state.epoch)
+    if history is not None and dist.is_main:
+        history.truncate(stage, state.epoch)
+
+    records: list[EpochRecord] = []
+    micro = max(1, config.batch_size // config.accumulate_steps)
+    while not state.finished and state.epoch < config.max_epochs:
+        epoch = state.epoch + 1
+        # A fresh generator per epoch makes the sample order a function of (seed, epoch)
+        # alone, which is what lets a resumed run match an uninterrupted one.
+        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        sampler: Sampler[int]
+        if dist.is_distributed:
+            dsampler: DistributedSampler[int] = DistributedSampler(
+                train_data, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=config.seed
+            )
+            dsampler.set_epoch(epoch)
+            sampler = dsampler
+        else:
+            sampler = RandomSampler(train_data, generator=gen)  # type: ignore[arg-type]  # map-style dataset
+        loader = DataLoader(
+            train_data, batch_size=micro, sampler=sampler, num_workers=config.num_workers,
+            generator=gen, pin_memory=device.type == "cuda", persistent_workers=False,
+        )
+        n_batches = len(loader)
+        if config.max_steps_per_epoch is not None:
+            n_batches = min(n_batches, config.max_steps_per_epoch * config.accumulate_steps)
+        observer.epoch_started(stage, epoch, config.max_epochs, n_batches)
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        model.train()
+        meter = task.new_meter()
+        loss_sum = torch.zeros(2, dtype=torch.float64)
+        seen = 0
+        optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(loader):
+            if i >= n_batches:
+                break
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_on):
+                loss, outputs = task.step(model, batch, device)
+            scaled: torch.Tensor = scaler.scale(loss / config.accumulate_steps)
+            scaled.backward()  # type: ignore[no-untyped-call]  # torch.Tensor.backward is untyped
+            if (i + 1) % config.accumulate_steps == 0 or i + 1 == n_batches:
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+            n = task.batch_size_of(batch)
+            seen += n
+            loss_sum += torch.tensor([float(loss.detach()) * n, n], dtype=torch.float64)
+            meter.update(outputs.detach(), batch)
+            elapsed = max(time.perf_counter() - t0, 1e-9)
+            observer.batch_done(float(loss_sum[0] / loss_sum[1]), meter.summarise(meter.totals()), seen / elapsed)
+        scheduler.step()
+        train_totals = dist.all_reduce_sum(loss_sum)
+        train_loss = float(train_totals[0] / max(train_totals[1].item(), 1.0))
+        val_loss, val_metrics = evaluate(model=model, task=task, data=val_data, device=device, config=config, dist=dist)
+        seconds = time.perf_counter() - t0
+        record = EpochRecord(stage, epoch, float(lr), train_loss, val_loss, seconds, seen * dist.world_size / seconds, val_metrics)
+        records.append(record)
+        improved = val_loss < state.best_val_loss
+        if improved:
+            state.best_val_loss, state.best_epoch, state.best_metrics, state.bad_epochs = val_loss, epoch, dict(val_metrics), 0
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch
+        # Rank 0 decides and broadcasts, so every rank stops at the same epoch.
+        stop = dist.broadcast_flag(state.bad_epochs >= config.patience)
+        if stop and state.epoch < config.max_epochs:
+            state.stopped_early = True
+        state.finished = stop or state.epoch >= config.max_epochs
+        observer.epoch_done(record, improved)
+        if dist.is_main:
+            if history is not None:
+                history.append(record)
+            if improved:
+                _save(checkpoint_dir / BEST, stage, state, config, _unwrap(model), optimizer, scheduler, scaler)
+            _save(last_path, stage, state, config, _unwrap(model), optimizer, scheduler, scaler)
+        dist.barrier()
+        if stop:
+            logger.info("stage %s: early stop after epoch %d (best %d)", stage, epoch, state.best_epoch)
+
+    best_path = checkpoint_dir / BEST
+    if best_path.exists():
+        best = load_checkpoint(best_path, kind=CheckpointKind.TRAINING_STATE, map_location=device)
+        _unwrap(model).load_state_dict(best["model"])  # type: ignore[arg-type]  # checked by load_state_dict
+    return FitResult(
+        best_epoch=state.best_epoch,
+        best_val_loss=state.best_val_loss,
+        best_metrics=dict(state.best_metrics),
+        epochs_run=state.epoch,
+        stopped_early=state.stopped_early,
+        history=tuple(records),
+    )
+
+
+def evaluate(
+    *,
+    model: nn.Module,
+    task: Task,
+    data: Dataset[Batch],
+    device: torch.device,
+    config: FitConfig,
+    dist: DistContext | None = None,
+) -> tuple[float, dict[str, float]]:
+    """Mean loss and metrics of ``model`` on ``data`` (reduced over ranks).
+
+    Returns:
+        (mean loss, metrics).
+    """
+    dist = dist or DistContext()
+    sampler: Sampler[int] | None = None
+    if dist.is_distributed:
+        sampler = DistributedSampler(data, num_replicas=dist.world_size, rank=dist.rank, shuffle=False)
+    loader = DataLoader(data, batch_size=max(1, config.batch_size // config.accumulate_steps), shuffle=False,
+                        sampler=sampler, num_workers=config.num_workers)
+    amp_on = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if amp_on and torch.cuda.is_bf16_supported() else torch.float16
+    model.eval()
+    meter = task.new_meter()
+    loss_sum = torch.zeros(2, dtype=torch.float64)
+    with torch.inference_mode():
+        for batch in loader:
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_on):
+                loss, outputs = task.step(model, batch, device)
+            n = task.batch_size_of(batch)
+            loss_sum += torch.tensor([float(loss) * n, n], dtype=torch.float64)
+            meter.update(outputs, batch)
+    totals = dist.all_reduce_sum(torch.cat([loss_sum, meter.totals()]))
+    return float(totals[0] / max(totals[1].item(), 1.0)), meter.summarise(totals[2:])
+
+
+def _save(
+    path: Path,
+    stage: str,
+    state: _State,
+    config: FitConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.StepLR,
+    scaler: torch.amp.GradScaler,
+) -> None:
+    payload: dict[str, object] = {
+        "stage": stage,
+        "state": dataclasses.asdict(state),
+        "fit_config": dataclasses.asdict(config),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    save_checkpoint(path, kind=CheckpointKind.TRAINING_STATE, payload=payload)
+
+
+def _restore(
+    path: Path,
+    stage: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.StepLR,
+    scaler: torch.amp.GradScaler,
+) -> _State:
+    ckpt = load_checkpoint(path, kind=CheckpointKind.TRAINING_STATE, map_location="cpu")
+    if ckpt.get("stage") != stage:
+        raise CheckpointError(f"{path}: holds stage {ckpt.get('stage')!r}, cannot resume stage {stage!r}")
+    try:
+        model.load_state_dict(ckpt["model"])  # type: ignore[arg-type]  # validated by load_state_dict
+        optimizer.load_state_dict(ckpt["optimizer"])  # type: ignore[arg-type]  # validated by torch
+        scheduler.load_state_dict(ckpt["scheduler"])  # type: ignore[arg-type]  # validated by torch
+        scaler.load_state_dict(ckpt["scaler"])  # type: ignore[arg-type]  # validated by torch
+        torch.set_rng_state(ckpt["rng_cpu"])  # type: ignore[arg-type]  # a ByteTensor we saved
+        cuda_states = ckpt.get("rng_cuda") or []
+        if cuda_states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_states)  # type: ignore[arg-type]  # saved by us
+        raw = ckpt["state"]
+        if not isinstance(raw, dict):
+            raise TypeError("state is not a dict")
+        return _State(**raw)
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot resume from this checkpoint ({str(exc).splitlines()[0]})") from exc

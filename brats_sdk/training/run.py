@@ -1,0 +1,190 @@
+"""Preparing a run folder: the cached scan of the data and the split, shared by both models.
+
+``RUN_DIR/scan.json`` holds every volume's normalisation statistics and per-slice
+facts, so a resumed run or a second model trained into the same folder does not
+read the data twice. ``RUN_DIR/split.csv`` is written once and reused, so that
+``brats train all`` trains both models on the same patients and a split can be
+audited or handed to another run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from brats_sdk.constants import SURVIVAL_CSV
+from brats_sdk.data.bins import BinMethod, SurvivalBins
+from brats_sdk.data.clinical import PatientIdMap, SurvivalCohort, read_survival_csv, survival_cohort
+from brats_sdk.data.protocols import DataSource
+from brats_sdk.data.scan import SourceScan, scan_source
+from brats_sdk.data.splits import (
+    Split,
+    SplitMode,
+    read_split_csv,
+    split_by_patient,
+    split_slices,
+    write_split_csv,
+)
+from brats_sdk.errors import DataError
+
+__all__ = [
+    "SCAN_FILE",
+    "SPLIT_FILE",
+    "PartIndices",
+    "find_survival_csv",
+    "load_or_plan_split",
+    "load_or_scan",
+    "part_indices",
+    "survival_strata",
+]
+
+logger = logging.getLogger(__name__)
+
+SCAN_FILE = "scan.json"
+SPLIT_FILE = "split.csv"
+
+
+def load_or_scan(source: DataSource, run_dir: Path, *, progress: Callable[[int], None] | None = None) -> SourceScan:
+    """The scan of ``source``, read from ``run_dir/scan.json`` when it matches the source."""
+    path = run_dir / SCAN_FILE
+    keys = [source.slice_key(i) for i in range(len(source))]
+    if path.exists():
+        cached = SourceScan.from_json(path)
+        if [(f.volume, f.index) for f in cached.slices] == keys:
+            logger.info("reusing %s", path)
+            if progress is not None:
+                progress(len(keys))
+            return cached
+        logger.warning("%s does not match the data (other volumes or slices); scanning again", path)
+    scan = scan_source(source, progress=progress)
+    scan.to_json(path)
+    return scan
+
+
+def find_survival_csv(source: DataSource) -> Path | None:
+    """``survival_info.csv`` beside the slice files or in the source's root, if present."""
+    candidates: list[Path] = [Path(d) / SURVIVAL_CSV for d in getattr(source, "data_dirs", ())]
+    root = getattr(source, "root", None)
+    if isinstance(root, Path):
+        candidates.append(root / SURVIVAL_CSV)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def survival_strata(
+    cohort: SurvivalCohort, method: BinMethod
+) -> Mapping[int, int]:
+    """Provisional survival bin per volume, used only to stratify the split.
+
+    The final quantile bins are formed from the training patients alone, after the split.
+    """
+    days = [e.days for e in cohort.entries]
+    if not days:
+        return {}
+    try:
+        bins = SurvivalBins.brats() if method is BinMethod.BRATS else SurvivalBins.quantile(days)
+    except DataError:
+        return {}
+    return {e.volume: int(bins.assign(e.days)) for e in cohort.entries}
+
+
+def load_or_plan_split(
+    run_dir: Path,
+    *,
+    volumes: Sequence[int],
+    keys: Sequence[tuple[int, int]],
+    mode: SplitMode,
+    seed: int,
+    survival_csv: Path | None,
+    bin_method: BinMethod = BinMethod.QUANTILE,
+    id_map: PatientIdMap | None = None,
+) -> Split:
+    """Reuse ``run_dir/split.csv`` or plan and write a new split.
+
+    Patient mode splits patients with usable survival data and the others separately, so
+    that every part holds patients of both kinds (each part stratified by bin).
+
+    Raises:
+        DataError: The saved split names volumes the data does not have, or too few volumes.
+    """
+    path = run_dir / SPLIT_FILE
+    if path.exists():
+        split = read_split_csv(path)
+        known = set(volumes)
+        used = set(split.train + split.val + split.test) | {v for v, _ in split.train_slices + split.val_slices + split.test_slices}
+        if not used <= known:
+            raise DataError(f"{path}: names volumes {sorted(used - known)[:10]} that the data does not have")
+        if split.mode is not mode:
+            raise DataError(f"{path}: is a {split.mode.value} split, but a {mode.value} split was asked for")
+        logger.info("reusing split %s", path)
+        return split
+    strata: Mapping[int, int] = {}
+    survivors: tuple[int, ...] = ()
+    if survival_csv is not None:
+        cohort = survival_cohort(read_survival_csv(survival_csv), list(volumes), id_map or PatientIdMap())
+        strata = survival_strata(cohort, bin_method)
+        survivors = cohort.volumes
+    if mode is SplitMode.SLICE:
+        split = split_slices(list(keys), strata=strata, seed=seed)
+    else:
+        split = _split_two_groups(list(volumes), set(survivors), strata, seed)
+    write_split_csv(split, path)
+    return split
+
+
+def _split_two_groups(volumes: list[int], survivors: set[int], strata: Mapping[int, int], seed: int) -> Split:
+    with_data = [v for v in volumes if v in survivors]
+    without = [v for v in volumes if v not in survivors]
+    if len(with_data) < 3:
+        return split_by_patient(volumes, strata=strata, seed=seed)
+    a = split_by_patient(with_data, strata=strata, seed=seed)
+    # Too few patients without survival data to split: they train the segmenter only.
+    b = split_by_patient(without, seed=seed) if len(without) >= 3 else Split(SplitMode.PATIENT, seed, train=tuple(without))
+    return Split(
+        mode=SplitMode.PATIENT,
+        seed=seed,
+        train=tuple(sorted(a.train + b.train)),
+        val=tuple(sorted(a.val + b.val)),
+        test=tuple(sorted(a.test + b.test)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PartIndices:
+    """Slice indices of a source in each part of a split."""
+
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+
+
+def part_indices(
+    source: DataSource,
+    split: Split,
+    *,
+    keep: Callable[[int], bool] | None = None,
+    volumes: set[int] | None = None,
+) -> PartIndices:
+    """Map a split onto slice indices of ``source``.
+
+    Args:
+        source: The data.
+        split: Patient or slice split.
+        keep: Filter on slice index (e.g. drop slices without brain).
+        volumes: Keep only slices of these volumes.
+    """
+    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    if split.mode is SplitMode.SLICE:
+        lookup = {k: p for p, ks in (("train", split.train_slices), ("val", split.val_slices), ("test", split.test_slices)) for k in ks}
+    else:
+        by_volume = {v: p for p, vs in (("train", split.train), ("val", split.val), ("test", split.test)) for v in vs}
+    for i in range(len(source)):
+        key = source.slice_key(i)
+        if volumes is not None and key[0] not in volumes:
+            continue
+        part = lookup.get(key) if split.mode is SplitMode.SLICE else by_volume.get(key[0])
+        if part is None or (keep is not None and not keep(i)):
+            continue
+        parts[part].append(i)
+    return PartIndices(tuple(parts["train"]), tuple(parts["val"]), tuple(parts["test"]))

@@ -1,0 +1,299 @@
+"""Training the segmenter the paper's way: three stages through the shared loop.
+
+1. the whole U-Net with smp's default head, Adam lr 1e-4;
+2. the paper's head, backbone frozen, lr 1e-3;
+3. the same, lr 1e-5.
+
+Each stage early-stops on validation Dice loss and hands its best weights to the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from brats_sdk._version import __version__
+from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
+from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
+from brats_sdk.data.datasets import SegmentationDataset
+from brats_sdk.data.protocols import DataSource
+from brats_sdk.data.sources import DataFormat, open_source
+from brats_sdk.data.splits import Split, SplitMode
+from brats_sdk.device import resolve_device
+from brats_sdk.errors import ConfigError
+from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig
+from brats_sdk.training.distributed import DistContext
+from brats_sdk.training.history import HistoryFile
+from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
+from brats_sdk.training.observer import TrainingObserver
+from brats_sdk.training.run import find_survival_csv, load_or_plan_split, load_or_scan, part_indices
+from brats_sdk.training.tasks import SegmentationTask
+
+__all__ = ["SEGMENTER_FILE", "SegmenterTrainConfig", "SegmenterTrainResult", "train_segmenter"]
+
+logger = logging.getLogger(__name__)
+
+SEGMENTER_FILE = "segmenter.pt"
+NORMALISATION = "per-volume per-channel z-score over brain voxels (any channel above its slice minimum); background 0"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmenterTrainConfig:
+    """Options of ``brats train segmenter`` (the paper's values as defaults).
+
+    Attributes:
+        data_dir: Training data (any layout :func:`open_source` reads).
+        out_dir: Run folder.
+        batch_size: Slices per optimizer step (paper: 120).
+        stage_epochs: Maximum epochs of stages 1, 2, 3 (0 skips a stage).
+        epochs: Cap on every stage's epochs (quick runs), or None.
+        lrs: Learning rates of the three stages.
+        patience: Early-stopping patience (epochs).
+        step_size: StepLR period (epochs); gamma 0.1.
+        seed: Seed of the split, the initial weights and the sample order.
+        max_volumes: Use only the first N volumes.
+        volumes: Use only these volumes.
+        num_workers: DataLoader workers.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        split_mode: ``patient`` (default) or ``slice`` (the paper's, which leaks).
+        drop_no_brain: Leave out slices without brain (default keeps them, as the paper).
+        input_size: None pads to a multiple of 32; 256 is the paper's resize.
+        encoder_weights: None or ``imagenet``.
+        accumulate_steps: Micro-batches per optimizer step.
+        max_steps_per_epoch: Cap on optimizer steps per epoch, or None.
+        amp: Mixed precision on CUDA.
+        resume: Continue an interrupted run from its ``last`` checkpoints.
+        data_format: Layout of ``data_dir``.
+        survival_csv: Used only to stratify the split by survival bin (found beside the
+            data when None).
+    """
+
+    data_dir: Path
+    out_dir: Path
+    batch_size: int = 120
+    stage_epochs: tuple[int, int, int] = (50, 50, 50)
+    epochs: int | None = None
+    lrs: tuple[float, float, float] = (1e-4, 1e-3, 1e-5)
+    patience: int = 3
+    step_size: int = 10
+    seed: int = 0
+    max_volumes: int | None = None
+    volumes: tuple[int, ...] | None = None
+    num_workers: int = 0
+    device: str = "auto"
+    split_mode: SplitMode = SplitMode.PATIENT
+    drop_no_brain: bool = False
+    input_size: int | None = None
+    encoder_weights: str | None = None
+    accumulate_steps: int = 1
+    max_steps_per_epoch: int | None = None
+    amp: bool = True
+    resume: bool = False
+    data_format: DataFormat = DataFormat.AUTO
+    survival_csv: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
+        if len(self.stage_epochs) != 3 or any(e < 0 for e in self.stage_epochs) or not any(self.stage_epochs):
+            raise ConfigError(f"stage_epochs must be three non-negative ints, not all 0, got {self.stage_epochs}")
+        if len(self.lrs) != 3 or any(lr <= 0 for lr in self.lrs):
+            raise ConfigError(f"lrs must be three positive numbers, got {self.lrs}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+
+    def stage_max_epochs(self) -> tuple[int, int, int]:
+        if self.epochs is None:
+            return self.stage_epochs
+        e = self.epochs
+        a, b, c = self.stage_epochs
+        return (min(a, e), min(b, e), min(c, e))
+
+
+@dataclass(frozen=True, slots=True)
+class SegmenterTrainResult:
+    """What :func:`train_segmenter` produced."""
+
+    model_path: Path
+    split: Split
+    stages: tuple[FitResult, ...]
+    val_metrics: dict[str, float]
+    test_loss: float
+    test_metrics: dict[str, float]
+    n_slices: dict[str, int]
+    seconds: float
+    device: str
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def train_segmenter(
+    config: SegmenterTrainConfig,
+    *,
+    observer: TrainingObserver | None = None,
+    progress: Callable[[int], None] | None = None,
+    source: DataSource | None = None,
+    dist: DistContext | None = None,
+) -> SegmenterTrainResult:
+    """Train a :class:`Segmenter` into ``config.out_dir``.
+
+    Writes ``split.csv``, ``scan.json``, ``history.csv``, ``stage{1,2,3}/{last,best}.pt``
+    and the final ``segmenter.pt`` with its metadata.
+
+    Args:
+        config: The options.
+        observer: Progress events of the loop.
+        progress: Advanced once per slice during the data scan.
+        source: An already-open source (else ``config.data_dir`` is opened).
+        dist: Process group (torchrun); default single process.
+
+    Returns:
+        Paths, metrics and timings.
+
+    Raises:
+        BratsError: Bad data, options or checkpoints.
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(config.device)
+    dist = dist or DistContext.from_env(device.type)
+    if dist.is_distributed and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    torch.manual_seed(config.seed)
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    if source is None:
+        source = open_source(config.data_dir, fmt=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes)
+    scan = load_or_scan(source, out, progress=progress)
+    keys = [f.volume for f in scan.slices]
+    volumes = sorted(set(keys))
+    split = load_or_plan_split(
+        out,
+        volumes=volumes,
+        keys=[(f.volume, f.index) for f in scan.slices],
+        mode=config.split_mode,
+        seed=config.seed,
+        survival_csv=config.survival_csv or find_survival_csv(source),
+    )
+    if split.leaks_patients:
+        logger.warning("slice-level split: slices of one patient are in train and test; test figures leak")
+    facts = scan.slices
+    keep = (lambda i: facts[i].has_brain) if config.drop_no_brain else None
+    parts = part_indices(source, split, keep=keep)
+    if not parts.train or not parts.val:
+        raise ConfigError(f"{config.data_dir}: the split leaves no training or validation slice; use more volumes")
+    train_ds = SegmentationDataset(source, parts.train, scan.stats)
+    val_ds = SegmentationDataset(source, parts.val, scan.stats)
+    test_ds = SegmentationDataset(source, parts.test, scan.stats)
+
+    model = Segmenter(SegmenterConfig(input_size=config.input_size, encoder_weights=config.encoder_weights)).to(device)
+    history = HistoryFile(out / "history.csv") if dist.is_main else None
+    task = SegmentationTask()
+    results: list[FitResult] = []
+    stages_run: list[int] = []
+    for stage, (max_epochs, lr) in enumerate(zip(config.stage_max_epochs(), config.lrs, strict=True), start=1):
+        if stage >= 2 and model.config.head is not HeadKind.PAPER:
+            model.replace_head()
+            model.freeze_backbone()
+            model.to(device)
+        if max_epochs == 0:
+            continue
+        fit_cfg = FitConfig(
+            lr=lr,
+            max_epochs=max_epochs,
+            step_size=config.step_size,
+            patience=config.patience,
+            batch_size=config.batch_size,
+            accumulate_steps=config.accumulate_steps,
+            max_steps_per_epoch=config.max_steps_per_epoch,
+            num_workers=config.num_workers,
+            amp=config.amp,
+            seed=config.seed + stage,
+        )
+        net: torch.nn.Module = model
+        if dist.is_distributed:
+            net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        result = fit(
+            model=net, task=task, train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
+            checkpoint_dir=out / f"stage{stage}", stage=f"stage{stage}", resume=config.resume,
+            history=history, observer=observer, dist=dist,
+        )
+        results.append(result)
+        stages_run.append(stage)
+    model = _keep_best_stage(model, results, stages_run, out, device)
+    last_cfg = FitConfig(batch_size=config.batch_size, accumulate_steps=config.accumulate_steps, num_workers=config.num_workers, amp=config.amp)
+    best_i = min(range(len(results)), key=lambda k: results[k].best_val_loss)
+    val_metrics = dict(results[best_i].best_metrics)
+    test_loss, test_metrics = float("nan"), dict[str, float]()
+    if parts.test:
+        test_loss, test_metrics = evaluate(model=model, task=task, data=test_ds, device=device, config=last_cfg, dist=dist)
+    model_path = out / SEGMENTER_FILE
+    metadata: dict[str, object] = {
+        "sdk_version": __version__,
+        "architecture": f"smp.Unet({model.config.encoder_name})",
+        "head": model.config.head.value,
+        "best_stage": stages_run[best_i],
+        "image_channels": list(IMAGE_CHANNELS),
+        "mask_channels": list(MASK_CHANNELS),
+        "normalisation": NORMALISATION,
+        "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
+        "leaks_patients": split.leaks_patients,
+        "val_metrics": val_metrics,
+        "test_loss": test_loss,
+        "test_metrics": test_metrics,
+        "train_config": plain_dict(dataclasses.asdict(config)),
+    }
+    if dist.is_main:
+        model.save(model_path, metadata=metadata)
+    dist.barrier()
+    return SegmenterTrainResult(
+        model_path=model_path,
+        split=split,
+        stages=tuple(results),
+        val_metrics=val_metrics,
+        test_loss=test_loss,
+        test_metrics=test_metrics,
+        n_slices={"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)},
+        seconds=time.perf_counter() - t0,
+        device=str(device),
+    )
+
+
+def _keep_best_stage(
+    model: Segmenter, results: list[FitResult], stages: list[int], out: Path, device: torch.device
+) -> Segmenter:
+    """The weights of the stage with the lowest validation loss.
+
+    A freshly initialised paper head (stage 2) can end worse than stage 1 on short runs;
+    the final model is the best validated one, and the metadata says which stage it is.
+    """
+    best_i = min(range(len(results)), key=lambda k: results[k].best_val_loss)
+    if best_i == len(results) - 1:
+        return model
+    stage = stages[best_i]
+    logger.info("stage %d validated best (loss %.4f); keeping its weights", stage, results[best_i].best_val_loss)
+    head = HeadKind.DEFAULT if stage == 1 else HeadKind.PAPER
+    best = Segmenter(dataclasses.replace(model.config, head=head, encoder_weights=None))
+    ckpt = load_checkpoint(out / f"stage{stage}" / BEST, kind=CheckpointKind.TRAINING_STATE)
+    best.load_state_dict(ckpt["model"])  # type: ignore[arg-type]  # a state dict we saved
+    return best.to(device)
+
+
+def plain_dict(d: dict[str, object]) -> dict[str, object]:
+    """Make a config dict plain data (paths and enums as strings, tuples as lists)."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, Path):
+            out[k] = str(v)
+        elif isinstance(v, tuple):
+            out[k] = list(v)
+        elif hasattr(v, "value"):
+            out[k] = v.value
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,294 @@
+"""Training the survival classifier on ground-truth masks (the paper's way), split by patient.
+
+Patients without survival data, censored patients (``ALIVE (N days later)``) and
+patients without age are left out and counted. Quantile bins and the age scaling are
+fitted on the training patients only and saved in the checkpoint. Slices with an
+empty mask are left out of training; the test evaluation reports the paper's three
+accuracies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from brats_sdk._version import __version__
+from brats_sdk.atomic import atomic_write_text
+from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.data.bins import BinMethod, SurvivalBins
+from brats_sdk.data.clinical import PatientIdMap, read_survival_csv, survival_cohort
+from brats_sdk.data.datasets import SurvivalDataset
+from brats_sdk.data.protocols import DataSource
+from brats_sdk.data.sources import DataFormat, open_source
+from brats_sdk.data.splits import Split, SplitMode
+from brats_sdk.device import resolve_device
+from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.metrics.levels import SurvivalLevels, VolumeSlices, survival_levels
+from brats_sdk.models.survival import AgeScaler, SurvivalClassifier, SurvivalConfig, prepare_masks
+from brats_sdk.training.distributed import DistContext
+from brats_sdk.training.history import HistoryFile
+from brats_sdk.training.loop import FitConfig, FitResult, fit
+from brats_sdk.training.observer import TrainingObserver
+from brats_sdk.training.run import load_or_plan_split, load_or_scan, part_indices
+from brats_sdk.training.segmenter_pipeline import plain_dict
+from brats_sdk.training.tasks import SurvivalTask
+
+__all__ = ["SURVIVAL_EVAL_FILE", "SURVIVAL_FILE", "SurvivalTrainConfig", "SurvivalTrainResult", "train_survival"]
+
+logger = logging.getLogger(__name__)
+
+SURVIVAL_FILE = "survival.pt"
+SURVIVAL_EVAL_FILE = "survival_eval.json"
+
+
+@dataclass(frozen=True, slots=True)
+class SurvivalTrainConfig:
+    """Options of ``brats train survival``.
+
+    Attributes:
+        data_dir: Training data with ground-truth masks.
+        survival_csv: ``survival_info.csv``.
+        out_dir: Run folder.
+        bins: ``quantile`` (tertiles of training patients, the paper's) or ``brats``.
+        epochs: Maximum epochs (paper: 50).
+        batch_size: Slices per step.
+        lr: Adam learning rate (paper: 1e-4).
+        patience: Early-stopping patience.
+        step_size: StepLR period (gamma 0.1).
+        seed: Seed of split, weights and order.
+        max_volumes: Use only the first N volumes.
+        volumes: Use only these volumes.
+        num_workers: DataLoader workers.
+        device: Device request.
+        split_mode: ``patient`` (default) or ``slice`` (the paper's, which leaks patients).
+        encoder_weights: None or ``imagenet``.
+        id_map_csv: CSV ``volume,patient_id`` overriding ``BraTS20_Training_{V:03d}``.
+        max_steps_per_epoch: Cap on steps per epoch.
+        amp: Mixed precision on CUDA.
+        resume: Continue from ``survival/last.pt``.
+        data_format: Layout of ``data_dir``.
+    """
+
+    data_dir: Path
+    survival_csv: Path
+    out_dir: Path
+    bins: BinMethod = BinMethod.QUANTILE
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 1e-4
+    patience: int = 3
+    step_size: int = 10
+    seed: int = 0
+    max_volumes: int | None = None
+    volumes: tuple[int, ...] | None = None
+    num_workers: int = 0
+    device: str = "auto"
+    split_mode: SplitMode = SplitMode.PATIENT
+    encoder_weights: str | None = None
+    id_map_csv: Path | None = None
+    max_steps_per_epoch: int | None = None
+    amp: bool = True
+    resume: bool = False
+    data_format: DataFormat = DataFormat.AUTO
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bins", BinMethod.parse(self.bins))
+        object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+
+
+@dataclass(frozen=True, slots=True)
+class SurvivalTrainResult:
+    """What :func:`train_survival` produced."""
+
+    model_path: Path
+    split: Split
+    fit: FitResult
+    bins: SurvivalBins
+    age_scaler: AgeScaler
+    levels: SurvivalLevels
+    patients: dict[str, int]
+    excluded: dict[str, int]
+    seconds: float
+    device: str
+
+
+def train_survival(
+    config: SurvivalTrainConfig,
+    *,
+    observer: TrainingObserver | None = None,
+    progress: Callable[[int], None] | None = None,
+    source: DataSource | None = None,
+    dist: DistContext | None = None,
+) -> SurvivalTrainResult:
+    """Train a :class:`SurvivalClassifier` into ``config.out_dir``.
+
+    Writes ``split.csv`` (or reuses it), ``scan.json``, ``history.csv``,
+    ``survival/{last,best}.pt``, ``survival.pt`` and ``survival_eval.json``.
+
+    Raises:
+        DataError: Too few patients with survival data to form the bins or the split.
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(config.device)
+    dist = dist or DistContext.from_env(device.type)
+    if dist.is_distributed and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    torch.manual_seed(config.seed)
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    if source is None:
+        source = open_source(config.data_dir, fmt=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes)
+    scan = load_or_scan(source, out, progress=progress)
+    volumes = sorted({f.volume for f in scan.slices})
+    id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
+    cohort = survival_cohort(read_survival_csv(config.survival_csv), volumes, id_map)
+    excluded = {
+        "no_survival_row": cohort.n_no_survival,
+        "censored": cohort.n_censored,
+        "missing_days": cohort.n_missing_days,
+        "missing_age": cohort.n_missing_age,
+    }
+    logger.info("survival cohort: %s", cohort.summary())
+    split = load_or_plan_split(
+        out, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices], mode=config.split_mode,
+        seed=config.seed, survival_csv=config.survival_csv, bin_method=config.bins, id_map=id_map,
+    )
+    if split.leaks_patients:
+        logger.warning("slice-level split: a patient's slices are in train and test; survival accuracy leaks")
+    entries = {e.volume: e for e in cohort.entries}
+    usable = set(entries)
+    facts = scan.slices
+    parts = part_indices(source, split, volumes=usable)
+    train_patients = sorted({facts[i].volume for i in parts.train})
+    if not train_patients:
+        raise DataError(f"{config.survival_csv}: no training patient has usable survival data ({cohort.summary()})")
+    train_days = [entries[v].days for v in train_patients]
+    bins = (
+        SurvivalBins.quantile(train_days) if config.bins is BinMethod.QUANTILE else SurvivalBins.brats().with_observed(train_days)
+    )
+    scaler = AgeScaler.fit([entries[v].age for v in train_patients])
+    bin_of = {v: int(bins.assign(e.days)) for v, e in entries.items()}
+    scaled_age = {v: scaler.transform(e.age) for v, e in entries.items()}
+    with_tumour = [i for i in parts.train if facts[i].has_tumour], [i for i in parts.val if facts[i].has_tumour]
+    if not with_tumour[0] or not with_tumour[1]:
+        raise DataError(
+            f"{config.data_dir}: no tumour slice of a patient with survival data in the "
+            f"{'training' if not with_tumour[0] else 'validation'} part; use more volumes"
+        )
+    train_ds = SurvivalDataset(source, with_tumour[0], scaled_age, bin_of)
+    val_ds = SurvivalDataset(source, with_tumour[1], scaled_age, bin_of)
+    model = SurvivalClassifier(
+        SurvivalConfig(n_bins=bins.n_bins, encoder_weights=config.encoder_weights), bins=bins, age_scaler=scaler
+    ).to(device)
+    fit_cfg = FitConfig(
+        lr=config.lr, max_epochs=config.epochs, step_size=config.step_size, patience=config.patience,
+        batch_size=config.batch_size, max_steps_per_epoch=config.max_steps_per_epoch,
+        num_workers=config.num_workers, amp=config.amp, seed=config.seed,
+    )
+    net: torch.nn.Module = model
+    if dist.is_distributed:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    history = HistoryFile(out / "history.csv") if dist.is_main else None
+    result = fit(
+        model=net, task=SurvivalTask(), train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
+        checkpoint_dir=out / "survival", stage="survival", resume=config.resume, history=history,
+        observer=observer, dist=dist,
+    )
+    test_ds = SurvivalDataset(source, parts.test, scaled_age, bin_of)
+    levels = _evaluate_levels(model, test_ds, bins.n_bins, config.batch_size, device, [facts[i].has_tumour for i in parts.test])
+    patients = {
+        "train": len(train_patients),
+        "val": len({facts[i].volume for i in parts.val}),
+        "test": len({facts[i].volume for i in parts.test}),
+    }
+    metadata: dict[str, object] = {
+        "sdk_version": __version__,
+        "architecture": "torchvision.resnet50 + age branch (paper)",
+        "mask_channels": list(MASK_CHANNELS),
+        "trained_on": "ground-truth masks",
+        "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
+        "leaks_patients": split.leaks_patients,
+        "patients": patients,
+        "excluded": excluded,
+        "val_metrics": dict(result.best_metrics),
+        "test": levels.headline(),
+        "train_config": plain_dict(dataclasses.asdict(config)),
+    }
+    model_path = out / SURVIVAL_FILE
+    if dist.is_main:
+        model.save(model_path, metadata=metadata)
+        atomic_write_text(out / SURVIVAL_EVAL_FILE, json.dumps(_levels_json(levels, bins, split, patients, excluded), indent=2))
+    dist.barrier()
+    return SurvivalTrainResult(
+        model_path=model_path, split=split, fit=result, bins=bins, age_scaler=scaler, levels=levels,
+        patients=patients, excluded=excluded, seconds=time.perf_counter() - t0, device=str(device),
+    )
+
+
+def _evaluate_levels(
+    model: SurvivalClassifier,
+    data: SurvivalDataset,
+    n_bins: int,
+    batch_size: int,
+    device: torch.device,
+    has_tumour: list[bool],
+) -> SurvivalLevels:
+    if len(data) == 0:
+        return survival_levels([], n_bins)
+    probs: list[np.ndarray] = []
+    volumes: list[int] = []
+    targets: list[int] = []
+    model.eval()
+    with torch.inference_mode():
+        for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
+            logits = model(prepare_masks(batch["mask"].to(device)), batch["age"].to(device))
+            probs.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
+            volumes.extend(int(v) for v in batch["volume"])
+            targets.extend(int(t) for t in batch["target"])
+    p = np.concatenate(probs)
+    vol = np.asarray(volumes)
+    empty = ~np.asarray(has_tumour)
+    per_volume = {
+        v: VolumeSlices(true_bin=targets[int(np.flatnonzero(vol == v)[0])], probs=p[vol == v], empty=empty[vol == v])
+        for v in sorted(set(volumes))
+    }
+    return survival_levels(per_volume, n_bins)
+
+
+def _levels_json(
+    levels: SurvivalLevels, bins: SurvivalBins, split: Split, patients: dict[str, int], excluded: dict[str, int]
+) -> dict[str, object]:
+    def scores(name: str) -> object:
+        s = getattr(levels, name)
+        if s is None:
+            return None
+        return {
+            "accuracy": s.accuracy, "n": s.n, "per_bin_accuracy": list(s.per_bin_accuracy),
+            "per_bin_n": list(s.per_bin_n), "confusion": s.confusion, "auc": list(s.auc),
+        }
+
+    return {
+        "split_mode": split.mode.value,
+        "leaks_patients": split.leaks_patients,
+        "bins": bins.to_dict(),
+        "bin_ranges": [bins.range_text(b) for b in range(bins.n_bins)],
+        "patients": patients,
+        "excluded": excluded,
+        "per_slice": scores("per_slice"),
+        "per_slice_nonempty": scores("per_slice_nonempty"),
+        "per_patient": scores("per_patient"),
+        "patients_without_tumour": levels.patients_without_tumour,
+    }

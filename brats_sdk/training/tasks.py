@@ -1,0 +1,104 @@
+"""The two training tasks: segmentation (Dice loss) and survival (cross-entropy)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.models.losses import DiceLoss
+from brats_sdk.models.survival import prepare_masks
+from brats_sdk.training.task import Batch
+
+__all__ = ["SegmentationMeter", "SegmentationTask", "SurvivalMeter", "SurvivalTask"]
+
+
+class SegmentationMeter:
+    """Pooled per-channel Dice (NCR, ED, ET) of the arg-max prediction.
+
+    Channels empty in both truth and prediction score 1.0.
+    """
+
+    def __init__(self) -> None:
+        n = len(MASK_CHANNELS)
+        self._sums = torch.zeros(3 * n, dtype=torch.float64)
+
+    def update(self, outputs: torch.Tensor, batch: Batch) -> None:
+        pred = outputs.to("cpu")
+        truth = batch["target"]
+        parts = []
+        for c in range(1, len(MASK_CHANNELS) + 1):
+            p, t = pred == c, truth == c
+            parts.extend([(p & t).sum(), p.sum(), t.sum()])
+        self._sums += torch.stack(parts).to(torch.float64)
+
+    def totals(self) -> torch.Tensor:
+        return self._sums.clone()
+
+    def summarise(self, totals: torch.Tensor) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for k, name in enumerate(MASK_CHANNELS):
+            inter, p, t = (float(x) for x in totals[3 * k : 3 * k + 3])
+            out[f"dice_{name}"] = 1.0 if p + t == 0 else 2.0 * inter / (p + t)
+        out["dice_mean"] = sum(out.values()) / len(MASK_CHANNELS)
+        return out
+
+
+class SegmentationTask:
+    """Segmenter on normalised slices with the paper's Dice loss.
+
+    Args:
+        loss: The loss (defaults to ``DiceLoss()`` with weights [0, 1, 1, 1]).
+    """
+
+    def __init__(self, loss: nn.Module | None = None) -> None:
+        self.loss = loss or DiceLoss()
+
+    def step(self, model: nn.Module, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        image = batch["image"].to(device, non_blocking=True)
+        target = batch["target"].to(device, non_blocking=True)
+        logits = model(image)
+        # The loss runs in fp32 even under autocast: softmax sums over 57,600 pixels.
+        loss = self.loss(logits.float(), target)
+        return loss, logits.detach().argmax(dim=1)
+
+    def new_meter(self) -> SegmentationMeter:
+        return SegmentationMeter()
+
+    def batch_size_of(self, batch: Batch) -> int:
+        return int(batch["image"].shape[0])
+
+
+class SurvivalMeter:
+    """Slice-level accuracy of the survival classifier."""
+
+    def __init__(self) -> None:
+        self._sums = torch.zeros(2, dtype=torch.float64)
+
+    def update(self, outputs: torch.Tensor, batch: Batch) -> None:
+        pred = outputs.argmax(dim=1).to("cpu")
+        self._sums += torch.tensor([float((pred == batch["target"]).sum()), float(pred.numel())], dtype=torch.float64)
+
+    def totals(self) -> torch.Tensor:
+        return self._sums.clone()
+
+    def summarise(self, totals: torch.Tensor) -> dict[str, float]:
+        return {"accuracy": float(totals[0] / max(float(totals[1]), 1.0))}
+
+
+class SurvivalTask:
+    """Survival classifier on tumour masks and scaled age, with cross-entropy."""
+
+    def step(self, model: nn.Module, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        masks = prepare_masks(batch["mask"].to(device, non_blocking=True))
+        age = batch["age"].to(device, non_blocking=True)
+        logits = model(masks, age)
+        loss = F.cross_entropy(logits.float(), batch["target"].to(device))
+        return loss, logits.detach().float()
+
+    def new_meter(self) -> SurvivalMeter:
+        return SurvivalMeter()
+
+    def batch_size_of(self, batch: Batch) -> int:
+        return int(batch["mask"].shape[0])

@@ -1,0 +1,5 @@
+"""``python -m cli`` (also what ``torchrun -m cli`` runs)."""
+
+from cli.main import main
+
+main()

@@ -1,0 +1,61 @@
+"""Terminal output for the CLI: one rich console, progress bars and logging set-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def setup_logging(verbose: int) -> None:
+    """Library logs go to stderr through rich: WARNING by default, INFO with -v, DEBUG with -vv."""
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger("brats_sdk")
+    root.handlers.clear()
+    handler = RichHandler(console=err_console, show_path=False, show_time=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+
+
+class Advance(Protocol):
+    def __call__(self, n: int = 1) -> None: ...
+
+
+@contextmanager
+def progress_bar(description: str, total: int, *, quiet: bool = False) -> Iterator[Advance]:
+    """A rich progress bar (nothing when ``quiet``); yields a function advancing it by n."""
+    if quiet:
+        yield lambda n=1: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+
+        def advance(n: int = 1) -> None:
+            progress.advance(task, n)
+
+        yield advance
