@@ -24,8 +24,8 @@ def synth_cmd(out_dir: Path, volumes: int, seed: int, slices: int, size: int, qu
     """Write a synthetic cohort in the Kaggle h5 layout to OUT_DIR."""
     t0 = time.perf_counter()
     config = SynthConfig(volumes=volumes, seed=seed, slices=slices, size=size)
-    with progress_bar("Synthesising", volumes * slices, quiet=quiet) as advance:
-        data_dir = make_cohort(out_dir, config, progress=advance)
+    with progress_bar("Synthesising volumes", volumes, quiet=quiet) as advance:
+        data_dir = make_cohort(out_dir, config, progress=lambda _done: advance(1))
     console.print(f"Wrote {volumes} volumes x {slices} slices to {data_dir} in {time.perf_counter() - t0:.1f} s")
 
 

@@ -169,6 +169,10 @@ def fit(
     last_path = checkpoint_dir / LAST
     if resume and last_path.exists():
         state = _restore(last_path, stage, _unwrap(model), optimizer, scheduler, scaler)
+        # A run that reached its max_epochs goes on when resumed with a larger one; a run
+        # that early-stopped (under this patience) stays stopped.
+        state.finished = state.bad_epochs >= config.patience
+        state.stopped_early = state.stopped_early and state.finished
         logger.info("stage %s: resumed after epoch %d", stage, state.epoch)
     if history is not None and dist.is_main:
         history.truncate(stage, state.epoch)
@@ -196,6 +200,7 @@ def fit(
         n_batches = len(loader)
         if config.max_steps_per_epoch is not None:
             n_batches = min(n_batches, config.max_steps_per_epoch * config.accumulate_steps)
+        weights = _micro_weights(len(sampler), micro, n_batches, config.accumulate_steps)
         observer.epoch_started(stage, epoch, config.max_epochs, n_batches)
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
@@ -209,7 +214,7 @@ def fit(
                 break
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_on):
                 loss, outputs = task.step(model, batch, device)
-            scaled: torch.Tensor = scaler.scale(loss / config.accumulate_steps)
+            scaled: torch.Tensor = scaler.scale(loss * weights[i])
             scaled.backward()  # type: ignore[no-untyped-call]  # torch.Tensor.backward is untyped
             if (i + 1) % config.accumulate_steps == 0 or i + 1 == n_batches:
                 scaler.step(optimizer)
@@ -251,7 +256,8 @@ def fit(
             logger.info("stage %s: early stop after epoch %d (best %d)", stage, epoch, state.best_epoch)
 
     best_path = checkpoint_dir / BEST
-    if best_path.exists():
+    # best_epoch 0: no epoch had a finite validation loss, and a best.pt is a stale one.
+    if state.best_epoch > 0 and best_path.exists():
         best = load_checkpoint(best_path, kind=CheckpointKind.TRAINING_STATE, map_location=device)
         _unwrap(model).load_state_dict(best["model"])  # type: ignore[arg-type]  # checked by load_state_dict
     return FitResult(
@@ -262,6 +268,21 @@ def fit(
         stopped_early=state.stopped_early,
         history=tuple(records),
     )
+
+
+def _micro_weights(n_samples: int, micro: int, n_batches: int, accumulate: int) -> list[float]:
+    """Loss weight of each micro-batch: its share of the samples of its optimizer step.
+
+    The gradient of a step is then that of the mean loss over the step's samples, as
+    with one big batch, also for a last step with fewer or smaller micro-batches.
+    """
+    sizes = [min(micro, n_samples - k * micro) for k in range(n_batches)]
+    weights: list[float] = []
+    for start in range(0, n_batches, accumulate):
+        group = sizes[start : start + accumulate]
+        total = sum(group)
+        weights.extend(n / total for n in group)
+    return weights
 
 
 def evaluate(

@@ -1,0 +1,56 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from brats_sdk.data.sources import DataFormat
+from brats_sdk.device import DEVICE_CHOICES, resolve_device
+from cli.console import console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def device_option(f: F) -> F:
+    return click.option(
+        "--device", default="auto", show_default=True, metavar=DEVICE_CHOICES,
+        help="Compute device; auto picks CUDA, then MPS, then the CPU.",
+    )(f)
+
+
+def quiet_option(f: F) -> F:
+    return click.option("--quiet", is_flag=True, help="No progress bars.")(f)
+
+
+def format_option(f: F) -> F:
+    return click.option(
+        "--format", "data_format", type=click.Choice([m.value for m in DataFormat]), default="auto",
+        show_default=True, help="Layout of the data folder (auto detects it).",
+    )(f)
+
+
+def parse_int_list(value: str | None, *, name: str) -> tuple[int, ...] | None:
+    """``"1,5,9"`` -> (1, 5, 9)."""
+    if value is None or value == "":
+        return None
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint=name) from None
+
+
+def is_main_process() -> bool:
+    """True outside torchrun and on rank 0 under it (only rank 0 prints)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def announce_device(spec: str) -> str:
+    """Resolve the device once and say which it is."""
+    device = resolve_device(spec)
+    if is_main_process():
+        console.print(f"Device: [bold]{device}[/bold]" + (" (chosen automatically)" if spec == "auto" else ""))
+    return str(device)

@@ -1,0 +1,250 @@
+"""``brats train segmenter|survival|all``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.table import Table
+
+from brats_sdk.data.bins import BinMethod
+from brats_sdk.data.sources import DataFormat, open_source
+from brats_sdk.data.splits import SplitMode
+from brats_sdk.errors import DataError
+from brats_sdk.training.distributed import DistContext
+from brats_sdk.training.run import find_survival_csv
+from brats_sdk.training.segmenter_pipeline import (
+    SegmenterTrainConfig,
+    SegmenterTrainResult,
+    train_segmenter,
+)
+from brats_sdk.training.survival_pipeline import (
+    SurvivalTrainConfig,
+    SurvivalTrainResult,
+    train_survival,
+)
+from cli.console import console, progress_bar
+from cli.observer import RichObserver
+from cli.options import (
+    announce_device,
+    device_option,
+    format_option,
+    is_main_process,
+    parse_int_list,
+    quiet_option,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common(f: F) -> F:
+    """Options both models take (help text lives here once)."""
+    decorators = [
+        click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path)),
+        click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder."),
+        click.option("--epochs", type=click.IntRange(min=1), default=None, help="Cap on epochs (of every stage)."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Slices per optimizer step."),
+        click.option("--accumulate", type=click.IntRange(min=1), default=1, show_default=True, help="Micro-batches per step (when a batch does not fit)."),
+        click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True, help="Early-stopping patience (epochs)."),
+        click.option("--step-size", type=click.IntRange(min=1), default=10, show_default=True, help="StepLR period (epochs), gamma 0.1."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of split, weights and sample order."),
+        click.option("--max-volumes", type=click.IntRange(min=1), default=None, help="Use only the first N volumes."),
+        click.option("--volumes", "volumes_text", default=None, help="Use only these volumes, e.g. 1,5,9."),
+        click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Cap on optimizer steps per epoch (quick runs)."),
+        click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes."),
+        click.option("--split", "split_mode", type=click.Choice([m.value for m in SplitMode]), default="patient", show_default=True,
+                     help="patient (default) or slice: the paper's split, which leaks patients between train and test."),
+        click.option("--encoder-weights", type=click.Choice(["none", "imagenet"]), default="none", show_default=True,
+                     help="Encoder initialisation; imagenet needs the weights cached or a network."),
+        click.option("--no-amp", is_flag=True, help="Disable mixed precision on CUDA."),
+        click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoints."),
+        format_option,
+        device_option,
+        quiet_option,
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def _survival_options(f: F) -> F:
+    decorators = [
+        click.option("--survival-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="survival_info.csv (default: the one beside the data)."),
+        click.option("--bins", type=click.Choice([m.value for m in BinMethod]), default="quantile", show_default=True,
+                     help="quantile: tertiles of training patients (the paper); brats: 304.2/456.25-day cut-offs."),
+        click.option("--id-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="CSV volume,patient_id overriding BraTS20_Training_{V:03d}."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def _segmenter_options(f: F) -> F:
+    decorators = [
+        click.option("--stage-epochs", default="50,50,50", show_default=True, help="Maximum epochs of stages 1,2,3 (0 skips a stage)."),
+        click.option("--lr", "lr_text", default="1e-4,1e-3,1e-5", show_default=True, help="Learning rates of stages 1,2,3."),
+        click.option("--drop-no-brain", is_flag=True, help="Leave out slices without brain."),
+        click.option("--input-size", type=int, default=None, help="Resize slices to this size (the paper: 256) instead of padding."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+@click.group("train")
+def train_group() -> None:
+    """Train the segmenter, the survival classifier, or both."""
+
+
+def _triple(text: str, name: str, cast: Callable[[str], Any]) -> tuple[Any, Any, Any]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) == 1:
+        parts = parts * 3
+    try:
+        values = tuple(cast(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(f"expected 1 or 3 comma-separated values, got {text!r}", param_hint=name) from None
+    if len(values) != 3:
+        raise click.BadParameter(f"expected 1 or 3 comma-separated values, got {text!r}", param_hint=name)
+    return values
+
+
+def _seg_config(kw: dict[str, Any], device: str) -> SegmenterTrainConfig:
+    return SegmenterTrainConfig(
+        data_dir=kw["data_dir"], out_dir=kw["out_dir"], batch_size=kw["batch_size"] or 120,
+        stage_epochs=_triple(kw["stage_epochs"], "--stage-epochs", int), epochs=kw["epochs"],
+        lrs=_triple(kw["lr_text"], "--lr", float), patience=kw["patience"], step_size=kw["step_size"],
+        seed=kw["seed"], max_volumes=kw["max_volumes"], volumes=parse_int_list(kw["volumes_text"], name="--volumes"),
+        num_workers=kw["num_workers"], device=device, split_mode=SplitMode(kw["split_mode"]),
+        drop_no_brain=kw["drop_no_brain"], input_size=kw["input_size"],
+        encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
+        accumulate_steps=kw["accumulate"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"],
+        resume=kw["resume"], data_format=DataFormat(kw["data_format"]),
+        survival_csv=kw.get("survival_csv"),
+    )
+
+
+def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path) -> SurvivalTrainConfig:
+    return SurvivalTrainConfig(
+        data_dir=kw["data_dir"], survival_csv=survival_csv, out_dir=kw["out_dir"], bins=BinMethod(kw["bins"]),
+        epochs=kw["epochs"] or 50, batch_size=kw["batch_size"] or 32, patience=kw["patience"],
+        step_size=kw["step_size"], seed=kw["seed"], max_volumes=kw["max_volumes"],
+        volumes=parse_int_list(kw["volumes_text"], name="--volumes"), num_workers=kw["num_workers"], device=device,
+        split_mode=SplitMode(kw["split_mode"]), encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
+        id_map_csv=kw["id_map"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"], resume=kw["resume"],
+        data_format=DataFormat(kw["data_format"]),
+    )
+
+
+def _resolve_survival_csv(kw: dict[str, Any]) -> Path:
+    if kw.get("survival_csv") is not None:
+        return Path(kw["survival_csv"])
+    source = open_source(kw["data_dir"], fmt=kw["data_format"], max_volumes=1)
+    found = find_survival_csv(source)
+    if found is None:
+        raise DataError(f"{kw['data_dir']}: no survival_info.csv beside the data; pass --survival-csv")
+    return found
+
+
+def _scan_bar(kw: dict[str, Any]) -> int:
+    source = open_source(kw["data_dir"], fmt=kw["data_format"], volumes=parse_int_list(kw["volumes_text"], name="--volumes"),
+                         max_volumes=kw["max_volumes"])
+    return len(source)
+
+
+def _run_segmenter(kw: dict[str, Any], device: str) -> SegmenterTrainResult:
+    config = _seg_config(kw, device)
+    quiet = kw["quiet"] or not is_main_process()
+    with progress_bar("Scanning slices", _scan_bar(kw), quiet=quiet) as advance, RichObserver(quiet=quiet) as observer:
+        return train_segmenter(config, observer=observer, progress=advance)
+
+
+def _run_survival(kw: dict[str, Any], device: str) -> SurvivalTrainResult:
+    config = _surv_config(kw, device, _resolve_survival_csv(kw))
+    quiet = kw["quiet"] or not is_main_process()
+    with progress_bar("Scanning slices", _scan_bar(kw), quiet=quiet) as advance, RichObserver(quiet=quiet) as observer:
+        return train_survival(config, observer=observer, progress=advance)
+
+
+def _print_segmenter(r: SegmenterTrainResult) -> None:
+    table = Table(title=f"Segmenter -> {r.model_path}")
+    table.add_column("split")
+    for name in ("NCR", "ED", "ET", "mean"):
+        table.add_column(f"Dice {name}", justify="right")
+    table.add_column("slices", justify="right")
+    for part, metrics in (("validation", r.val_metrics), ("test", r.test_metrics)):
+        table.add_row(part, *[f"{metrics[f'dice_{n}']:.3f}" if f"dice_{n}" in metrics else "-" for n in ("NCR", "ED", "ET", "mean")],
+                      str(r.n_slices["val" if part == "validation" else "test"]))
+    console.print(table)
+    console.print(f"split: {r.split.mode.value} (train/val/test volumes {len(r.split.train)}/{len(r.split.val)}/{len(r.split.test)}), "
+                  f"{r.seconds:.0f} s on {r.device}")
+    if r.split.leaks_patients:
+        console.print("[bold red]slice-level split: test slices come from training patients; the test figures leak.[/bold red]")
+
+
+def _print_survival(r: SurvivalTrainResult) -> None:
+    table = Table(title=f"Survival classifier -> {r.model_path} (test patients, ground-truth masks)")
+    table.add_column("level")
+    table.add_column("accuracy", justify="right")
+    table.add_column("n", justify="right")
+    for b in range(r.bins.n_bins):
+        table.add_column(f"{r.bins.labels[b]} ({r.bins.range_text(b)} d)", justify="right")
+    for name, label in (("per_slice", "per slice"), ("per_slice_nonempty", "per slice, non-empty masks"), ("per_patient", "per patient (vote)")):
+        s = getattr(r.levels, name)
+        if s is None:
+            table.add_row(label, "-", "0", *["-"] * r.bins.n_bins)
+            continue
+        per_bin = [f"{a:.3f} (n={n})" if a is not None else f"- (n={n})" for a, n in zip(s.per_bin_accuracy, s.per_bin_n, strict=True)]
+        table.add_row(label, f"{s.accuracy:.3f}", str(s.n), *per_bin)
+    console.print(table)
+    if r.levels.per_patient is not None:
+        console.print(f"patient confusion matrix (rows truth, columns predicted): {r.levels.per_patient.confusion}")
+    excluded = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r.excluded.items() if v)
+    console.print(f"patients train/val/test {r.patients['train']}/{r.patients['val']}/{r.patients['test']}; "
+                  f"left out: {excluded or 'none'}; {r.seconds:.0f} s on {r.device}")
+    if r.split.leaks_patients:
+        console.print("[bold red]slice-level split: the same patients are in train and test; these accuracies leak.[/bold red]")
+
+
+@train_group.command("segmenter")
+@_common
+@_segmenter_options
+def train_segmenter_cmd(**kw: Any) -> None:
+    """Train the U-Net segmenter (the paper's three stages) on DATA_DIR."""
+    device = announce_device(kw["device"])
+    result = _run_segmenter(kw, device)
+    if is_main_process():
+        _print_segmenter(result)
+    DistContext.from_env("cpu").shutdown()
+
+
+@train_group.command("survival")
+@_common
+@_survival_options
+def train_survival_cmd(**kw: Any) -> None:
+    """Train the survival classifier on DATA_DIR's ground-truth masks."""
+    device = announce_device(kw["device"])
+    result = _run_survival(kw, device)
+    if is_main_process():
+        _print_survival(result)
+    DistContext.from_env("cpu").shutdown()
+
+
+@train_group.command("all")
+@_common
+@_segmenter_options
+@_survival_options
+def train_all_cmd(**kw: Any) -> None:
+    """Train both models into one run folder, on the same split."""
+    device = announce_device(kw["device"])
+    kw["survival_csv"] = _resolve_survival_csv(kw)
+    seg = _run_segmenter(kw, device)
+    surv = _run_survival(kw, device)
+    if is_main_process():
+        _print_segmenter(seg)
+        _print_survival(surv)
+    DistContext.from_env("cpu").shutdown()
