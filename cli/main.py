@@ -14,6 +14,7 @@ from brats_sdk import __version__
 from brats_sdk.errors import BratsError
 from cli.console import setup_logging
 from cli.data_cmds import inspect_cmd, synth_cmd
+from cli.predict_cmd import predict_cmd
 from cli.train_cmd import train_group
 
 
@@ -38,6 +39,7 @@ def cli(verbose: int) -> None:
 cli.add_command(synth_cmd)
 cli.add_command(inspect_cmd)
 cli.add_command(train_group)
+cli.add_command(predict_cmd)
 
 
 def main() -> None:

@@ -297,11 +297,22 @@ class Segmenter(nn.Module):
             resized = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
             logits: Tensor = self.unet(resized)
             return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-        pad_h, pad_w = -height % _STRIDE, -width % _STRIDE
-        top, left = pad_h // 2, pad_w // 2
+        top, bottom, left, right = self.pad_offsets(height, width)
+        pad_h, pad_w = top + bottom, left + right
         padded = F.pad(x, (left, pad_w - left, top, pad_h - top)) if pad_h or pad_w else x
         logits = self.unet(padded)
         return logits[..., top : top + height, left : left + width]
+
+    @staticmethod
+    def pad_offsets(height: int, width: int) -> tuple[int, int, int, int]:
+        """Zero padding (top, bottom, left, right) that :meth:`forward` adds to reach a
+        multiple of 32 (split evenly, the extra pixel at the bottom/right).
+
+        Exposed so that callers cropping inputs (the predictor's brain box) can keep the
+        network's pooling grid aligned with the full-slice computation.
+        """
+        pad_h, pad_w = -height % _STRIDE, -width % _STRIDE
+        return pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2
 
     # ---------------------------------------------------------------------- inference
     @property

@@ -1,0 +1,603 @@
+"""Adapter for BraTS NIfTI folders: one folder per case, one file per modality.
+
+Two namings are recognised (case-insensitive; ``.nii.gz`` or ``.nii``):
+
+=======  =======================  ===============
+channel  BraTS 2020 (and older)   BraTS 2021+
+=======  =======================  ===============
+flair    ``<case>_flair``         ``<case>-t2f``
+t1       ``<case>_t1``            ``<case>-t1n``
+t1ce     ``<case>_t1ce``          ``<case>-t1c``
+t2       ``<case>_t2``            ``<case>-t2w``
+labels   ``<case>_seg``           ``<case>-seg``
+=======  =======================  ===============
+
+Images come in :data:`~brats_sdk.constants.IMAGE_CHANNELS` order, the order the h5
+adapter uses, and segmentation labels {1, 2, 4} become the one-hot channels of
+:data:`~brats_sdk.constants.MASK_CHANNELS`. BraTS 2023 labels enhancing tumour 3
+instead of 4: a segmentation with 3 and no 4 is read with 3 mapped to 4 (one log
+warning per case).
+
+Orientation: the axial axis is the voxel axis whose direction
+(:func:`nibabel.aff2axcodes`) is S or I. It becomes axis 0 of the returned volume and
+the other two voxel axes keep their file order, so for BraTS files (240x240x155, LPS)
+``image[k, c] = data[:, :, k]``: the (x, y) layout of the Kaggle h5 slices. Slice 0 is
+the first index along that axis in the file. No resampling or flipping is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import nibabel as nib
+import numpy as np
+import numpy.typing as npt
+from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
+
+from brats_sdk.constants import IMAGE_CHANNELS, MASK_LABELS
+from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
+from brats_sdk.errors import DataError
+
+__all__ = [
+    "LABEL_KEY",
+    "NIFTI_SUFFIXES",
+    "NiftiFolder",
+    "NiftiReference",
+    "axial_axis",
+    "find_case_dirs",
+    "looks_like_nifti_folder",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Key of the segmentation in :meth:`NiftiFolder.case_files`.
+LABEL_KEY: Final[str] = "seg"
+#: File endings read as NIfTI (checked in this order, lower case).
+NIFTI_SUFFIXES: Final[tuple[str, ...]] = (".nii.gz", ".nii")
+
+# File-name endings (after the case name, before the suffix) -> channel name.
+# "_segm" is the name one case of Kaggle's BraTS 2020 NIfTI copy uses (Training_355).
+_MODALITY_ENDINGS: Final[dict[str, str]] = {
+    "_flair": "flair",
+    "_t1": "t1",
+    "_t1ce": "t1ce",
+    "_t2": "t2",
+    "_seg": LABEL_KEY,
+    "_segm": LABEL_KEY,
+    "-t2f": "flair",
+    "-t1n": "t1",
+    "-t1c": "t1ce",
+    "-t2w": "t2",
+    "-seg": LABEL_KEY,
+}
+_ENDING_RE = re.compile(r"([_-][a-z0-9]+)$")
+# BraTS 2023 label of enhancing tumour, read as the BraTS 2020 label 4.
+_ET_2023 = 3
+_ET_2020 = MASK_LABELS[2]
+_ALLOWED_LABELS = frozenset((0, *MASK_LABELS))
+# How deep below ``root`` case folders are searched for (the Kaggle NIfTI copy nests
+# them two levels down: BraTS2020_TrainingData/MICCAI_BraTS2020_TrainingData/<case>).
+_MAX_DEPTH = 3
+_READ_ERRORS = (ImageFileError, HeaderDataError, OSError, EOFError, ValueError, zlib.error)
+
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class NiftiReference:
+    """Geometry of a case's input files, for writing outputs aligned with them.
+
+    Attributes:
+        affine: ``(4, 4)`` voxel -> world (mm) matrix of the file.
+        header: The file's NIfTI header (a copy; safe to modify).
+        shape: Voxel shape of the file, in file axis order, e.g. (240, 240, 155).
+    """
+
+    affine: npt.NDArray[np.float64]
+    header: nib.Nifti1Header
+    shape: tuple[int, int, int]
+
+    @property
+    def axial_axis(self) -> int:
+        """The file axis that the SDK's slice axis (axis 0) comes from."""
+        return axial_axis(self.affine)
+
+    @property
+    def volume_shape(self) -> tuple[int, int, int]:
+        """Shape ``(D, H, W)`` of a label map in SDK order (axial axis first)."""
+        a = self.axial_axis
+        rest = tuple(n for k, n in enumerate(self.shape) if k != a)
+        return (self.shape[a], rest[0], rest[1])
+
+
+# nibabel ships py.typed but leaves these unannotated: typed wrappers keep the
+# ignores in one place.
+def _axcodes(affine: npt.NDArray[np.floating]) -> tuple[str | None, ...]:
+    codes: tuple[str | None, ...] = nib.aff2axcodes(np.asarray(affine, dtype=np.float64))  # type: ignore[no-untyped-call]  # unannotated in nibabel
+    return codes
+
+
+def _copy_header(header: nib.Nifti1Header) -> nib.Nifti1Header:
+    copied: nib.Nifti1Header = header.copy()  # type: ignore[no-untyped-call]  # unannotated in nibabel
+    return copied
+
+
+def _zooms(header: nib.Nifti1Header) -> tuple[float, ...]:
+    return tuple(float(z) for z in header.get_zooms())  # type: ignore[no-untyped-call]  # unannotated in nibabel
+
+
+def axial_axis(affine: npt.NDArray[np.floating]) -> int:
+    """The voxel axis of ``affine`` closest to the superior-inferior direction.
+
+    Args:
+        affine: ``(4, 4)`` voxel -> world matrix.
+
+    Returns:
+        0, 1 or 2. Falls back to 2 (the BraTS convention) for a degenerate affine.
+    """
+    codes = _axcodes(affine)
+    for k, code in enumerate(codes):
+        if code in ("S", "I"):
+            return k
+    logger.warning("affine %s has no superior-inferior axis; using axis 2 as axial", codes)
+    return 2
+
+
+def _nifti_suffix(name: str) -> str | None:
+    lower = name.lower()
+    for suffix in NIFTI_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    return None
+
+
+def _has_nifti(path: Path) -> bool:
+    try:
+        with os.scandir(path) as it:
+            return any(
+                e.is_file() and not e.name.startswith(".") and _nifti_suffix(e.name) is not None
+                for e in it
+            )
+    except OSError:
+        return False
+
+
+def find_case_dirs(root: Path) -> list[Path]:
+    """Case folders under ``root``: folders that directly hold a ``.nii``/``.nii.gz`` file.
+
+    ``root`` itself counts as one case when it holds NIfTI files. Otherwise its
+    sub-folders are searched (hidden ones skipped) up to three levels down, not below a
+    case folder. Only folder listings are read; no file is opened.
+
+    Returns:
+        The case folders, sorted by name (natural order: ``case2`` before ``case10``).
+
+    Raises:
+        DataError: ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    if _has_nifti(root):
+        return [root]
+    found: list[Path] = []
+    level = [root]
+    for _ in range(_MAX_DEPTH):
+        deeper: list[Path] = []
+        for folder in level:
+            try:
+                with os.scandir(folder) as it:
+                    subdirs = sorted(
+                        Path(e.path) for e in it if e.is_dir() and not e.name.startswith(".")
+                    )
+            except OSError as exc:
+                raise DataError(f"{folder}: cannot list folder ({exc.strerror})") from exc
+            for sub in subdirs:
+                (found if _has_nifti(sub) else deeper).append(sub)
+        level = deeper
+    return sorted(found, key=lambda p: _natural_key(p.name))
+
+
+def looks_like_nifti_folder(path: Path) -> bool:
+    """Whether :class:`NiftiFolder` would find cases at ``path`` (folder listings only, never raises).
+
+    True when ``path`` is a folder that holds a ``.nii``/``.nii.gz`` file itself or has a
+    sub-folder (up to three levels down) that does. The Kaggle h5 layout and
+    ``brats convert`` output hold no NIfTI file, so they give False.
+    """
+    try:
+        return bool(find_case_dirs(Path(path)))
+    except DataError:
+        return False
+
+
+def _natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    parts = re.split(r"(\d+)", name)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts if p)
+
+
+def _case_files(case_dir: Path) -> dict[str, Path]:
+    """Map channel name (and ``seg``) -> file for one case folder.
+
+    Raises:
+        DataError: A modality is missing, or one is present twice.
+    """
+    files: dict[str, Path] = {}
+    with os.scandir(case_dir) as it:
+        names = sorted(e.name for e in it if e.is_file() and not e.name.startswith("."))
+    for name in names:
+        suffix = _nifti_suffix(name)
+        if suffix is None:
+            continue
+        m = _ENDING_RE.search(name[: -len(suffix)].lower())
+        key = _MODALITY_ENDINGS.get(m.group(1)) if m else None
+        if key is None:
+            logger.debug("%s: not a known modality name; ignored", case_dir / name)
+            continue
+        if key in files:
+            raise DataError(
+                f"{case_dir / name}: second {key} file in the case (also {files[key].name})"
+            )
+        files[key] = case_dir / name
+    missing = [c for c in IMAGE_CHANNELS if c not in files]
+    if missing:
+        want = ", ".join(f"{case_dir.name}_{c} or {case_dir.name}-{_name_2021(c)}" for c in missing)
+        raise DataError(
+            f"{case_dir}: missing modality {', '.join(missing)} (no file {want} with .nii.gz/.nii)"
+        )
+    return files
+
+
+def _name_2021(channel: str) -> str:
+    return next(e[1:] for e, c in _MODALITY_ENDINGS.items() if c == channel and e.startswith("-"))
+
+
+def _load_image(path: Path) -> nib.Nifti1Image:
+    try:
+        img = nib.load(path)
+    except _READ_ERRORS as exc:
+        raise DataError(f"{path}: not a readable NIfTI file ({_short(exc)})") from exc
+    if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
+        raise DataError(f"{path}: not a NIfTI file (nibabel reads it as {type(img).__name__})")
+    return img
+
+
+def _shape3(path: Path, img: nib.Nifti1Image) -> tuple[int, int, int]:
+    shape = tuple(int(n) for n in img.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise DataError(f"{path}: shape {tuple(img.shape)} is not a 3D volume")
+    return (shape[0], shape[1], shape[2])
+
+
+def _read_data(
+    path: Path, img: nib.Nifti1Image, shape: tuple[int, int, int], *, as_float: bool
+) -> npt.NDArray[np.generic]:
+    try:
+        if as_float:
+            data: npt.NDArray[np.generic] = img.get_fdata(dtype=np.float32, caching="unchanged")
+        else:
+            data = np.asarray(img.dataobj)
+    except _READ_ERRORS as exc:
+        raise DataError(f"{path}: cannot read the voxel data ({_short(exc)})") from exc
+    return data.reshape(shape)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _to_sdk(data: npt.NDArray[np.generic], axis: int) -> npt.NDArray[np.generic]:
+    """File axes -> (D, H, W): the axial axis first, the others in file order."""
+    return np.moveaxis(data, axis, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Case:
+    volume: int
+    name: str
+    folder: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    files: dict[str, Path]
+    info: VolumeInfo
+
+
+class NiftiFolder:
+    """Slices and volumes of a folder of BraTS NIfTI cases.
+
+    Satisfies both :class:`~brats_sdk.data.protocols.SliceSource` and
+    :class:`~brats_sdk.data.protocols.VolumeSource`. Cases are numbered 1..N in
+    natural order of their folder names (``BraTS20_Training_001`` is volume 1 when
+    the whole release is present); ``VolumeInfo.name`` is the folder name. The
+    numbering is over every case found, before ``volumes``/``max_volumes`` filter.
+
+    Construction only lists folders. The first call that needs slice counts
+    (``len``, ``slice_key``, ``volumes``, reads) reads one header per case (about
+    0.6 ms each). The files of a case are checked (modalities present, same shape,
+    labels valid) when the case is loaded.
+
+    Slice reads: :meth:`read_slice` loads the whole case (four files, about 0.3 s for a
+    240x240x155 case) and keeps the most recently loaded volume in memory, so reading
+    the slices of a volume in order loads each volume once. Random access across
+    volumes reloads a volume per read: for shuffled training, convert the folder with
+    :func:`brats_sdk.data.convert.convert_nifti_to_h5` first. Arrays returned are
+    copies; changing them does not change the cache.
+
+    Args:
+        root: A folder of case folders (or a parent of one, up to three levels up),
+            or a single case folder.
+        volumes: Keep only these volume numbers (unknown ones are an error).
+        max_volumes: Keep only the first N volumes (after ``volumes``).
+        require_mask: Whether each case must have a segmentation.
+
+    Raises:
+        DataError: ``root`` is not a folder, holds no case folder, two case folders
+            share a name, or a requested volume is absent.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        volumes: Iterable[int] | None = None,
+        max_volumes: int | None = None,
+        require_mask: bool = False,
+    ) -> None:
+        self.root = Path(root)
+        self.require_mask = require_mask
+        dirs = find_case_dirs(self.root)
+        if not dirs:
+            raise DataError(
+                f"{self.root}: no case folder with .nii.gz/.nii files under this folder"
+            )
+        seen: dict[str, Path] = {}
+        for d in dirs:
+            if d.name in seen:
+                raise DataError(f"{d}: case name {d.name!r} also used by {seen[d.name]}")
+            seen[d.name] = d
+        cases = [_Case(volume=v, name=d.name, folder=d) for v, d in enumerate(dirs, start=1)]
+        if volumes is not None:
+            wanted = sorted(set(volumes))
+            absent = [v for v in wanted if not 1 <= v <= len(cases)]
+            if absent:
+                raise DataError(
+                    f"{self.root}: volumes {absent} not found (has volumes 1..{len(cases)})"
+                )
+            cases = [cases[v - 1] for v in wanted]
+        if max_volumes is not None:
+            cases = cases[: max(0, max_volumes)]
+        self._cases: dict[int, _Case] = {c.volume: c for c in cases}
+        self._indexed: dict[int, _Indexed] = {}
+        self._keys: list[tuple[int, int]] | None = None
+        self._cache: tuple[int, VolumeRecord] | None = None
+        self._warned_3_to_4: set[int] = set()
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle without the cached volume (DataLoader workers start with an empty cache)."""
+        state = self.__dict__.copy()
+        state["_cache"] = None
+        return state
+
+    # Case access
+    def case_name(self, volume: int) -> str:
+        """The case folder name of ``volume``."""
+        return self._case(volume).name
+
+    def case_dir(self, volume: int) -> Path:
+        """The case folder of ``volume``."""
+        return self._case(volume).folder
+
+    def case_files(self, volume: int) -> dict[str, Path]:
+        """The files of ``volume``: keys :data:`~brats_sdk.constants.IMAGE_CHANNELS` and, if present, ``seg``.
+
+        Raises:
+            DataError: The volume is unknown, or a modality is missing or doubled.
+        """
+        files = self._index(volume).files
+        return {k: files[k] for k in (*IMAGE_CHANNELS, LABEL_KEY) if k in files}
+
+    def reference_image(self, volume: int) -> NiftiReference:
+        """Affine, header and shape of ``volume``'s first modality (reads the header only).
+
+        Raises:
+            DataError: The volume is unknown or its file is not NIfTI.
+        """
+        path = self._index(volume).files[IMAGE_CHANNELS[0]]
+        img = _load_image(path)
+        return NiftiReference(
+            affine=np.array(img.affine, dtype=np.float64),
+            header=_copy_header(img.header),
+            shape=_shape3(path, img),
+        )
+
+    # SliceSource
+    def __len__(self) -> int:
+        return len(self._slice_keys())
+
+    def slice_key(self, i: int) -> tuple[int, int]:
+        return self._slice_keys()[i]
+
+    def read_slice(self, i: int) -> SliceRecord:
+        v, s = self._slice_keys()[i]
+        rec = self._cached(v)
+        mask = None if rec.mask is None else rec.mask[s].copy()
+        return SliceRecord(volume=v, index=s, image=rec.image[s].copy(), mask=mask)
+
+    # VolumeSource
+    def volumes(self) -> Sequence[VolumeInfo]:
+        return tuple(self._index(v).info for v in self._cases)
+
+    def load_volume(self, volume: int) -> VolumeRecord:
+        """Load ``volume``: image ``(D, 4, H, W)`` float32 raw intensities, mask ``(D, 3, H, W)`` uint8 or None.
+
+        Raises:
+            DataError: The volume is unknown, a modality is missing, shapes or orientations
+                disagree, a file is not NIfTI, or the segmentation holds labels outside
+                {0, 1, 2, 4} (3 without 4 is read as 4). The message names the file.
+        """
+        rec = self._cached(volume)
+        mask = None if rec.mask is None else rec.mask.copy()
+        return VolumeRecord(info=rec.info, image=rec.image.copy(), mask=mask)
+
+    # Internals
+    def _case(self, volume: int) -> _Case:
+        try:
+            return self._cases[volume]
+        except KeyError:
+            raise DataError(f"{self.root}: no volume {volume}") from None
+
+    def _index(self, volume: int) -> _Indexed:
+        hit = self._indexed.get(volume)
+        if hit is not None:
+            return hit
+        case = self._case(volume)
+        files = _case_files(case.folder)
+        if self.require_mask and LABEL_KEY not in files:
+            raise DataError(
+                f"{case.folder}: no segmentation ({case.name}_seg or {case.name}-seg .nii.gz/.nii)"
+            )
+        path = files[IMAGE_CHANNELS[0]]
+        img = _load_image(path)
+        shape = _shape3(path, img)
+        axis = axial_axis(img.affine)
+        info = VolumeInfo(
+            volume=volume,
+            name=case.name,
+            n_slices=shape[axis],
+            has_mask=LABEL_KEY in files,
+            spacing=_spacing(img, axis),
+        )
+        self._indexed[volume] = _Indexed(files=files, info=info)
+        return self._indexed[volume]
+
+    def _slice_keys(self) -> list[tuple[int, int]]:
+        if self._keys is None:
+            self._keys = [(v, s) for v in self._cases for s in range(self._index(v).info.n_slices)]
+        return self._keys
+
+    def _cached(self, volume: int) -> VolumeRecord:
+        if self._cache is not None and self._cache[0] == volume:
+            return self._cache[1]
+        self._cache = None  # free the previous volume before loading the next
+        rec = self._load(volume)
+        self._cache = (volume, rec)
+        return rec
+
+    def _load(self, volume: int) -> VolumeRecord:
+        entry = self._index(volume)
+        files = entry.files
+        first = files[IMAGE_CHANNELS[0]]
+        first_img = _load_image(first)
+        shape = _shape3(first, first_img)
+        axis = axial_axis(first_img.affine)
+        codes = _axcodes(first_img.affine)
+        channels: list[F32] = []
+        for name in IMAGE_CHANNELS:
+            path = files[name]
+            img = first_img if path == first else _load_image(path)
+            _check_same_grid(path, img, first, shape, codes)
+            data = _read_data(path, img, shape, as_float=True).astype(np.float32, copy=False)
+            if not np.isfinite(data).all():
+                raise DataError(f"{path}: holds NaN or infinite values")
+            channels.append(_to_sdk(data, axis).astype(np.float32, copy=False))
+        image: F32 = np.ascontiguousarray(np.stack(channels, axis=1))
+        mask: U8 | None = None
+        if LABEL_KEY in files:
+            mask = self._read_mask(volume, files[LABEL_KEY], first, shape, codes, axis)
+        info = VolumeInfo(
+            volume=volume,
+            name=entry.info.name,
+            n_slices=image.shape[0],
+            has_mask=mask is not None,
+            spacing=_spacing(first_img, axis),
+        )
+        logger.debug("%s: loaded %s from %s", info.name, image.shape, self._case(volume).folder)
+        return VolumeRecord(info=info, image=image, mask=mask)
+
+    def _read_mask(
+        self,
+        volume: int,
+        path: Path,
+        first: Path,
+        shape: tuple[int, int, int],
+        codes: tuple[str | None, ...],
+        axis: int,
+    ) -> U8:
+        img = _load_image(path)
+        _check_same_grid(path, img, first, shape, codes)
+        raw = _read_data(path, img, shape, as_float=False)
+        labels = _as_labels(path, raw)
+        present = set(np.flatnonzero(np.bincount(labels.ravel(), minlength=1)).tolist())
+        if _ET_2023 in present:
+            if _ET_2020 in present:
+                raise DataError(
+                    f"{path}: holds both labels 3 and 4; cannot tell which is enhancing tumour"
+                )
+            labels[labels == _ET_2023] = _ET_2020
+            present = (present - {_ET_2023}) | {_ET_2020}
+            if volume not in self._warned_3_to_4:
+                self._warned_3_to_4.add(volume)
+                logger.warning(
+                    "%s: label 3 read as enhancing tumour (BraTS 2023 labels), mapped to 4", path
+                )
+        bad = sorted(present - _ALLOWED_LABELS)
+        if bad:
+            raise DataError(f"{path}: labels {bad} are not BraTS labels {sorted(_ALLOWED_LABELS)}")
+        sdk = _to_sdk(labels, axis)
+        mask: U8 = np.stack([sdk == lab for lab in MASK_LABELS], axis=1).astype(np.uint8)
+        return mask
+
+
+def _check_same_grid(
+    path: Path,
+    img: nib.Nifti1Image,
+    first: Path,
+    shape: tuple[int, int, int],
+    codes: tuple[str | None, ...],
+) -> None:
+    got = _shape3(path, img)
+    if got != shape:
+        raise DataError(f"{path}: shape {got} differs from {first.name} {shape}")
+    got_codes = _axcodes(img.affine)
+    if got_codes != codes:
+        raise DataError(
+            f"{path}: orientation {''.join(map(str, got_codes))} differs from {first.name} {''.join(map(str, codes))}"
+        )
+
+
+def _as_labels(path: Path, raw: npt.NDArray[np.generic]) -> U8:
+    """Segmentation data -> uint8 labels.
+
+    Raises:
+        DataError: Non-integer values, or values outside 0..255 (named as bad labels).
+    """
+    arr = np.asarray(raw)
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
+            raise DataError(f"{path}: segmentation holds non-integer values")
+    elif arr.dtype.kind not in "iub":
+        raise DataError(f"{path}: segmentation has dtype {arr.dtype}, expected integers")
+    lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+    if lo < 0 or hi > 255:
+        bad = sorted({lo, hi} - _ALLOWED_LABELS)
+        raise DataError(f"{path}: labels {bad} are not BraTS labels {sorted(_ALLOWED_LABELS)}")
+    return arr.astype(np.uint8)
+
+
+def _spacing(img: nib.Nifti1Image, axis: int) -> tuple[float, float, float]:
+    zooms = list(_zooms(img.header)[:3])
+    rest = [z for k, z in enumerate(zooms) if k != axis]
+    return (zooms[axis], rest[0], rest[1])

@@ -1,0 +1,1 @@
+"""Prediction: the combined segmenter + survival predictor and batch jobs."""

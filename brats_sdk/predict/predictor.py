@@ -1,0 +1,392 @@
+"""CombinedPredictor: segmenter -> tumour masks -> survival classifier -> volume vote.
+
+The paper's pipeline, made fast on a CPU without changing its answer:
+
+- slices without brain are not run through the U-Net (they are background);
+- the U-Net sees only the volume's brain bounding box, cut in the network's padded
+  frame at multiples of 32 so that its pooling grid matches the full-slice run, with a
+  margin of background around the brain; labels are pasted back into the full slice;
+- the survival network runs only on slices whose predicted mask is not empty (the
+  paper drops the others before the vote anyway);
+- ``torch.inference_mode``, channels-last memory, optional bf16 autocast.
+
+``benchmarks/bench_predict.py`` measures the speed-up and how many labels differ from
+the full-slice computation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from brats_sdk.checkpoint import CheckpointKind, peek_kind
+from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
+from brats_sdk.data.bins import SurvivalBins
+from brats_sdk.data.clinical import PatientIdMap
+from brats_sdk.data.normalise import apply_stats, brain_mask, compute_stats
+from brats_sdk.data.protocols import VolumeSource
+from brats_sdk.data.records import VolumeInfo
+from brats_sdk.device import resolve_device
+from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
+from brats_sdk.labels import classes_to_labels, classes_to_one_hot
+from brats_sdk.metrics.survival import majority_vote
+from brats_sdk.models.segmenter import Segmenter
+from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
+from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
+
+__all__ = ["CombinedPredictor", "Precision", "PredictorConfig", "region_volumes_ml"]
+
+logger = logging.getLogger(__name__)
+
+SEGMENTER_FILE = "segmenter.pt"
+SURVIVAL_FILE = "survival.pt"
+_GRID = 32
+
+
+class Precision(StrEnum):
+    """Arithmetic of inference. BF16 autocast is faster on CPUs with bf16 support and
+    may change a few labels (the benchmark counts them)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+    @classmethod
+    def parse(cls, value: Precision | str) -> Precision:
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigError(f"unknown precision {value!r}; supported: {', '.join(m.value for m in cls)}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictorConfig:
+    """Inference options.
+
+    Attributes:
+        batch_size: Slices per U-Net forward pass (8 measured fastest on a 2-core CPU).
+        survival_batch_size: Slices per survival-network pass.
+        precision: ``fp32`` (default) or ``bf16`` autocast.
+        skip_empty_slices: Do not run the U-Net on slices without brain.
+        crop_to_brain: Run the U-Net on the brain bounding box only.
+        crop_margin: Background pixels kept around the brain box (before rounding to 32).
+        channels_last: Use channels-last memory format (faster convolutions on CPU).
+    """
+
+    batch_size: int = 8
+    survival_batch_size: int = 16
+    precision: Precision = Precision.FP32
+    skip_empty_slices: bool = True
+    crop_to_brain: bool = True
+    crop_margin: int = 16
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        if self.batch_size < 1 or self.survival_batch_size < 1:
+            raise ConfigError(f"batch sizes must be >= 1, got {self.batch_size} and {self.survival_batch_size}")
+        if self.crop_margin < 0:
+            raise ConfigError(f"crop_margin must be >= 0, got {self.crop_margin}")
+
+
+AgeLookup = Callable[[int, str], float | None]
+
+
+class CombinedPredictor:
+    """Segmentation and survival class of whole volumes.
+
+    Args:
+        segmenter: A trained :class:`Segmenter`.
+        survival: A trained :class:`SurvivalClassifier` (with bins and age scaling), or
+            None for segmentation only.
+        device: Device request (``auto`` picks CUDA, then MPS, then CPU).
+        config: Inference options.
+
+    Example:
+        >>> predictor = CombinedPredictor.from_run_dir("runs/demo")  # doctest: +SKIP
+        >>> result = predictor.predict_volume(image, age=61.0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        segmenter: Segmenter,
+        survival: SurvivalClassifier | None = None,
+        device: str | torch.device = "auto",
+        config: PredictorConfig | None = None,
+    ) -> None:
+        self.config = config or PredictorConfig()
+        self.device = resolve_device(device)
+        fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        self.segmenter = segmenter.to(self.device).to(memory_format=fmt).eval()
+        self.survival = survival.to(self.device).to(memory_format=fmt).eval() if survival is not None else None
+        if self.survival is not None and (self.survival.bins is None or self.survival.age_scaler is None):
+            raise ConfigError("the survival model has no bins or age scaling; train it with brats_sdk or set them")
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        *,
+        segmenter: Path | str,
+        survival: Path | str | None = None,
+        device: str | torch.device = "auto",
+        config: PredictorConfig | None = None,
+    ) -> CombinedPredictor:
+        """Load both models from their checkpoint files.
+
+        Raises:
+            CheckpointError: A file is missing, of the other kind, or of another format version.
+        """
+        seg = Segmenter.from_checkpoint(Path(segmenter))
+        surv = SurvivalClassifier.from_checkpoint(Path(survival)) if survival is not None else None
+        return cls(segmenter=seg, survival=surv, device=device, config=config)
+
+    @classmethod
+    def from_run_dir(
+        cls, run_dir: Path | str, *, device: str | torch.device = "auto", config: PredictorConfig | None = None
+    ) -> CombinedPredictor:
+        """Load ``segmenter.pt`` and ``survival.pt`` (if present) from a ``brats train`` run folder.
+
+        Raises:
+            CheckpointError: No segmenter checkpoint in ``run_dir``.
+        """
+        run = Path(run_dir)
+        seg = run / SEGMENTER_FILE
+        if not seg.exists():
+            raise CheckpointError(f"{run}: no {SEGMENTER_FILE} in this run folder")
+        surv = run / SURVIVAL_FILE
+        if surv.exists() and peek_kind(surv) is not CheckpointKind.SURVIVAL:
+            raise CheckpointError(f"{surv}: is not a survival checkpoint")
+        return cls.from_checkpoints(segmenter=seg, survival=surv if surv.exists() else None, device=device, config=config)
+
+    @property
+    def bins(self) -> SurvivalBins | None:
+        return None if self.survival is None else self.survival.bins
+
+    # ------------------------------------------------------------------ one volume
+    def predict_volume(
+        self,
+        image: npt.NDArray[np.floating],
+        age: float | None = None,
+        *,
+        spacing: Sequence[float] = VOXEL_SPACING_MM,
+        volume: int = 0,
+        name: str = "",
+        patient_id: str = "",
+    ) -> VolumePrediction:
+        """Predict one raw volume.
+
+        Args:
+            image: ``(D, 4, H, W)`` raw intensities (the predictor normalises them).
+            age: Age in years, or None (the survival fields are then empty).
+            spacing: Voxel spacing in mm (slice, row, column), for the region volumes.
+            volume, name, patient_id: Identity carried into the result.
+
+        Returns:
+            The :class:`VolumePrediction`.
+
+        Raises:
+            DataError: Wrong shape or non-finite values.
+        """
+        t0 = time.perf_counter()
+        arr = np.asarray(image)
+        if arr.ndim != 4 or arr.shape[1] != self.segmenter.config.in_channels:
+            raise DataError(f"expected a raw volume (D, {self.segmenter.config.in_channels}, H, W), got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise DataError("volume holds NaN or infinite values")
+        arr = arr.astype(np.float32, copy=False)
+        brain = brain_mask(arr)
+        normed = apply_stats(arr, compute_stats(arr))
+        classes = self.segment_normalised(normed, brain)
+        labels = classes_to_labels(classes)
+        regions = region_volumes_ml(classes, spacing)
+        base = dict(volume=volume, name=name, patient_id=patient_id, labels=labels, age=age, region_ml=regions)
+        n_bins = 0 if self.bins is None else self.bins.n_bins
+        empty_probs = np.zeros((0, n_bins), dtype=np.float64)
+        nonempty = tuple(int(i) for i in np.flatnonzero(classes.reshape(classes.shape[0], -1).any(axis=1)))
+        status = None
+        if self.survival is None:
+            status = "no survival model"
+        elif age is None or not math.isfinite(age):
+            status = "no age"
+        elif not nonempty:
+            status = "no tumour predicted"
+        if status is not None:
+            return VolumePrediction(
+                **base, slice_indices=nonempty if self.survival is not None else (), slice_probs=empty_probs,  # type: ignore[arg-type]  # keys match fields
+                predicted_bin=None, mean_prob_bin=None, mean_probs=None, votes=None, bin_label=None, bin_days=None,
+                status=status, seconds=time.perf_counter() - t0,
+            )
+        probs = self.survival_probs(classes[list(nonempty)], float(age))  # type: ignore[arg-type]  # age checked above
+        bins = self.bins
+        winner, votes = majority_vote(probs)
+        mean = probs.mean(axis=0)
+        return VolumePrediction(
+            **base,  # type: ignore[arg-type]  # keys match fields
+            slice_indices=nonempty,
+            slice_probs=probs,
+            predicted_bin=winner,
+            mean_prob_bin=int(mean.argmax()),
+            mean_probs=tuple(float(p) for p in mean),
+            votes=votes,
+            bin_label=bins.labels[winner] if bins else None,
+            bin_days=bins.range_text(winner) if bins else None,
+            status="ok",
+            seconds=time.perf_counter() - t0,
+        )
+
+    def segment_normalised(self, normed: npt.NDArray[np.float32], brain: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.uint8]:
+        """Class indices ``(D, H, W)`` of a normalised volume, with the shortcuts of
+        :class:`PredictorConfig` (skip slices without brain, crop to the brain box).
+
+        Args:
+            normed: ``(D, 4, H, W)`` normalised images.
+            brain: ``(D, H, W)`` brain mask (computed from ``normed`` when None: its
+                background is exactly 0).
+        """
+        cfg = self.config
+        d, _, h, w = normed.shape
+        if brain is None:
+            brain = np.asarray((normed != 0).any(axis=1))
+        classes = np.zeros((d, h, w), dtype=np.uint8)
+        idx = np.flatnonzero(brain.reshape(d, -1).any(axis=1)) if cfg.skip_empty_slices else np.arange(d)
+        if idx.size == 0:
+            return classes
+        if cfg.crop_to_brain and self.segmenter.config.input_size is None:
+            top, bottom, left, right = self.segmenter.pad_offsets(h, w)
+            union: npt.NDArray[np.bool_] = np.asarray(brain[idx].any(axis=0))
+            rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+            if rows.size == 0:  # skip_empty_slices off and no brain anywhere
+                rows, cols = np.arange(h), np.arange(w)
+            r0, r1 = _grid_span(int(rows[0]) + top, int(rows[-1]) + 1 + top, h + top + bottom, cfg.crop_margin)
+            c0, c1 = _grid_span(int(cols[0]) + left, int(cols[-1]) + 1 + left, w + left + right, cfg.crop_margin)
+            # Cut [r0, r1) x [c0, c1) of the padded frame; rows/cols outside the image are zero.
+            y0, y1 = max(r0 - top, 0), min(r1 - top, h)
+            x0, x1 = max(c0 - left, 0), min(c1 - left, w)
+            crop = np.zeros((idx.size, normed.shape[1], r1 - r0, c1 - c0), dtype=np.float32)
+            crop[:, :, y0 + top - r0 : y1 + top - r0, x0 + left - c0 : x1 + left - c0] = normed[idx, :, y0:y1, x0:x1]
+            out = self._run_unet(crop)
+            classes[idx, y0:y1, x0:x1] = out[:, y0 + top - r0 : y1 + top - r0, x0 + left - c0 : x1 + left - c0]
+        else:
+            classes[idx] = self._run_unet(np.ascontiguousarray(normed[idx]))
+        return classes
+
+    def survival_probs(self, classes: npt.NDArray[np.uint8], age: float) -> npt.NDArray[np.float64]:
+        """Survival probabilities ``(S, n_bins)`` of ``S`` class-index slices ``(S, H, W)``."""
+        if self.survival is None:
+            raise ConfigError("no survival model loaded")
+        model = self.survival
+        scaler = model.age_scaler
+        if scaler is None:
+            raise ConfigError("the survival model has no age scaling")
+        out: list[npt.NDArray[np.float64]] = []
+        bs = self.config.survival_batch_size
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, classes.shape[0], bs):
+                one_hot = torch.from_numpy(classes_to_one_hot(classes[start : start + bs])).to(self.device)
+                x = prepare_masks(one_hot, size=model.config.input_size)
+                if self.config.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                a = torch.full((x.shape[0], 1), scaler.transform(age), dtype=torch.float32, device=self.device)
+                out.append(torch.softmax(model(x, a).double(), dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, model.config.n_bins))
+
+    def _run_unet(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+        out: list[npt.NDArray[np.uint8]] = []
+        bs = self.config.batch_size
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, images.shape[0], bs):
+                x = torch.from_numpy(images[start : start + bs]).to(self.device)
+                if self.config.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out.append(self.segmenter(x).argmax(dim=1).to(torch.uint8).cpu().numpy())
+        return np.concatenate(out)
+
+    def _autocast(self) -> torch.autocast:
+        enabled = self.config.precision is Precision.BF16
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    # ------------------------------------------------------------------ many volumes
+    def predict_source(
+        self,
+        source: VolumeSource,
+        ages: AgeLookup | Mapping[int, float] | None = None,
+        *,
+        id_map: PatientIdMap | None = None,
+        volumes: Iterable[int] | None = None,
+    ) -> Iterator[VolumePrediction | VolumeFailure]:
+        """Predict every volume of ``source``, one volume in memory at a time.
+
+        A volume whose data is bad yields a :class:`VolumeFailure` and the others go on.
+
+        Args:
+            source: Any volume source.
+            ages: ``(volume, patient_id) -> age`` (e.g. ``AgeTable.age_for``) or a mapping
+                volume -> age; None: no ages (segmentation only).
+            id_map: Volume -> patient id for h5 sources (default ``BraTS20_Training_{V:03d}``).
+            volumes: Only these volumes.
+        """
+        wanted = None if volumes is None else set(volumes)
+        for info in source.volumes():
+            if wanted is not None and info.volume not in wanted:
+                continue
+            pid = patient_id_of(info, id_map)
+            age = _age_of(ages, info.volume, pid)
+            try:
+                rec = source.load_volume(info.volume)
+                yield self.predict_volume(
+                    rec.image, age, spacing=rec.info.spacing, volume=info.volume, name=info.name, patient_id=pid
+                )
+            except BratsError as exc:
+                logger.warning("volume %d (%s) failed: %s", info.volume, info.name, exc)
+                yield VolumeFailure(volume=info.volume, name=info.name, patient_id=pid, reason=str(exc).splitlines()[0])
+
+
+def patient_id_of(info: VolumeInfo, id_map: PatientIdMap | None) -> str:
+    """The patient id of a volume: the id map for h5 volumes (named ``volume_<V>``),
+    the case name for sources that know it (NIfTI)."""
+    if info.name == f"volume_{info.volume}" or not info.name:
+        return (id_map or PatientIdMap()).patient_id(info.volume)
+    if id_map is not None and info.volume in id_map.overrides:
+        return id_map.patient_id(info.volume)
+    return info.name
+
+
+def _age_of(ages: AgeLookup | Mapping[int, float] | None, volume: int, patient_id: str) -> float | None:
+    if ages is None:
+        return None
+    if isinstance(ages, Mapping):
+        return ages.get(volume)
+    return ages(volume, patient_id)
+
+
+def _grid_span(lo: int, hi: int, size: int, margin: int) -> tuple[int, int]:
+    """[lo, hi) widened by ``margin`` and snapped outwards to multiples of 32 within [0, size]."""
+    a = max(0, (lo - margin) // _GRID * _GRID)
+    b = min(size, -(-(hi + margin) // _GRID) * _GRID)
+    return a, max(b, a + _GRID)
+
+
+def region_volumes_ml(classes: npt.NDArray[np.integer], spacing: Sequence[float] = VOXEL_SPACING_MM) -> dict[str, float]:
+    """Tumour volume per region in mL from a class-index map (1 mL = 1000 mm^3).
+
+    Args:
+        classes: ``(D, H, W)`` class indices (0 background, then NCR, ED, ET).
+        spacing: Voxel spacing in mm.
+
+    Returns:
+        ``{"NCR", "ED", "ET", "WT", "TC"}`` -> mL.
+    """
+    voxel_ml = float(np.prod(np.asarray(spacing, dtype=np.float64))) / 1000.0
+    counts = np.bincount(np.asarray(classes, dtype=np.intp).ravel(), minlength=len(MASK_CHANNELS) + 1)
+    ncr, ed, et = (int(c) for c in counts[1:4])
+    vols = {"NCR": ncr, "ED": ed, "ET": et, "WT": ncr + ed + et, "TC": ncr + et}
+    return {k: vols[k] * voxel_ml for k in REGION_NAMES}

@@ -1,0 +1,72 @@
+"""Frozen records of a prediction: one volume's result, or why it failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["REGION_NAMES", "VolumeFailure", "VolumePrediction"]
+
+REGION_NAMES: tuple[str, ...] = ("NCR", "ED", "ET", "WT", "TC")
+
+
+@dataclass(frozen=True, slots=True)
+class VolumePrediction:
+    """Segmentation and survival class of one volume.
+
+    Attributes:
+        volume: Volume number in its source.
+        name: Case name (``volume_<V>`` for h5, the case folder for NIfTI).
+        patient_id: Patient id used for the age lookup.
+        labels: ``(D, H, W)`` uint8 BraTS labels {0, 1, 2, 4}; slice ``s`` at index ``s``.
+        age: Age in years, or None when unknown.
+        slice_indices: Slices whose predicted mask is not empty (the survival input).
+        slice_probs: ``(len(slice_indices), n_bins)`` survival probabilities.
+        predicted_bin: Majority vote over ``slice_indices`` (ties: larger summed
+            probability), or None when no survival prediction was made.
+        mean_prob_bin: Bin of the mean probability, or None.
+        mean_probs: Mean probability per bin, or None.
+        votes: Votes per bin, or None.
+        bin_label: ``short`` / ``mid`` / ``long`` for ``predicted_bin``.
+        bin_days: Day range of ``predicted_bin`` (e.g. ``268-476``).
+        region_ml: Tumour volume per region (NCR, ED, ET, WT, TC) in mL.
+        status: ``ok``, or why the survival fields are empty.
+        seconds: Wall time of the prediction.
+    """
+
+    volume: int
+    name: str
+    patient_id: str
+    labels: npt.NDArray[np.uint8] = field(repr=False)
+    age: float | None
+    slice_indices: tuple[int, ...]
+    slice_probs: npt.NDArray[np.float64] = field(repr=False)
+    predicted_bin: int | None
+    mean_prob_bin: int | None
+    mean_probs: tuple[float, ...] | None
+    votes: tuple[int, ...] | None
+    bin_label: str | None
+    bin_days: str | None
+    region_ml: dict[str, float]
+    status: str
+    seconds: float
+
+    @property
+    def slices_used(self) -> int:
+        return len(self.slice_indices)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeFailure:
+    """A volume that could not be predicted (its data is bad); others go on."""
+
+    volume: int
+    name: str
+    patient_id: str
+    reason: str

@@ -1,0 +1,66 @@
+"""``brats convert``: a BraTS NIfTI folder -> the Kaggle h5 layout."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from brats_sdk.data.convert import convert_nifti_to_h5
+from brats_sdk.data.nifti import NiftiFolder
+from cli.console import console, progress_bar
+from cli.options import parse_int_list
+
+
+@click.command("convert")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--volumes",
+    "volumes_text",
+    default=None,
+    help="Convert only these volumes, e.g. 1,2 (cases are numbered 1..N in name order).",
+)
+@click.option(
+    "--no-compress",
+    is_flag=True,
+    help="Store h5 datasets uncompressed (about 10x larger, slightly faster to read).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Write into a data folder that already holds slice files (stale ones are deleted).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def convert_cmd(
+    data_dir: Path,
+    out_dir: Path,
+    volumes_text: str | None,
+    no_compress: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Convert the NIfTI cases in DATA_DIR to the Kaggle h5 layout under OUT_DIR.
+
+    DATA_DIR holds case folders (BraTS 2020 <case>_flair/_t1/_t1ce/_t2[/_seg] or
+    BraTS 2021+ <case>-t2f/-t1n/-t1c/-t2w[/-seg], .nii.gz or .nii), or is one case
+    folder. OUT_DIR gets BraTS2020_training_data/content/data with one h5 file per
+    slice, meta_data.csv and volume_map.csv (volume -> case name).
+    """
+    t0 = time.perf_counter()
+    volumes = parse_int_list(volumes_text, name="--volumes")
+    source = NiftiFolder(data_dir, volumes=volumes)
+    n_volumes, n_slices = len(source.volumes()), len(source)
+    with progress_bar("Converting", n_slices, quiet=quiet) as advance:
+        out = convert_nifti_to_h5(
+            data_dir,
+            out_dir,
+            progress=advance,
+            volumes=volumes,
+            compress=not no_compress,
+            overwrite=overwrite,
+        )
+    console.print(
+        f"Converted {n_volumes} volumes ({n_slices} slices) from {data_dir} to {out} in {time.perf_counter() - t0:.1f} s"
+    )

@@ -1,0 +1,59 @@
+"""``brats pack``: convert the Kaggle one-file-per-slice release into one file per volume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from brats_sdk.data.h5_folder import H5SliceFolder
+from brats_sdk.data.packed import ImageDtype, pack_folder
+from cli.console import console, err_console, progress_bar
+
+# Exit code when some volumes could not be packed (1 is a usage or library error).
+EXIT_VOLUMES_FAILED = 2
+
+
+@click.command("pack")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--dtype",
+    "image_dtype",
+    type=click.Choice(["float32", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Image storage type: float32 reads back bit-identical, float16 halves the size (nearest float16 values).",
+)
+@click.option(
+    "--require-mask/--no-require-mask",
+    default=True,
+    show_default=True,
+    help="Whether every slice must have a mask (--no-require-mask packs unlabelled data).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def pack_cmd(
+    data_dir: Path, out_dir: Path, image_dtype: ImageDtype, require_mask: bool, quiet: bool
+) -> None:
+    """Pack DATA_DIR (Kaggle h5 layout) into one h5 file per volume in OUT_DIR.
+
+    Resumable: volumes already packed and verified are skipped. Exits 2 if some
+    volumes could not be packed (each is listed); the others are still packed.
+    """
+    folder = H5SliceFolder(data_dir, require_mask=require_mask)
+    with progress_bar("Packing", len(folder.volumes()), quiet=quiet) as advance:
+        result = pack_folder(
+            folder, out_dir, image_dtype=image_dtype, require_mask=require_mask, progress=advance
+        )
+    console.print(
+        f"Packed {len(result.packed)} volume(s), skipped {len(result.skipped)} already packed, "
+        f"{len(result.failed)} failed ({image_dtype}) into {result.out_dir} in {result.seconds:.1f} s"
+    )
+    for failure in result.failed:
+        err_console.print(
+            f"[red]failed[/red] volume {failure.volume}: {failure.message}",
+            markup=True,
+            soft_wrap=True,
+        )
+    if not result.ok:
+        raise SystemExit(EXIT_VOLUMES_FAILED)

@@ -1,0 +1,115 @@
+"""``brats predict VOLUMES_DIR --age-csv CSV (--model-dir RUN | --segmenter P --survival P) --out OUT``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from brats_sdk.data.clinical import PatientIdMap, read_age_table
+from brats_sdk.data.sources import open_source
+from brats_sdk.errors import ConfigError
+from brats_sdk.predict.batch import BatchOptions, run_batch
+from brats_sdk.predict.outputs import PREDICTIONS_CSV
+from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
+from brats_sdk.predict.results import VolumeFailure, VolumePrediction
+from brats_sdk.training.distributed import DistContext
+from cli.console import console, err_console, progress_bar
+from cli.options import (
+    announce_device,
+    device_option,
+    format_option,
+    is_main_process,
+    parse_int_list,
+    quiet_option,
+)
+
+EXIT_SOME_FAILED = 2
+
+
+@click.command("predict")
+@click.argument("volumes_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--age-csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Ages: columns Brats20ID,Age or volume,age. Without it only segmentation is predicted.")
+@click.option("--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A `brats train all` run folder (instead of --segmenter/--survival).")
+@click.option("--segmenter", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Segmenter checkpoint.")
+@click.option("--survival", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Survival checkpoint.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Slices per U-Net pass.")
+@click.option("--precision", type=click.Choice([p.value for p in Precision]), default="fp32", show_default=True,
+              help="bf16 autocast is faster on CPUs with bf16 support; may change a few labels.")
+@click.option("--full-slices", is_flag=True, help="Run the U-Net on every full slice (no brain crop or skipping).")
+@click.option("--save-masks", is_flag=True, help="Write masks/volume_<V>_pred.h5 per volume.")
+@click.option("--save-nifti", is_flag=True, help="Write nifti/<case>_pred.nii.gz per volume (aligned with NIfTI input).")
+@click.option("--volumes", "volumes_text", default=None, help="Predict only these volumes, e.g. 1,5,9.")
+@click.option("--id-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="CSV volume,patient_id overriding BraTS20_Training_{V:03d}.")
+@format_option
+@device_option
+@quiet_option
+def predict_cmd(
+    volumes_dir: Path, out_dir: Path, age_csv: Path | None, model_dir: Path | None, segmenter: Path | None,
+    survival: Path | None, batch_size: int, precision: str, full_slices: bool, save_masks: bool, save_nifti: bool,
+    volumes_text: str | None, id_map: Path | None, data_format: str, device: str, quiet: bool,
+) -> None:
+    """Segment and classify every volume in VOLUMES_DIR; exit 2 if some volumes failed."""
+    if model_dir is None and segmenter is None:
+        raise ConfigError("give --model-dir RUN_DIR or --segmenter PATH (and --survival PATH)")
+    if model_dir is not None and (segmenter is not None or survival is not None):
+        raise ConfigError("give either --model-dir or --segmenter/--survival, not both")
+    ages = read_age_table(age_csv) if age_csv is not None else None
+    ids = PatientIdMap.from_csv(id_map) if id_map is not None else None
+    config = PredictorConfig(
+        batch_size=batch_size, precision=Precision(precision), skip_empty_slices=not full_slices, crop_to_brain=not full_slices
+    )
+    resolved = announce_device(device)
+    if model_dir is not None:
+        predictor = CombinedPredictor.from_run_dir(model_dir, device=resolved, config=config)
+    else:
+        predictor = CombinedPredictor.from_checkpoints(segmenter=segmenter, survival=survival, device=resolved, config=config)  # type: ignore[arg-type]  # checked above
+    source = open_source(volumes_dir, fmt=data_format, require_mask=False)
+    subset = parse_int_list(volumes_text, name="--volumes")
+    total = len([i for i in source.volumes() if subset is None or i.volume in subset])
+    dist = DistContext.from_env(predictor.device.type)
+    quiet = quiet or not is_main_process()
+
+    with progress_bar("Predicting volumes", total, quiet=quiet) as advance:
+        def on_volume(r: VolumePrediction | VolumeFailure) -> None:
+            advance(dist.world_size)
+            if isinstance(r, VolumeFailure) and not quiet:
+                err_console.print(f"[red]failed[/red] volume {r.volume}: {r.reason}", markup=True, soft_wrap=True)
+
+        summary = run_batch(
+            predictor, source, out_dir, ages=ages, id_map=ids,
+            options=BatchOptions(save_masks=save_masks, save_nifti=save_nifti, volumes=subset),
+            on_volume=on_volume, dist=dist,
+        )
+    dist.shutdown()
+    if not is_main_process():
+        return
+    bins = predictor.bins
+    table = Table(title=f"Predictions ({summary.predictions} volumes, {summary.seconds:.1f} s)")
+    for col in ("volume", "patient", "age", "bin", "days", "votes", "slices", "WT mL", "TC mL", "ET mL", "status"):
+        table.add_column(col, justify="right" if col not in ("patient", "status", "bin") else "left")
+    for row in summary.rows:
+        votes = "/".join(str(row.get(f"votes_{lab}", "")) for lab in bins.labels) if bins and row.get("predicted_bin") is not None else "-"
+        table.add_row(
+            str(row["volume"]), str(row.get("patient_id", "")), _fmt(row.get("age")), str(row.get("bin_label") or "-"),
+            str(row.get("bin_days") or "-"), votes, _fmt(row.get("slices_used")), _fmt(row.get("WT_ml")),
+            _fmt(row.get("TC_ml")), _fmt(row.get("ET_ml")), str(row.get("status", "")),
+        )
+    console.print(table)
+    console.print(f"Wrote {out_dir / PREDICTIONS_CSV}")
+    if summary.failures:
+        console.print(f"[red]{len(summary.failures)} volume(s) failed; see {out_dir / 'errors.csv'}[/red]")
+        raise SystemExit(EXIT_SOME_FAILED)
+
+
+def _fmt(value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)

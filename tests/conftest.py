@@ -1,0 +1,33 @@
+"""Shared, session-scoped fixtures: small synthetic cohorts written once per test run.
+
+Each cohort fixture returns the data folder that :func:`make_cohort` writes
+(``ROOT/BraTS2020_training_data/content/data``): it holds the h5 slices and, beside
+them, ``survival_info.csv``, ``meta_data.csv`` and ``name_mapping.csv``. Treat the
+folders as read-only; tests that write put their output under ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from brats_sdk.data.synth import SynthConfig, make_cohort
+
+TINY = SynthConfig(volumes=10, slices=16, size=48, seed=0)
+"""10 patients x 16 slices of 48 x 48: enough for a patient split with survival bins."""
+
+SMALL = SynthConfig(volumes=4, slices=24, size=64, seed=0)
+"""4 patients x 24 slices of 64 x 64: big enough for the segmenter to learn something."""
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Data folder of the :data:`TINY` synthetic cohort (160 slices)."""
+    return make_cohort(tmp_path_factory.mktemp("tiny_cohort"), TINY)
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Data folder of the :data:`SMALL` synthetic cohort (96 slices)."""
+    return make_cohort(tmp_path_factory.mktemp("small_cohort"), SMALL)
