@@ -13,6 +13,7 @@ import click
 from brats_sdk import __version__
 from brats_sdk.errors import BratsError
 from cli.console import setup_logging
+from cli.convert_cmd import convert_cmd
 from cli.data_cmds import inspect_cmd, synth_cmd
 from cli.predict_cmd import predict_cmd
 from cli.train_cmd import train_group
@@ -40,6 +41,7 @@ cli.add_command(synth_cmd)
 cli.add_command(inspect_cmd)
 cli.add_command(train_group)
 cli.add_command(predict_cmd)
+cli.add_command(convert_cmd)
 
 
 def main() -> None:

@@ -64,12 +64,16 @@ def brute_directed(
     return np.asarray(np.sqrt((diff**2).sum(axis=-1)).min(axis=1), dtype=np.float64)
 
 
-def brute_hd95(pred: BoolArray, truth: BoolArray, spacing: tuple[float, ...]) -> float:
+def brute_hd95(
+    pred: BoolArray, truth: BoolArray, spacing: tuple[float, ...], *, pooled: bool = True
+) -> float:
+    """Independent HD95: pooled (MedPy/nnU-Net, the default) or max of the directed P95s."""
     a = brute_surface_points(pred, spacing)
     b = brute_surface_points(truth, spacing)
-    return float(
-        max(np.percentile(brute_directed(a, b), 95), np.percentile(brute_directed(b, a), 95))
-    )
+    d_ab, d_ba = brute_directed(a, b), brute_directed(b, a)
+    if pooled:
+        return float(np.percentile(np.concatenate([d_ab, d_ba]), 95))
+    return float(max(np.percentile(d_ab, 95), np.percentile(d_ba, 95)))
 
 
 def brute_dice(pred: BoolArray, truth: BoolArray) -> float:
@@ -154,7 +158,7 @@ def test_irregular_masks_touching_border_match_brute_force() -> None:
         assert dice(a, b) == pytest.approx(brute_dice(a, b))
 
 
-def test_hd95_is_max_of_directed_not_pooled() -> None:
+def test_hd95_pooled_by_default_and_max_directed_on_request() -> None:
     # Truth has a far outlier island; pred is only the big cube.
     truth = cube((40, 12, 12), (0, 2, 2), 8)
     truth[35:38, 5:8, 5:8] = True  # 26 surface voxels: >5% of truth, <5% pooled
@@ -163,8 +167,12 @@ def test_hd95_is_max_of_directed_not_pooled() -> None:
     pooled = float(np.percentile(np.concatenate([d_pt, d_tp]), 95))
     directed_max = float(max(np.percentile(d_pt, 95), np.percentile(d_tp, 95)))
     assert pooled < directed_max
-    assert hd95(pred, truth) == pytest.approx(directed_max)
+    assert hd95(pred, truth) == pytest.approx(pooled)
     assert hd95(pred, truth) == pytest.approx(brute_hd95(pred, truth, (1.0, 1.0, 1.0)))
+    assert hd95(pred, truth, method="max_directed") == pytest.approx(directed_max)
+    assert hd95(pred, truth, method="max_directed") == pytest.approx(
+        brute_hd95(pred, truth, (1.0, 1.0, 1.0), pooled=False)
+    )
 
 
 def test_empty_rules() -> None:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from brats_sdk.data.h5_folder import H5SliceFolder
+from brats_sdk.data.nifti import NiftiFolder, looks_like_nifti_folder
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.errors import ConfigError, DataError
 
@@ -18,10 +19,12 @@ class DataFormat(StrEnum):
 
     AUTO: decide from what the folder holds.
     H5: Kaggle's one-h5-per-slice release (or ``brats convert`` output).
+    NIFTI: the original BraTS release, a folder of case folders of NIfTI files.
     """
 
     AUTO = "auto"
     H5 = "h5"
+    NIFTI = "nifti"
 
     @classmethod
     def parse(cls, value: DataFormat | str) -> DataFormat:
@@ -39,7 +42,9 @@ def detect_format(path: Path) -> DataFormat:
     """
     if not path.is_dir():
         raise DataError(f"{path}: not a folder")
-    return DataFormat.H5
+    # Only folder listings are read; neither the Kaggle release nor `brats convert`
+    # output holds a NIfTI file, so NIfTI files anywhere near the top mean NIfTI.
+    return DataFormat.NIFTI if looks_like_nifti_folder(path) else DataFormat.H5
 
 
 def open_source(
@@ -66,4 +71,6 @@ def open_source(
     kind = DataFormat.parse(fmt)
     if kind is DataFormat.AUTO:
         kind = detect_format(path)
+    if kind is DataFormat.NIFTI:
+        return NiftiFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)
     return H5SliceFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)

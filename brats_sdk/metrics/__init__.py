@@ -20,6 +20,7 @@ from brats_sdk.metrics.channels import (
     pixel_confusion,
 )
 from brats_sdk.metrics.segmentation import (
+    HD95Method,
     RegionScores,
     dice,
     hd95,
@@ -37,6 +38,7 @@ from brats_sdk.metrics.survival import (
 )
 
 __all__ = [
+    "HD95Method",
     "RegionScores",
     "SegmentationAccumulator",
     "SegmentationResult",

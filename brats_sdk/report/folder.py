@@ -1,0 +1,249 @@
+"""Reading a prediction folder: what ``brats predict --save-masks`` wrote.
+
+``predictions.json`` (models metadata, bins, input folder), ``predictions.csv`` (one
+row per volume) and ``masks/volume_<V>_pred.h5`` (labels and slice probabilities).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from brats_sdk.data.bins import SurvivalBins
+from brats_sdk.errors import BratsError, DataError
+from brats_sdk.predict.outputs import (
+    MASKS_DIR,
+    PREDICTIONS_CSV,
+    PREDICTIONS_JSON,
+    mask_file_name,
+    read_prediction_masks,
+)
+from brats_sdk.predict.results import REGION_NAMES
+from brats_sdk.report.records import ModelSummary
+
+__all__ = ["PredictedVolume", "PredictionFolder", "read_prediction_folder"]
+
+logger = logging.getLogger(__name__)
+
+JsonDict = dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictedVolume:
+    """One row of ``predictions.csv``, typed.
+
+    Attributes:
+        volume: Volume number.
+        patient_id: Patient id.
+        status: ``ok``, why the survival fields are empty, or ``failed: ...``.
+        predicted_bin: The vote's bin, or None.
+        mean_probs: Mean probability per bin (``prob_<label>`` columns), or None.
+        votes: Votes per bin (``votes_<label>`` columns), or None.
+        slices_used: Slices with a non-empty predicted mask.
+        region_ml: Predicted volume per region in mL (0 where the column is empty).
+    """
+
+    volume: int
+    patient_id: str
+    status: str
+    predicted_bin: int | None
+    mean_probs: tuple[float, ...] | None
+    votes: tuple[int, ...] | None
+    slices_used: int
+    region_ml: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionFolder:
+    """A prediction folder, read.
+
+    Attributes:
+        root: The folder.
+        meta: ``predictions.json`` as a dict.
+        volumes: The rows of ``predictions.csv`` in volume order.
+        bins: The survival bins of the model, or None (segmentation only).
+        models: Summaries of the models' metadata.
+    """
+
+    root: Path
+    meta: JsonDict = field(repr=False)
+    volumes: tuple[PredictedVolume, ...]
+    bins: SurvivalBins | None
+    models: tuple[ModelSummary, ...]
+
+    @property
+    def input_dir(self) -> Path | None:
+        """The folder the predictions were made from, when it still exists."""
+        text = self.meta.get("input")
+        if not isinstance(text, str) or not text:
+            return None
+        path = Path(text)
+        return path if path.is_dir() else None
+
+    @property
+    def sdk_version(self) -> str | None:
+        """SDK version that wrote the predictions."""
+        v = self.meta.get("sdk_version")
+        return v if isinstance(v, str) else None
+
+    def mask_path(self, volume: int) -> Path:
+        """``masks/volume_<V>_pred.h5`` of ``volume`` (it may not exist)."""
+        return self.root / MASKS_DIR / mask_file_name(volume)
+
+    def read_masks(self, volume: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+        """Labels ``(D, H, W)`` and slice probabilities ``(D, n_bins)`` of ``volume``.
+
+        Raises:
+            DataError: The file is missing, unreadable or malformed.
+        """
+        path = self.mask_path(volume)
+        if not path.is_file():
+            raise DataError(f"{path}: no mask file (run `brats predict --save-masks`)")
+        try:
+            labels, probs = read_prediction_masks(path)
+        except (OSError, KeyError) as exc:
+            raise DataError(f"{path}: unreadable prediction mask file ({exc})") from exc
+        if labels.ndim != 3 or probs.ndim != 2 or probs.shape[0] != labels.shape[0]:
+            raise DataError(f"{path}: labels {labels.shape} and survival_probs {probs.shape} do not match")
+        return labels, probs
+
+
+def read_prediction_folder(root: Path | str) -> PredictionFolder:
+    """Read ``predictions.json`` and ``predictions.csv`` of a prediction folder.
+
+    Args:
+        root: What ``brats predict`` wrote.
+
+    Returns:
+        The folder's tables; masks are read later, one volume at a time.
+
+    Raises:
+        DataError: The folder, ``predictions.json`` or ``predictions.csv`` is missing or
+            malformed.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    json_path = root / PREDICTIONS_JSON
+    if not json_path.is_file():
+        raise DataError(f"{root}: no {PREDICTIONS_JSON}; is this a `brats predict` output folder?")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{json_path}: not readable JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise DataError(f"{json_path}: expected a JSON object")
+    bins = _bins(json_path, meta.get("bins"))
+    labels = bins.labels if bins is not None else ()
+    csv_path = root / PREDICTIONS_CSV
+    if not csv_path.is_file():
+        raise DataError(f"{root}: no {PREDICTIONS_CSV}")
+    volumes = _read_rows(csv_path, labels)
+    models = tuple(_model_summary(role, meta) for role in ("segmenter", "survival"))
+    logger.info("%s: %d predicted volumes", root, len(volumes))
+    return PredictionFolder(root, meta, volumes, bins, tuple(m for m in models if m is not None))
+
+
+def _bins(path: Path, raw: object) -> SurvivalBins | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: 'bins' must be an object or null")
+    try:
+        return SurvivalBins.from_dict(raw)
+    except BratsError as exc:
+        raise DataError(f"{path}: {exc}") from exc
+
+
+def _read_rows(path: Path, labels: tuple[str, ...]) -> tuple[PredictedVolume, ...]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+    reader = csv.DictReader(text.splitlines())
+    if reader.fieldnames is None or "volume" not in reader.fieldnames:
+        raise DataError(f"{path}: no 'volume' column")
+    out: dict[int, PredictedVolume] = {}
+    for line, row in enumerate(reader, start=2):
+        try:
+            volume = int(row["volume"])
+        except (TypeError, ValueError):
+            raise DataError(f"{path} line {line}: volume {row.get('volume')!r} is not an integer") from None
+        try:
+            out[volume] = _row(row, labels)
+        except ValueError as exc:
+            raise DataError(f"{path} line {line}: {exc}") from None
+    return tuple(out[v] for v in sorted(out))
+
+
+def _cell(row: Mapping[str, str | None], key: str) -> str | None:
+    value = row.get(key)
+    return value if value not in (None, "") else None
+
+
+def _row(row: Mapping[str, str | None], labels: tuple[str, ...]) -> PredictedVolume:
+    def num(key: str) -> float | None:
+        text = _cell(row, key)
+        if text is None:
+            return None
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"{key} {text!r} is not finite")
+        return value
+
+    pb = num("predicted_bin")
+    probs = [num(f"prob_{lab}") for lab in labels]
+    votes = [num(f"votes_{lab}") for lab in labels]
+    return PredictedVolume(
+        volume=int(str(row["volume"])),
+        patient_id=_cell(row, "patient_id") or "",
+        status=_cell(row, "status") or "ok",
+        predicted_bin=None if pb is None else int(pb),
+        mean_probs=tuple(p for p in probs if p is not None) if labels and all(p is not None for p in probs) else None,
+        votes=tuple(int(v) for v in votes if v is not None) if labels and all(v is not None for v in votes) else None,
+        slices_used=int(num("slices_used") or 0),
+        region_ml={name: num(f"{name}_ml") or 0.0 for name in REGION_NAMES},
+    )
+
+
+def _model_summary(role: str, meta: Mapping[str, object]) -> ModelSummary | None:
+    models = meta.get("models")
+    md = models.get(role) if isinstance(models, dict) else None
+    if not isinstance(md, dict):
+        return None
+    split = md.get("split")
+    mode = split.get("mode") if isinstance(split, dict) else None
+    leaks = md.get("leaks_patients")
+    if not isinstance(leaks, bool):
+        leaks = True if mode == "slice" else (False if mode == "patient" else None)
+
+    def ints(key: str) -> tuple[int, ...] | None:
+        if not isinstance(split, dict):
+            return None
+        vals = [split.get(k) for k in key.split("+")]
+        if not all(isinstance(v, list) for v in vals):
+            return None
+        return tuple(int(x) for v in vals if isinstance(v, list) for x in v if isinstance(x, int))
+
+    def text(key: str) -> str | None:
+        v = md.get(key)
+        return v if isinstance(v, str) else None
+
+    return ModelSummary(
+        role=role,
+        sdk_version=text("sdk_version"),
+        architecture=text("architecture"),
+        split_mode=mode if isinstance(mode, str) else None,
+        leaks_patients=leaks,
+        trained_on=text("trained_on"),
+        train_volumes=ints("train+val"),
+        test_volumes=ints("test"),
+    )
