@@ -1,26 +1,52 @@
 """The ``brats`` command: a thin Click app over brats_sdk.
 
 Library errors (:class:`~brats_sdk.errors.BratsError`) become a one-line message and
-exit code 1; no traceback is shown for bad input.
+exit code 1; no traceback is shown for bad input. Subcommands are imported only when
+run, so ``brats --help`` and ``brats --version`` do not pay for importing torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
 
-from brats_sdk import __version__
+from brats_sdk._version import __version__
 from brats_sdk.errors import BratsError
 from cli.console import setup_logging
-from cli.convert_cmd import convert_cmd
-from cli.data_cmds import inspect_cmd, synth_cmd
-from cli.predict_cmd import predict_cmd
-from cli.train_cmd import train_group
+
+# name -> (module, attribute, one-line help shown by `brats --help`)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "synth": ("cli.data_cmds", "synth_cmd", "Write a synthetic cohort in the Kaggle h5 layout."),
+    "inspect": ("cli.data_cmds", "inspect_cmd", "Check a Kaggle-layout folder; exit 1 on problems."),
+    "train": ("cli.train_cmd", "train_group", "Train the segmenter, the survival classifier, or both."),
+    "predict": ("cli.predict_cmd", "predict_cmd", "Segment and classify a folder of volumes."),
+    "report": ("cli.report_cmd", "report_cmd", "Score predictions and write an HTML report."),
+    "convert": ("cli.convert_cmd", "convert_cmd", "Convert a NIfTI release into the Kaggle h5 layout."),
+    "pack": ("cli.pack_cmd", "pack_cmd", "Pack per-slice h5 files into one file per volume."),
+}
 
 
 class BratsGroup(click.Group):
-    """Turns library errors into ``click.ClickException`` (one line, exit code 1)."""
+    """Lazy subcommands; library errors become ``click.ClickException`` (one line, exit 1)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = _COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        command = getattr(module, entry[1])
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{entry[0]}.{entry[1]} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, entry[2]) for name, entry in _COMMANDS.items()])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -33,15 +59,12 @@ class BratsGroup(click.Group):
 @click.version_option(__version__, "--version", prog_name="brats")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def cli(verbose: int) -> None:
-    """Segment BraTS 2020 tumour sub-regions and predict overall-survival class."""
+    """Segment BraTS 2020 tumour sub-regions and predict overall-survival class.
+
+    Quick start: `brats synth demo/ --volumes 10` then `brats train all demo/ --out run/`
+    then `brats predict demo/ --model-dir run/ --age-csv ages.csv --out pred/`.
+    """
     setup_logging(verbose)
-
-
-cli.add_command(synth_cmd)
-cli.add_command(inspect_cmd)
-cli.add_command(train_group)
-cli.add_command(predict_cmd)
-cli.add_command(convert_cmd)
 
 
 def main() -> None:

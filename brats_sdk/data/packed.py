@@ -49,7 +49,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from brats_sdk.atomic import atomic_path
+from brats_sdk.atomic import atomic_path, atomic_write_text
 from brats_sdk.constants import (
     H5_IMAGE_KEY,
     H5_MASK_KEY,
@@ -207,7 +207,8 @@ def pack_folder(
         image_dtype: ``"float32"`` (bit-identical reads) or ``"float16"`` (half the size,
             nearest-float16 values).
         require_mask: Whether every slice must have a mask (False packs unlabelled data,
-            without a ``mask`` dataset).
+            without a ``mask`` dataset). When ``src`` is an :class:`H5SliceFolder`, its own
+            setting (and its choice of volumes) applies.
         progress: Called with 1 after each volume (packed, skipped or failed).
 
     Returns:
@@ -270,6 +271,14 @@ def pack_folder(
         if progress is not None:
             progress(1)
     _copy_tables(folder, out)
+    known = {info.volume for info in folder.volumes()}
+    others = sorted(v for v in _listed_volumes(out, use_manifest=False) if v not in known)
+    if others:
+        logger.warning(
+            "%s also holds packed volumes %s that are not in the source; the manifest leaves them out",
+            out,
+            others,
+        )
     result = PackResult(
         out_dir=out,
         image_dtype=image_dtype,
@@ -286,9 +295,7 @@ def pack_folder(
         "failed": {str(f.volume): f.message for f in failed},
     }
     try:
-        with atomic_path(out / PACKED_MANIFEST) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-            os.chmod(tmp, _file_mode())
+        atomic_write_text(out / PACKED_MANIFEST, json.dumps(manifest, indent=1) + "\n")
     except OSError as exc:
         raise DataError(f"{out / PACKED_MANIFEST}: cannot write ({exc})") from exc
     logger.info(
@@ -396,7 +403,6 @@ def _write_volume(
     try:
         with atomic_path(target) as tmp:
             _write_h5(tmp, rec, image, image_dtype, fp)
-            os.chmod(tmp, _file_mode())
     except OSError as exc:
         raise DataError(f"{target}: cannot write ({_short(exc)})") from exc
 
@@ -441,16 +447,8 @@ def _copy_tables(folder: H5SliceFolder, out: Path) -> None:
         try:
             with atomic_path(out / name) as tmp:
                 shutil.copyfile(found, tmp)
-                os.chmod(tmp, _file_mode())
         except OSError as exc:
             raise DataError(f"{out / name}: cannot copy {found} ({exc})") from exc
-
-
-def _file_mode() -> int:
-    """The mode a plain ``open`` would give a new file (``mkstemp`` makes them 0600)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _short(exc: BaseException) -> str:
@@ -579,10 +577,10 @@ def _read_header(path: Path) -> _Header:
     return _Header(path, int(d), (int(h), int(w)), has_mask)
 
 
-def _listed_volumes(root: Path) -> dict[int, Path]:
+def _listed_volumes(root: Path, *, use_manifest: bool = True) -> dict[int, Path]:
     """Volume -> file: the manifest's volumes if there is one, else every ``volume_<V>.h5``."""
     manifest = root / PACKED_MANIFEST
-    if manifest.is_file():
+    if use_manifest and manifest.is_file():
         try:
             payload = json.loads(manifest.read_text(encoding="utf-8"))
             volumes = [int(v) for v in payload["volumes"]]

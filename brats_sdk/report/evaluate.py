@@ -1,0 +1,306 @@
+"""Scoring a prediction folder against ground truth and a survival CSV.
+
+One volume is in memory at a time: its predicted labels, its ground truth (when given)
+and, for the few overlay volumes, its images. Segmentation uses
+:func:`~brats_sdk.metrics.segmentation.score_volume` per volume and a
+:class:`~brats_sdk.metrics.channels.SegmentationAccumulator` for the pooled channel
+Dice and the pixel confusion matrix; survival uses :mod:`brats_sdk.metrics.survival`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from brats_sdk._version import __version__
+from brats_sdk.constants import IMAGE_CHANNELS, VOXEL_SPACING_MM
+from brats_sdk.data.clinical import read_survival_csv
+from brats_sdk.data.protocols import DataSource
+from brats_sdk.data.sources import open_source
+from brats_sdk.errors import BratsError, DataError
+from brats_sdk.labels import classes_to_labels, labels_to_classes, one_hot_to_classes
+from brats_sdk.metrics.channels import SegmentationAccumulator
+from brats_sdk.metrics.segmentation import RegionScores, score_volume
+from brats_sdk.predict.predictor import region_volumes_ml
+from brats_sdk.report.exploratory import FeatureExtractor, exploratory_result, slice_shares, used_slices
+from brats_sdk.report.folder import PredictedVolume, PredictionFolder, read_prediction_folder
+from brats_sdk.report.records import (
+    ModelSummary,
+    OverlaySample,
+    ReportData,
+    ReportOptions,
+    TrainingOverlap,
+    VolumeReport,
+)
+from brats_sdk.report.survival_eval import TrueBin, score_survival, true_bins
+
+__all__ = ["evaluate_predictions", "resolve_survival_model"]
+
+logger = logging.getLogger(__name__)
+
+SURVIVAL_FILE = "survival.pt"
+_FLAIR = IMAGE_CHANNELS.index("flair")
+_T1CE = IMAGE_CHANNELS.index("t1ce")
+
+
+def resolve_survival_model(survival_model: Path | None, model_dir: Path | None) -> Path | None:
+    """The survival checkpoint for the PCA figure: ``survival_model``, else ``model_dir/survival.pt``.
+
+    Raises:
+        DataError: ``survival_model`` is given but is not a file.
+    """
+    if survival_model is not None:
+        if not Path(survival_model).is_file():
+            raise DataError(f"{survival_model}: survival model file not found")
+        return Path(survival_model)
+    if model_dir is not None and (Path(model_dir) / SURVIVAL_FILE).is_file():
+        return Path(model_dir) / SURVIVAL_FILE
+    return None
+
+
+@dataclass
+class _State:
+    """What the volume loop accumulates (mutable, private)."""
+
+    acc: SegmentationAccumulator = field(default_factory=SegmentationAccumulator)
+    any_scored: bool = False
+    volumes: list[VolumeReport] = field(default_factory=list)
+    overlays: list[OverlaySample] = field(default_factory=list)
+    slice_probs: dict[int, npt.NDArray[np.float64]] = field(default_factory=dict)
+    shares: list[tuple[int, npt.NDArray[np.float64]]] = field(default_factory=list)
+    features: list[tuple[int, npt.NDArray[np.float32]]] = field(default_factory=list)
+    missing_in_gt: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def evaluate_predictions(
+    pred_dir: Path | str,
+    *,
+    ground_truth: Path | str | None = None,
+    survival_csv: Path | str | None = None,
+    survival_model: Path | str | None = None,
+    options: ReportOptions | None = None,
+    on_volume: Callable[[int], None] | None = None,
+) -> ReportData:
+    """Score a ``brats predict --save-masks`` folder.
+
+    Args:
+        pred_dir: The prediction folder.
+        ground_truth: A labelled data folder (Kaggle layout); volume V of the masks is
+            compared with volume V here. Volumes it lacks are listed, not fatal.
+        survival_csv: ``survival_info.csv``; patients are matched by ``patient_id``.
+        survival_model: Survival checkpoint for the PCA of image features (Fig. 8);
+            without it that figure is skipped with a note.
+        options: Figure options.
+        on_volume: Called with each volume number once it is done (progress).
+
+    Returns:
+        The :class:`ReportData`.
+
+    Raises:
+        DataError: ``pred_dir`` is not a prediction folder, or the ground-truth folder or
+            survival CSV cannot be read.
+        CheckpointError: ``survival_model`` is not a survival checkpoint.
+    """
+    t0 = time.perf_counter()
+    opts = options or ReportOptions()
+    folder = read_prediction_folder(pred_dir)
+    gt = open_source(ground_truth, require_mask=True) if ground_truth is not None else None
+    gt_volumes = {i.volume: i for i in gt.volumes()} if gt is not None else {}
+    images = gt if gt is not None else _input_source(folder)
+    image_volumes = {i.volume for i in images.volumes()} if images is not None else set()
+    extractor = FeatureExtractor(Path(survival_model)) if survival_model is not None else None
+    records = read_survival_csv(Path(survival_csv)) if survival_csv is not None else None
+    state = _State()
+    truth: dict[int, TrueBin] = {}
+    if records is not None and folder.bins is not None:
+        truth = true_bins(folder.volumes, records, folder.bins)
+    elif records is not None:
+        state.notes.append("survival not scored: the predictions have no survival bins (no survival model)")
+    figure_volumes = _figure_volumes(folder, opts.max_figure_volumes)
+
+    for pv in folder.volumes:
+        _one_volume(
+            folder, pv, state, opts,
+            gt=gt if pv.volume in gt_volumes else None,
+            gt_given=gt is not None,
+            images=images if pv.volume in figure_volumes and pv.volume in image_volumes else None,
+            figure=pv.volume in figure_volumes,
+            extractor=extractor,
+            true_bin=truth.get(pv.volume),
+        )
+        if on_volume is not None:
+            on_volume(pv.volume)
+
+    survival = None
+    if truth and folder.bins is not None:
+        survival = score_survival(folder.volumes, truth, state.slice_probs, folder.bins)
+    if truth:
+        bin_of = {v: t.bin for v, t in truth.items() if t.bin is not None}
+        source = "true"
+    else:
+        bin_of = {v.volume: v.predicted_bin for v in folder.volumes if v.predicted_bin is not None}
+        source = "predicted"
+    pca_note = None if extractor is not None else "no survival model given (--survival-model or --model-dir)"
+    exploratory = exploratory_result(
+        features=state.features, shares=state.shares, bin_of=bin_of, bin_source=source, pca_note=pca_note
+    )
+    scored_ids = [v.volume for v in state.volumes]
+    leaks = any(m.leaks_patients for m in folder.models)
+    return ReportData(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        sdk_version=__version__,
+        predict_sdk_version=folder.sdk_version,
+        pred_dir=str(folder.root),
+        ground_truth=None if ground_truth is None else str(ground_truth),
+        survival_csv=None if survival_csv is None else str(survival_csv),
+        survival_model=None if survival_model is None else str(survival_model),
+        models=folder.models,
+        leaks_patients=leaks,
+        split_known=bool(folder.models) and all(m.leaks_patients is not None for m in folder.models),
+        overlap=tuple(_overlap(m, scored_ids) for m in folder.models),
+        volumes=tuple(state.volumes),
+        missing_in_ground_truth=tuple(state.missing_in_gt),
+        segmentation=state.acc.result() if state.any_scored else None,
+        survival=survival,
+        exploratory=exploratory,
+        overlays=tuple(state.overlays),
+        bin_labels=folder.bins.labels if folder.bins is not None else (),
+        notes=tuple(state.notes),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _input_source(folder: PredictionFolder) -> DataSource | None:
+    path = folder.input_dir
+    if path is None:
+        return None
+    try:
+        return open_source(path, require_mask=False)
+    except BratsError as exc:
+        logger.info("input folder %s not readable for images: %s", path, exc)
+        return None
+
+
+def _figure_volumes(folder: PredictionFolder, n: int) -> set[int]:
+    ranked = sorted(folder.volumes, key=lambda v: (-v.region_ml.get("WT", 0.0), v.volume))
+    return {v.volume for v in ranked[: max(n, 0)]}
+
+
+def _one_volume(
+    folder: PredictionFolder,
+    pv: PredictedVolume,
+    state: _State,
+    opts: ReportOptions,
+    *,
+    gt: DataSource | None,
+    gt_given: bool,
+    images: DataSource | None,
+    figure: bool,
+    extractor: FeatureExtractor | None,
+    true_bin: TrueBin | None,
+) -> None:
+    base = dict(
+        volume=pv.volume, patient_id=pv.patient_id, status=pv.status, pred_ml=pv.region_ml,
+        slices_used=pv.slices_used, predicted_bin=pv.predicted_bin, votes=pv.votes,
+        true_bin=None if true_bin is None else true_bin.bin,
+        survival_note=None if true_bin is None else true_bin.note,
+        in_ground_truth=(gt is not None) if gt_given else None,
+    )
+    if gt_given and gt is None:
+        state.missing_in_gt.append(pv.volume)
+    try:
+        labels, probs = folder.read_masks(pv.volume)
+        pred = labels_to_classes(labels)
+    except BratsError as exc:
+        logger.warning("volume %d: %s", pv.volume, exc)
+        reason = "no mask file" if not folder.mask_path(pv.volume).is_file() else str(exc)
+        state.volumes.append(VolumeReport(**base, has_mask=False, regions=None, not_scored=reason if gt_given else None, truth_ml=None))  # type: ignore[arg-type]  # keys match fields
+        return
+    finite = np.isfinite(probs).all(axis=1) if probs.shape[1] else np.zeros(probs.shape[0], dtype=bool)
+    if finite.any():
+        state.slice_probs[pv.volume] = probs[finite].astype(np.float64)
+    used = used_slices(pred)
+    if used.size:
+        state.shares.append((pv.volume, slice_shares(pred, used)))
+        if extractor is not None:
+            state.features.append((pv.volume, extractor.features(pred, used, opts.feature_slices_per_volume)))
+
+    regions: dict[str, RegionScores] | None = None
+    not_scored = "not in ground truth" if gt_given and gt is None else None
+    truth_classes: npt.NDArray[np.uint8] | None = None
+    truth_ml: dict[str, float] | None = None
+    image: npt.NDArray[np.float32] | None = None
+    if gt is not None:
+        try:
+            rec = gt.load_volume(pv.volume)
+            if rec.mask is None:
+                raise DataError(f"volume {pv.volume}: the ground truth has no mask")
+            truth_classes = one_hot_to_classes(rec.mask, channel_axis=1)
+            spacing = rec.info.spacing if len(rec.info.spacing) == 3 else VOXEL_SPACING_MM
+            regions = score_volume(labels, classes_to_labels(truth_classes), spacing)
+            state.acc.update(pred, truth_classes)
+            state.any_scored = True
+            truth_ml = region_volumes_ml(truth_classes, spacing)
+            image = rec.image if figure else None
+        except BratsError as exc:
+            logger.warning("volume %d not scored: %s", pv.volume, exc)
+            not_scored, truth_classes = str(exc).splitlines()[0], None
+    if figure:
+        if image is None and images is not None:
+            try:
+                image = images.load_volume(pv.volume).image
+            except BratsError as exc:
+                logger.info("volume %d: no image for the overlay figure: %s", pv.volume, exc)
+        state.overlays.extend(_overlays(pv.volume, pred, truth_classes, image, opts.slices_per_volume))
+    state.volumes.append(
+        VolumeReport(**base, has_mask=True, regions=regions, not_scored=not_scored, truth_ml=truth_ml)  # type: ignore[arg-type]  # keys match fields
+    )
+
+
+def _overlays(
+    volume: int,
+    pred: npt.NDArray[np.uint8],
+    truth: npt.NDArray[np.uint8] | None,
+    image: npt.NDArray[np.float32] | None,
+    k: int,
+) -> list[OverlaySample]:
+    """The ``k`` slices with the most tumour (truth when known, else prediction), in slice order."""
+    if truth is not None and truth.shape != pred.shape:
+        truth = None
+    if image is not None and (image.ndim != 4 or image.shape[0] != pred.shape[0] or image.shape[2:] != pred.shape[1:]):
+        logger.info("volume %d: image shape %s does not match the masks %s", volume, image.shape, pred.shape)
+        image = None
+    ref = truth if truth is not None and truth.any() else pred
+    counts = (ref.reshape(ref.shape[0], -1) > 0).sum(axis=1)
+    if counts.max(initial=0) == 0:
+        picks = [ref.shape[0] // 2]
+    else:
+        order = np.argsort(-counts, kind="stable")
+        picks = sorted(int(s) for s in order[:k] if counts[s] > 0)
+    return [
+        OverlaySample(
+            volume=volume,
+            slice_index=s,
+            flair=None if image is None else np.asarray(image[s, _FLAIR], dtype=np.float32).copy(),
+            t1ce=None if image is None else np.asarray(image[s, _T1CE], dtype=np.float32).copy(),
+            truth=None if truth is None else truth[s].copy(),
+            pred=pred[s].copy(),
+        )
+        for s in picks
+    ]
+
+
+def _overlap(model: ModelSummary, volumes: list[int]) -> TrainingOverlap:
+    train = set(model.train_volumes or ())
+    test = set(model.test_volumes or ())
+    n_train = sum(1 for v in volumes if v in train)
+    n_test = sum(1 for v in volumes if v in test and v not in train)
+    return TrainingOverlap(model.role, n_train, n_test, len(volumes) - n_train - n_test)
