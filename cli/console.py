@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -25,6 +26,8 @@ err_console = Console(stderr=True, highlight=False)
 def setup_logging(verbose: int) -> None:
     """Library logs go to stderr through rich: WARNING by default, INFO with -v, DEBUG with -vv."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    if int(os.environ.get("RANK", "0")) != 0:
+        level = logging.ERROR  # under torchrun, rank 0 speaks for all
     root = logging.getLogger("brats_sdk")
     root.handlers.clear()
     handler = RichHandler(console=err_console, show_path=False, show_time=False, markup=False)

@@ -29,7 +29,12 @@ from brats_sdk.labels import classes_to_labels, labels_to_classes, one_hot_to_cl
 from brats_sdk.metrics.channels import SegmentationAccumulator
 from brats_sdk.metrics.segmentation import RegionScores, score_volume
 from brats_sdk.predict.predictor import region_volumes_ml
-from brats_sdk.report.exploratory import FeatureExtractor, exploratory_result, slice_shares, used_slices
+from brats_sdk.report.exploratory import (
+    FeatureExtractor,
+    exploratory_result,
+    slice_shares,
+    used_slices,
+)
 from brats_sdk.report.folder import PredictedVolume, PredictionFolder, read_prediction_folder
 from brats_sdk.report.records import (
     ModelSummary,
@@ -116,7 +121,8 @@ def evaluate_predictions(
     gt_volumes = {i.volume: i for i in gt.volumes()} if gt is not None else {}
     images = gt if gt is not None else _input_source(folder)
     image_volumes = {i.volume for i in images.volumes()} if images is not None else set()
-    extractor = FeatureExtractor(Path(survival_model)) if survival_model is not None else None
+    extractor = FeatureExtractor(Path(survival_model), device=opts.device) if survival_model is not None else None
+    per_volume_features = min(opts.feature_slices_per_volume, max(1, opts.max_feature_slices // max(len(folder.volumes), 1)))
     records = read_survival_csv(Path(survival_csv)) if survival_csv is not None else None
     state = _State()
     truth: dict[int, TrueBin] = {}
@@ -134,6 +140,7 @@ def evaluate_predictions(
             images=images if pv.volume in figure_volumes and pv.volume in image_volumes else None,
             figure=pv.volume in figure_volumes,
             extractor=extractor,
+            feature_slices=per_volume_features,
             true_bin=truth.get(pv.volume),
         )
         if on_volume is not None:
@@ -205,6 +212,7 @@ def _one_volume(
     images: DataSource | None,
     figure: bool,
     extractor: FeatureExtractor | None,
+    feature_slices: int,
     true_bin: TrueBin | None,
 ) -> None:
     base = dict(
@@ -220,7 +228,8 @@ def _one_volume(
         labels, probs = folder.read_masks(pv.volume)
         pred = labels_to_classes(labels)
     except BratsError as exc:
-        logger.warning("volume %d: %s", pv.volume, exc)
+        failed = pv.status.startswith("failed")
+        logger.log(logging.INFO if failed else logging.WARNING, "volume %d: %s", pv.volume, exc)
         reason = "no mask file" if not folder.mask_path(pv.volume).is_file() else str(exc)
         state.volumes.append(VolumeReport(**base, has_mask=False, regions=None, not_scored=reason if gt_given else None, truth_ml=None))  # type: ignore[arg-type]  # keys match fields
         return
@@ -231,7 +240,7 @@ def _one_volume(
     if used.size:
         state.shares.append((pv.volume, slice_shares(pred, used)))
         if extractor is not None:
-            state.features.append((pv.volume, extractor.features(pred, used, opts.feature_slices_per_volume)))
+            state.features.append((pv.volume, extractor.features(pred, used, feature_slices)))
 
     regions: dict[str, RegionScores] | None = None
     not_scored = "not in ground truth" if gt_given and gt is None else None

@@ -20,6 +20,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.device import resolve_device
 from brats_sdk.labels import classes_to_one_hot
 from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
 from brats_sdk.report.records import ExploratoryResult
@@ -64,15 +65,18 @@ class FeatureExtractor:
 
     Args:
         path: A survival checkpoint (``survival.pt``).
+        device: Device request (``auto`` picks CUDA, then MPS, then the CPU).
         batch_size: Slices per forward pass.
 
     Raises:
         CheckpointError: The file is missing or not a survival checkpoint.
+        ConfigError: Unknown device.
     """
 
-    def __init__(self, path: Path, *, batch_size: int = 16) -> None:
+    def __init__(self, path: Path, *, device: str = "auto", batch_size: int = 16) -> None:
         self.path = Path(path)
-        self.model = SurvivalClassifier.from_checkpoint(self.path).eval()
+        self.device = resolve_device(device)
+        self.model = SurvivalClassifier.from_checkpoint(self.path, map_location=self.device).eval()
         self.batch_size = batch_size
 
     def features(self, pred_classes: npt.NDArray[np.uint8], used: npt.NDArray[np.int64], max_slices: int) -> npt.NDArray[np.float32]:
@@ -92,7 +96,7 @@ class FeatureExtractor:
         with torch.inference_mode():
             for start in range(0, len(pick), self.batch_size):
                 one_hot = classes_to_one_hot(pred_classes[pick[start : start + self.batch_size]])
-                x = prepare_masks(torch.from_numpy(one_hot), size=size).to(self.model.device)
+                x = prepare_masks(torch.from_numpy(one_hot).to(self.device), size=size)
                 out.append(self.model.backbone(x).float().cpu().numpy())
         if not out:
             return np.zeros((0, 128), dtype=np.float32)

@@ -47,6 +47,7 @@ class RenderedFigure:
         title: Heading.
         caption: What it shows, with its counts.
         png: The PNG bytes.
+        wide: The figure has several panels and takes the page's full width.
     """
 
     name: str
@@ -54,6 +55,7 @@ class RenderedFigure:
     title: str
     caption: str
     png: bytes
+    wide: bool = False
 
 
 def _new(width: float, height: float) -> Figure:
@@ -105,9 +107,9 @@ def overlay_figure(samples: Sequence[OverlaySample]) -> bytes:
     has_truth = samples[0].truth is not None
     cols: list[tuple[str, str | None, str | None]] = []  # (title, image, mask)
     if has_img:
-        for mod, name in (("flair", "FLAIR"), ("t1ce", "T1ce")):
-            cols.append((f"{name} + truth" if has_truth else name, mod, "truth" if has_truth else None))
-            cols.append((f"{name} + prediction", mod, "pred"))
+        for key, name in (("flair", "FLAIR"), ("t1ce", "T1ce")):
+            cols.append((f"{name} + truth" if has_truth else name, key, "truth" if has_truth else None))
+            cols.append((f"{name} + prediction", key, "pred"))
     else:
         if has_truth:
             cols.append(("ground truth", None, "truth"))
@@ -142,12 +144,10 @@ def _annotated_matrix(ax: Axes, values: npt.NDArray[np.float64], text: list[list
     n = len(labels)
     ax.set_xticks(range(n), labels, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(n), labels, fontsize=8)
-    finite = values[np.isfinite(values)]
-    mid = (float(finite.max()) + float(finite.min())) / 2 if finite.size else 0.0
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
-            v = values[i, j]
-            dark = cmap == "viridis" and (not np.isfinite(v) or v < mid)
+            r, g, b, _ = im.cmap(im.norm(values[i, j]))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
             ax.text(j, i, text[i][j], ha="center", va="center", fontsize=8, color="white" if dark else "black")
     return im
 
@@ -249,7 +249,7 @@ def votes_figure(data: ReportData, max_volumes: int) -> bytes | None:
     ax.invert_yaxis()
     ax.set_xlabel("slices voting for each bin")
     ax.set_xlim(0, float(left.max()) * 1.35 + 1)
-    ax.legend(fontsize=8, ncol=len(labels), loc="outside upper center", frameon=False)
+    fig.legend(fontsize=8, ncol=len(labels), loc="outside upper center", frameon=False)
     return _png(fig)
 
 
@@ -263,7 +263,7 @@ def pca_figure(data: ReportData) -> bytes | None:
         return None
     fig = _new(5.2, 4.4)
     ax = fig.add_subplot()
-    for b in sorted(set(int(x) for x in ex.pca_bins)):
+    for b in sorted({int(x) for x in ex.pca_bins}, key=lambda x: (x < 0, x)):
         sel = ex.pca_bins == b
         name = data.bin_labels[b] if 0 <= b < len(data.bin_labels) else "no bin"
         ax.scatter(ex.pca[sel, 0], ex.pca[sel, 1], s=14, alpha=0.75, color=_bin_colour(b), label=f"{name} ({int(sel.sum())})")
@@ -304,14 +304,14 @@ def render_figures(data: ReportData, options: ReportOptions | None = None) -> li
     opts = options or ReportOptions()
     out: list[RenderedFigure] = []
     by_volume: dict[int, list[OverlaySample]] = {}
-    for s in data.overlays:
-        by_volume.setdefault(s.volume, []).append(s)
+    for sample in data.overlays:
+        by_volume.setdefault(sample.volume, []).append(sample)
     for v, samples in sorted(by_volume.items()):
         what = "FLAIR and T1ce with the " if samples[0].flair is not None else ""
         masks = "ground-truth and predicted masks" if samples[0].truth is not None else "predicted mask"
+        slices = ", ".join(str(x.slice_index) for x in samples)
         out.append(RenderedFigure(f"overlay_volume_{v}", "overlays", f"Volume {v}",
-                                  f"{what}{masks} on the slices with the most tumour "
-                                  f"({', '.join(str(s.slice_index) for s in samples)}).", overlay_figure(samples)))
+                                  f"{what}{masks} on the slices with the most tumour ({slices}).", overlay_figure(samples)))
     seg = data.segmentation
     if seg is not None:
         out.append(RenderedFigure("confusion_pixels", "segmentation", "Pixel confusion matrix",
@@ -319,18 +319,19 @@ def render_figures(data: ReportData, options: ReportOptions | None = None) -> li
                                   f"of {len(data.scored)} volumes.", confusion_figure(seg.confusion)))
         out.append(RenderedFigure("region_scores", "segmentation", "Dice and HD95 per region",
                                   f"Box plots over {len(data.scored)} volumes; each dot is a volume. "
-                                  "An empty region in one mask only scores Dice 0 and HD95 373.13 mm.", region_box_figure(data)))
+                                  "An empty region in one mask only scores Dice 0 and HD95 373.13 mm.", region_box_figure(data), wide=True))
     s = data.survival
     levels = [] if s is None else [(n, sc) for n, sc in (("per patient (vote)", s.per_patient), ("per slice", s.per_slice)) if sc is not None]
     if s is not None and levels:
         out.append(RenderedFigure("survival_confusion", "survival", "Survival confusion matrices",
-                                  "Rows true bin, columns predicted bin.", survival_confusion_figure(levels, s.labels)))
+                                  "Rows true bin, columns predicted bin.", survival_confusion_figure(levels, s.labels),
+                                  wide=len(levels) > 1))
         roc_levels = [(n, sc) for n, sc in (("per patient, mean probability", s.per_patient), ("per slice", s.per_slice))
                       if sc is not None and any(a is not None for a in sc.auc)]
         if roc_levels:
             out.append(RenderedFigure("survival_roc", "survival", "ROC curves, one bin against the rest",
                                       "AUC per bin; a bin that is absent or the only one present has no curve.",
-                                      roc_figure(roc_levels, s.labels)))
+                                      roc_figure(roc_levels, s.labels), wide=len(roc_levels) > 1))
     votes = votes_figure(data, opts.max_vote_volumes)
     if votes is not None:
         n = sum(1 for v in data.volumes if v.votes is not None)

@@ -37,16 +37,21 @@ class ReportOptions:
         max_figure_volumes: Volumes drawn as image/mask overlays (the largest predicted
             tumours first).
         slices_per_volume: Slices drawn per overlay volume (those with the most tumour).
-        feature_slices_per_volume: Slices per volume fed through the survival network's
-            image branch for the PCA figure, evenly spaced over the slices used; this
-            bounds the CPU time on large cohorts.
+        feature_slices_per_volume: Most slices per volume fed through the survival
+            network's image branch for the PCA figure, evenly spaced over the slices used.
+        max_feature_slices: Most slices for the PCA figure in all; each volume then gets
+            ``min(feature_slices_per_volume, max(1, max_feature_slices // volumes))``. This
+            bounds the time (a ResNet-50 pass costs about 0.5 s per slice on a 2-core CPU).
         max_vote_volumes: Volumes shown in the vote-bar figure (the first ones).
+        device: Device of the survival network (``auto``: CUDA, then MPS, then CPU).
     """
 
     max_figure_volumes: int = 3
     slices_per_volume: int = 3
-    feature_slices_per_volume: int = 16
+    feature_slices_per_volume: int = 8
+    max_feature_slices: int = 400
     max_vote_volumes: int = 60
+    device: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,9 @@ METRICS = ("dice", "hd95", "sensitivity", "specificity")
 
 
 def accuracy_text(accuracy: float | None, n: int, unit: str) -> str:
-    """``62.5% (n = 8 patients)``; ``n/a (n = 0 patients)`` when undefined."""
+    """``62.5% (n = 8 patients)``, ``100.0% (n = 1 patient)``; ``n/a (n = 0 patients)`` when undefined."""
     value = "n/a" if accuracy is None else f"{100.0 * accuracy:.1f}%"
-    return f"{value} (n = {n} {unit})"
+    return f"{value} (n = {n} {unit.removesuffix('s') if n == 1 else unit})"
 
 
 def leak_warning(data: ReportData) -> str | None:

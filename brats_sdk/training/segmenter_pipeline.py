@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -129,7 +129,7 @@ class SegmenterTrainResult:
     n_slices: dict[str, int]
     seconds: float
     device: str
-    extra: dict[str, object] = field(default_factory=dict)
+    model: Segmenter
 
 
 def train_segmenter(
@@ -169,6 +169,9 @@ def train_segmenter(
     out.mkdir(parents=True, exist_ok=True)
     if source is None:
         source = open_source(config.data_dir, fmt=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes)
+    # Rank 0 scans the data and plans the split; the others wait, then read its files.
+    if not dist.is_main:
+        dist.barrier()
     scan = load_or_scan(source, out, progress=progress)
     keys = [f.volume for f in scan.slices]
     volumes = sorted(set(keys))
@@ -180,6 +183,8 @@ def train_segmenter(
         seed=config.seed,
         survival_csv=config.survival_csv or find_survival_csv(source),
     )
+    if dist.is_main:
+        dist.barrier()
     if split.leaks_patients:
         logger.warning("slice-level split: slices of one patient are in train and test; test figures leak")
     facts = scan.slices
@@ -261,6 +266,7 @@ def train_segmenter(
         n_slices={"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)},
         seconds=time.perf_counter() - t0,
         device=str(device),
+        model=model,
     )
 
 

@@ -122,6 +122,7 @@ class SurvivalTrainResult:
     excluded: dict[str, int]
     seconds: float
     device: str
+    model: SurvivalClassifier
 
 
 def train_survival(
@@ -151,6 +152,9 @@ def train_survival(
     out.mkdir(parents=True, exist_ok=True)
     if source is None:
         source = open_source(config.data_dir, fmt=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes)
+    # Rank 0 scans the data and plans the split; the others wait, then read its files.
+    if not dist.is_main:
+        dist.barrier()
     scan = load_or_scan(source, out, progress=progress)
     volumes = sorted({f.volume for f in scan.slices})
     id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
@@ -166,6 +170,8 @@ def train_survival(
         out, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices], mode=config.split_mode,
         seed=config.seed, survival_csv=config.survival_csv, bin_method=config.bins, id_map=id_map,
     )
+    if dist.is_main:
+        dist.barrier()
     if split.leaks_patients:
         logger.warning("slice-level split: a patient's slices are in train and test; survival accuracy leaks")
     entries = {e.volume: e for e in cohort.entries}
@@ -235,6 +241,7 @@ def train_survival(
     return SurvivalTrainResult(
         model_path=model_path, split=split, fit=result, bins=bins, age_scaler=scaler, levels=levels,
         patients=patients, excluded=excluded, seconds=time.perf_counter() - t0, device=str(device),
+        model=model,
     )
 
 

@@ -1,0 +1,102 @@
+"""Writing a report folder: ``report.html``, ``metrics.json``, ``per_volume.csv``, ``figures/*.png``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from brats_sdk.atomic import atomic_path, atomic_write_text
+from brats_sdk.predict.outputs import write_json, write_rows_csv
+from brats_sdk.report.evaluate import evaluate_predictions
+from brats_sdk.report.figures import render_figures
+from brats_sdk.report.html import render_html
+from brats_sdk.report.records import ReportData, ReportOptions
+from brats_sdk.report.summary import metrics_dict, per_volume_rows
+
+__all__ = ["FIGURES_DIR", "METRICS_JSON", "PER_VOLUME_CSV", "REPORT_HTML", "ReportFiles", "write_report"]
+
+logger = logging.getLogger(__name__)
+
+REPORT_HTML = "report.html"
+METRICS_JSON = "metrics.json"
+PER_VOLUME_CSV = "per_volume.csv"
+FIGURES_DIR = "figures"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFiles:
+    """What :func:`write_report` wrote.
+
+    Attributes:
+        out_dir: The report folder.
+        html: ``report.html``.
+        metrics: ``metrics.json``.
+        per_volume: ``per_volume.csv``.
+        figures: ``figures/*.png`` in display order.
+        data: The report's data.
+        seconds: Wall time, evaluation and rendering together.
+    """
+
+    out_dir: Path
+    html: Path
+    metrics: Path
+    per_volume: Path
+    figures: tuple[Path, ...]
+    data: ReportData
+    seconds: float
+
+
+def write_report(
+    pred_dir: Path | str,
+    out_dir: Path | str,
+    *,
+    ground_truth: Path | str | None = None,
+    survival_csv: Path | str | None = None,
+    survival_model: Path | str | None = None,
+    options: ReportOptions | None = None,
+    on_volume: Callable[[int], None] | None = None,
+) -> ReportFiles:
+    """Score a prediction folder and write the report folder.
+
+    Args:
+        pred_dir: What ``brats predict --save-masks`` wrote.
+        out_dir: The report folder (created; files in it are replaced atomically).
+        ground_truth: Labelled data folder (Kaggle layout) to score segmentation against.
+        survival_csv: ``survival_info.csv`` to score survival against.
+        survival_model: Survival checkpoint for the PCA figure (Fig. 8).
+        options: Figure options.
+        on_volume: Called with each volume number once scored (progress).
+
+    Returns:
+        The paths written and the data.
+
+    Raises:
+        DataError: ``pred_dir`` is not a prediction folder, or an input cannot be read.
+        CheckpointError: ``survival_model`` is not a survival checkpoint.
+    """
+    t0 = time.perf_counter()
+    opts = options or ReportOptions()
+    data = evaluate_predictions(
+        pred_dir, ground_truth=ground_truth, survival_csv=survival_csv, survival_model=survival_model,
+        options=opts, on_volume=on_volume,
+    )
+    out = Path(out_dir)
+    fig_dir = out / FIGURES_DIR
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    figures = render_figures(data, opts)
+    paths: list[Path] = []
+    for f in figures:
+        path = fig_dir / f"{f.name}.png"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(f.png)
+        paths.append(path)
+    rel = {f.name: f"{FIGURES_DIR}/{f.name}.png" for f in figures}
+    write_json(out / METRICS_JSON, metrics_dict(data, rel))
+    write_rows_csv(out / PER_VOLUME_CSV, per_volume_rows(data))
+    atomic_write_text(out / REPORT_HTML, render_html(data, figures))
+    seconds = time.perf_counter() - t0
+    logger.info("report of %d volumes written to %s in %.1f s", len(data.volumes), out, seconds)
+    return ReportFiles(out, out / REPORT_HTML, out / METRICS_JSON, out / PER_VOLUME_CSV, tuple(paths), data, seconds)

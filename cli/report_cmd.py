@@ -1,0 +1,62 @@
+"""``brats report PRED_DIR --out REPORT_DIR [--ground-truth DATA_DIR] [--survival-csv CSV]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from brats_sdk.report import ReportOptions, headline, resolve_survival_model, write_report
+from brats_sdk.report.folder import read_prediction_folder
+from cli.console import console, progress_bar
+from cli.options import device_option, quiet_option
+
+
+@click.command("report")
+@click.argument("pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Report folder: report.html, metrics.json, per_volume.csv, figures/.")
+@click.option("--ground-truth", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Labelled data folder (Kaggle layout) to score the segmentation against.")
+@click.option("--survival-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="survival_info.csv to score the survival classes against.")
+@click.option("--survival-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Survival checkpoint for the PCA of image features (paper Fig. 8).")
+@click.option("--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A `brats train` run folder; its survival.pt is used when --survival-model is not given.")
+@click.option("--max-figure-volumes", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Volumes drawn as image and mask overlays (largest predicted tumours first).")
+@device_option
+@quiet_option
+def report_cmd(
+    pred_dir: Path, out_dir: Path, ground_truth: Path | None, survival_csv: Path | None,
+    survival_model: Path | None, model_dir: Path | None, max_figure_volumes: int, device: str, quiet: bool,
+) -> None:
+    """Score and draw what `brats predict --save-masks` wrote into PRED_DIR."""
+    model = resolve_survival_model(survival_model, model_dir)
+    total = len(read_prediction_folder(pred_dir).volumes)
+    with progress_bar("Scoring volumes", total, quiet=quiet) as advance:
+        files = write_report(
+            pred_dir, out_dir, ground_truth=ground_truth, survival_csv=survival_csv, survival_model=model,
+            options=ReportOptions(max_figure_volumes=max_figure_volumes, device=device), on_volume=lambda _v: advance(),
+        )
+    data = files.data
+    table = Table(title=f"Report of {len(data.volumes)} volumes ({files.seconds:.1f} s)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for h in headline(data):
+        table.add_row(h.name, h.text)
+    console.print(table)
+    if data.leaks_patients:
+        console.print("[bold red]The models were trained on a slice-level split: the survival figures leak patients.[/bold red]")
+    for o in data.overlap:
+        if o.n_train:
+            console.print(f"[yellow]{o.n_train} of {len(data.volumes)} volumes were in the {o.role} model's "
+                          "training or validation set.[/yellow]")
+    if data.missing_in_ground_truth:
+        console.print(f"[yellow]{len(data.missing_in_ground_truth)} volume(s) not in the ground truth: "
+                      f"{', '.join(map(str, data.missing_in_ground_truth))}[/yellow]")
+    for note in data.notes:
+        console.print(f"note: {note}", markup=False)
+    console.print(f"Wrote {files.html}")

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The main job end to end on a synthetic cohort the tool makes itself:
+#   synthesise -> train both models -> predict held-out volumes -> report.
+# Usage: examples/demo.sh [OUT_DIR]   (make demo runs it with OUT_DIR=demo_run)
+set -euo pipefail
+OUT="${1:-demo_run}"
+mkdir -p "$OUT"
+SIZE="${DEMO_SIZE:-128}"
+SLICES="${DEMO_SLICES:-48}"
+
+echo "== 1/5 synthesise a training cohort and a held-out cohort (Kaggle h5 layout)"
+brats synth "$OUT/train_data" --volumes 12 --slices "$SLICES" --size "$SIZE" --seed 0 --quiet
+brats synth "$OUT/heldout_data" --volumes 4 --slices "$SLICES" --size "$SIZE" --seed 1 --quiet
+
+echo "== 2/5 check the data"
+brats inspect "$OUT/train_data" --quiet
+
+echo "== 3/5 train the segmenter and the survival classifier (small CPU budget)"
+brats train all "$OUT/train_data" --out "$OUT/run" \
+  --stage-epochs "${DEMO_SEG_EPOCHS:-6,2,0}" --lr 1e-3,1e-3,1e-5 --drop-no-brain \
+  --epochs "${DEMO_EPOCHS:-6}" --batch-size 8 --patience 3 --seed 0 --quiet
+
+echo "== 4/5 predict the held-out volumes (ages from their survival table)"
+AGES="$(find "$OUT/heldout_data" -name survival_info.csv | head -n 1)"
+brats predict "$OUT/heldout_data" --model-dir "$OUT/run" --age-csv "$AGES" \
+  --out "$OUT/predictions" --save-masks --quiet
+
+echo "== 5/5 score and report"
+brats report "$OUT/predictions" --out "$OUT/report" --ground-truth "$OUT/heldout_data" \
+  --survival-csv "$AGES" --model-dir "$OUT/run" --quiet
+echo "Report: $OUT/report/report.html"

@@ -1,0 +1,152 @@
+"""The CLI end to end: CliRunner and real subprocesses, on real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from brats_sdk.data.synth import SynthConfig, make_cohort
+from brats_sdk.models.survival import SurvivalClassifier
+from cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cohort")
+    make_cohort(root, SynthConfig(volumes=10, slices=16, size=48, seed=1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_dir(cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    result = CliRunner().invoke(
+        cli,
+        ["train", "all", str(cohort), "--out", str(out), "--epochs", "1", "--stage-epochs", "1,1,0",
+         "--batch-size", "8", "--max-steps", "2", "--device", "cpu", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_version_and_help_as_subprocess() -> None:
+    version = _run("--version")
+    assert version.returncode == 0 and "brats, version" in version.stdout
+    helped = _run("--help")
+    assert helped.returncode == 0
+    for name in ("synth", "inspect", "train", "predict", "report", "convert", "pack"):
+        assert name in helped.stdout
+
+
+def test_every_model_command_takes_device() -> None:
+    runner = CliRunner()
+    for args in (["train", "segmenter"], ["train", "survival"], ["train", "all"], ["predict"]):
+        out = runner.invoke(cli, [*args, "--help"])
+        assert out.exit_code == 0, out.output
+        assert "--device" in out.output and "auto|cpu|cuda|cuda:N|mps" in out.output
+
+
+def test_synth_then_inspect_good_and_broken(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(cli, ["synth", str(tmp_path), "--volumes", "2", "--slices", "8", "--size", "32", "--quiet"])
+    assert res.exit_code == 0, res.output
+    good = runner.invoke(cli, ["inspect", str(tmp_path), "--quiet"])
+    assert good.exit_code == 0, good.output
+    assert "volumes" in good.output and "slices with tumour" in good.output
+    bad = next(tmp_path.rglob("volume_2_slice_3.h5"))
+    bad.write_bytes(b"not an h5 file")
+    (next(tmp_path.rglob("volume_1_slice_5.h5"))).unlink()
+    broken = runner.invoke(cli, ["inspect", str(tmp_path), "--quiet"])
+    assert broken.exit_code == 1
+    assert "volume_2_slice_3.h5" in broken.output and "not a readable HDF5 file" in broken.output
+    assert "volume 1 is missing slices [5]" in broken.output
+
+
+def test_library_errors_are_one_line_exit_1(tmp_path: Path, run_dir: Path, cohort: Path) -> None:
+    runner = CliRunner()
+    # a survival checkpoint given as the segmenter
+    res = runner.invoke(cli, ["predict", str(cohort), "--segmenter", str(run_dir / "survival.pt"), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 1
+    assert "is a survival checkpoint, expected a segmenter checkpoint" in res.output
+    assert "Traceback" not in res.output
+    # a missing checkpoint
+    res = runner.invoke(cli, ["predict", str(cohort), "--segmenter", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 1 and "nope.pt" in res.output
+    # an unreadable age CSV
+    ages = tmp_path / "ages.csv"
+    ages.write_text("who,when\nx,y\n")
+    res = runner.invoke(cli, ["predict", str(cohort), "--model-dir", str(run_dir), "--age-csv", str(ages), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 1 and "ages.csv" in res.output
+
+
+def test_explicit_missing_device_is_a_clear_error(cohort: Path, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    res = CliRunner().invoke(cli, ["train", "segmenter", str(cohort), "--out", str(tmp_path), "--device", "cuda:0"])
+    assert res.exit_code == 1
+    assert "CUDA is not available" in res.output
+
+
+@pytest.mark.slow
+def test_train_all_writes_run_folder(run_dir: Path) -> None:
+    for name in ("segmenter.pt", "survival.pt", "split.csv", "history.csv", "scan.json", "survival_eval.json"):
+        assert (run_dir / name).exists(), name
+    model = SurvivalClassifier.from_checkpoint(run_dir / "survival.pt")
+    assert model.bins is not None and model.bins.n_bins == 3
+    with (run_dir / "split.csv").open() as f:
+        parts = {r["part"] for r in csv.DictReader(f)}
+    assert parts == {"train", "val", "test"}
+    evaluation = json.loads((run_dir / "survival_eval.json").read_text())
+    assert evaluation["split_mode"] == "patient" and evaluation["leaks_patients"] is False
+    assert evaluation["per_patient"]["n"] >= 1
+
+
+@pytest.mark.slow
+def test_predict_skips_a_corrupt_volume_and_exits_2(cohort: Path, run_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in next(cohort.rglob("meta_data.csv")).parent.glob("volume_[123]_slice_*.h5"):
+        (data / f.name).write_bytes(f.read_bytes())
+    (data / "volume_2_slice_4.h5").write_bytes(b"corrupt")
+    ages = tmp_path / "ages.csv"
+    ages.write_text("volume,age\n1,50\n2,60\n3,70\n")
+    out = tmp_path / "pred"
+    res = _run("predict", str(data), "--model-dir", str(run_dir), "--age-csv", str(ages), "--out", str(out),
+               "--device", "cpu", "--save-masks", "--quiet")
+    assert res.returncode == 2, res.stderr
+    with (out / "predictions.csv").open() as f:
+        rows = {int(r["volume"]): r for r in csv.DictReader(f)}
+    assert set(rows) == {1, 2, 3}
+    assert rows[2]["status"].startswith("failed:") and "volume_2_slice_4.h5" in rows[2]["status"]
+    assert rows[1]["status"] in {"ok", "no tumour predicted"}
+    with (out / "errors.csv").open() as f:
+        errors = list(csv.DictReader(f))
+    assert [int(e["volume"]) for e in errors] == [2]
+    assert (out / "masks" / "volume_1_pred.h5").exists() and not (out / "masks" / "volume_2_pred.h5").exists()
+    payload = json.loads((out / "predictions.json").read_text())
+    assert len(payload["volumes"]) == 3 and payload["bins"]["method"] == "quantile"
+    # a second run into the same folder replaces the files whole
+    (data / "volume_2_slice_4.h5").unlink()
+    (data / "volume_2_slice_4.h5").write_bytes((next(cohort.rglob("volume_2_slice_4.h5"))).read_bytes())
+    res2 = CliRunner().invoke(cli, ["predict", str(data), "--model-dir", str(run_dir), "--age-csv", str(ages),
+                                    "--out", str(out), "--device", "cpu", "--quiet"])
+    assert res2.exit_code == 0, res2.output
+    with (out / "errors.csv").open() as f:
+        assert list(csv.DictReader(f)) == []
+    assert not list(out.rglob("*.tmp"))
