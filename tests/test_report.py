@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -229,22 +230,28 @@ def test_not_a_prediction_folder(tmp_path: Path) -> None:
         evaluate_predictions(tmp_path)
 
 
-def _command() -> tuple[object, list[str]]:
-    try:
-        from cli.main import cli
-    except ImportError:  # pragma: no cover - the CLI package always imports
-        return report_cmd, []
-    return (cli, ["report"]) if "report" in cli.commands else (report_cmd, [])
+def _command() -> tuple[click.Command, list[str]]:
+    """The ``brats`` group when it has ``report`` (lazily registered), else the command itself."""
+    from cli.main import cli
+
+    return (cli, ["report"]) if "report" in cli.list_commands(click.Context(cli)) else (report_cmd, [])
 
 
 def test_cli_report(cohort: Cohort, tmp_path: Path) -> None:
     pred_dir = _predictions(cohort, tmp_path / "pred")
     command, prefix = _command()
     runner = CliRunner()
-    result = runner.invoke(command, [*prefix, str(pred_dir), "--out", str(tmp_path / "rep"), "--ground-truth",  # type: ignore[arg-type]  # a click command
+    result = runner.invoke(command, [*prefix, str(pred_dir), "--out", str(tmp_path / "rep"), "--ground-truth",
                                      str(cohort.data_dir), "--survival-csv", str(cohort.survival_csv), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "report.html" in result.output and "Survival accuracy per patient" in result.output
     assert "50.0% (n = 2 patients)" in result.output
-    bad = runner.invoke(command, [*prefix, str(tmp_path), "--out", str(tmp_path / "rep2")])  # type: ignore[arg-type]  # a click command
+    hd = runner.invoke(command, [*prefix, str(pred_dir), "--out", str(tmp_path / "rep3"), "--ground-truth",
+                                 str(cohort.data_dir), "--hd95-method", "max_directed", "--quiet"])
+    assert hd.exit_code == 0, hd.output
+    pooled = json.loads((tmp_path / "rep" / "metrics.json").read_text())["segmentation"]
+    directed = json.loads((tmp_path / "rep3" / "metrics.json").read_text())["segmentation"]
+    assert (pooled["hd95_method"], directed["hd95_method"]) == ("pooled", "max_directed")
+    assert directed["regions"]["WT"]["hd95"]["max"] >= pooled["regions"]["WT"]["hd95"]["max"]
+    bad = runner.invoke(command, [*prefix, str(tmp_path), "--out", str(tmp_path / "rep2")])
     assert bad.exit_code != 0

@@ -32,6 +32,7 @@ float16 range (65504) are refused at packing time. Masks are identical either wa
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, get_args
+from typing import Final, Literal, cast, get_args
 
 import h5py
 import numpy as np
@@ -491,9 +492,7 @@ class _Handle:
     def read_image(self, s: int) -> F32:
         buf = np.empty(self.image.shape[1:], dtype=self.image.dtype)
         self._read(self.image, self.image_raw, s, buf)
-        if buf.dtype == np.float32:
-            return buf
-        return buf.astype(np.float32)
+        return _as_float32(buf)
 
     def read_mask(self, s: int) -> U8 | None:
         if self.mask is None:
@@ -516,6 +515,26 @@ class _Handle:
 
     def close(self) -> None:
         self.file.close()
+
+
+def _as_float32(a: npt.NDArray[np.floating]) -> F32:
+    """``a`` as float32 (exact for float16), without a copy when it already is.
+
+    float16 goes through a 65,536-entry table (about 2x faster than ``astype``, and
+    unlike torch's conversion it never starts a thread pool).
+    """
+    if a.dtype == np.float32:
+        return cast(F32, a)
+    if a.dtype != np.float16:
+        return a.astype(np.float32)
+    out: F32 = np.take(_float16_table(), a.view(np.uint16))
+    return out
+
+
+@functools.cache
+def _float16_table() -> F32:
+    """float32 value of every float16 bit pattern."""
+    return np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
 
 
 def _raw_chunks(ds: h5py.Dataset) -> bool:
@@ -755,4 +774,4 @@ class PackedFolder:
         except (OSError, ValueError, TypeError) as exc:
             raise DataError(f"{h.path}: unreadable ({_short(exc)})") from exc
         info = next(i for i in self._infos if i.volume == volume)
-        return VolumeRecord(info=info, image=image.astype(np.float32, copy=False), mask=mask)
+        return VolumeRecord(info=info, image=_as_float32(image), mask=mask)

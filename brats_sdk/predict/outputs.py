@@ -30,6 +30,7 @@ __all__ = [
     "prediction_row",
     "read_prediction_masks",
     "write_prediction_masks",
+    "write_json",
     "write_rows_csv",
 ]
 

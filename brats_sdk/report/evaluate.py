@@ -180,6 +180,7 @@ def evaluate_predictions(
         exploratory=exploratory,
         overlays=tuple(state.overlays),
         bin_labels=folder.bins.labels if folder.bins is not None else (),
+        hd95_method=opts.hd95_method.value,
         notes=tuple(state.notes),
         seconds=time.perf_counter() - t0,
     )
@@ -254,7 +255,7 @@ def _one_volume(
                 raise DataError(f"volume {pv.volume}: the ground truth has no mask")
             truth_classes = one_hot_to_classes(rec.mask, channel_axis=1)
             spacing = rec.info.spacing if len(rec.info.spacing) == 3 else VOXEL_SPACING_MM
-            regions = score_volume(labels, classes_to_labels(truth_classes), spacing)
+            regions = score_volume(labels, classes_to_labels(truth_classes), spacing, hd95_method=opts.hd95_method)
             state.acc.update(pred, truth_classes)
             state.any_scored = True
             truth_ml = region_volumes_ml(truth_classes, spacing)
@@ -294,17 +295,42 @@ def _overlays(
     else:
         order = np.argsort(-counts, kind="stable")
         picks = sorted(int(s) for s in order[:k] if counts[s] > 0)
+    rows, cols = _crop_box(picks, pred, truth, image)
     return [
         OverlaySample(
             volume=volume,
             slice_index=s,
-            flair=None if image is None else np.asarray(image[s, _FLAIR], dtype=np.float32).copy(),
-            t1ce=None if image is None else np.asarray(image[s, _T1CE], dtype=np.float32).copy(),
-            truth=None if truth is None else truth[s].copy(),
-            pred=pred[s].copy(),
+            flair=None if image is None else np.asarray(image[s, _FLAIR, rows, cols], dtype=np.float32).copy(),
+            t1ce=None if image is None else np.asarray(image[s, _T1CE, rows, cols], dtype=np.float32).copy(),
+            truth=None if truth is None else truth[s, rows, cols].copy(),
+            pred=pred[s, rows, cols].copy(),
         )
         for s in picks
     ]
+
+
+def _crop_box(
+    picks: list[int],
+    pred: npt.NDArray[np.uint8],
+    truth: npt.NDArray[np.uint8] | None,
+    image: npt.NDArray[np.float32] | None,
+    margin: int = 4,
+) -> tuple[slice, slice]:
+    """Rows and columns of the brain (non-background pixels) and masks of the picked slices, plus a margin."""
+    h, w = int(pred.shape[1]), int(pred.shape[2])
+    fg: npt.NDArray[np.bool_] = np.zeros((h, w), dtype=bool)
+    for s in picks:
+        fg |= pred[s] > 0
+        if truth is not None:
+            fg |= truth[s] > 0
+        if image is not None:
+            for ch in (_FLAIR, _T1CE):
+                fg |= image[s, ch] > image[s, ch].min()
+    rows, cols = np.flatnonzero(fg.any(axis=1)), np.flatnonzero(fg.any(axis=0))
+    if rows.size == 0:
+        return slice(None), slice(None)
+    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, h)),
+            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, w)))
 
 
 def _overlap(model: ModelSummary, volumes: list[int]) -> TrainingOverlap:

@@ -15,7 +15,14 @@ from brats_sdk.constants import REGIONS
 from brats_sdk.predict.results import REGION_NAMES
 from brats_sdk.report.figures import RenderedFigure
 from brats_sdk.report.records import ReportData
-from brats_sdk.report.summary import accuracy_text, headline, leak_warning, region_stats, stats
+from brats_sdk.report.summary import (
+    accuracy_text,
+    hd95_text,
+    headline,
+    leak_warning,
+    region_stats,
+    stats,
+)
 
 __all__ = ["render_html"]
 
@@ -99,7 +106,8 @@ def _honesty(data: ReportData) -> str:
     if not data.split_known:
         return ('<section id="honesty"><h2>Data split</h2><div class="box unknown"><p>The models\' metadata does not '
                 f"record how patients were split; survival figures may leak patients.</p>{items}</div></section>")
-    return f'<section id="honesty"><h2>Data split</h2><div class="box">{items}</div></section>'
+    caution = " unknown" if any(o.n_train for o in data.overlap) else ""
+    return f'<section id="honesty"><h2>Data split</h2><div class="box{caution}">{items}</div></section>'
 
 
 def _summary(data: ReportData) -> str:
@@ -154,7 +162,8 @@ def _segmentation(data: ReportData, figs: list[RenderedFigure]) -> str:
             _num(r["sensitivity"]["mean"]), _num(r["specificity"]["mean"], 4),
             f"{r['truth_empty']['n']} / {r['pred_empty']['n']}",
         ))
-    out.append(f"<p>Per-volume BraTS regions over <b>{n} volumes</b> (mean over volumes; HD95 in mm).</p>")
+    out.append(f"<p>Per-volume BraTS regions over <b>{n} volumes</b> (mean over volumes; HD95 in mm, "
+               f"{_e(hd95_text(data.hd95_method))}).</p>")
     out.append(_table(("region", "Dice mean ± sd", "Dice median", "HD95 mean", "HD95 median", "sensitivity",
                        "specificity", "empty truth / pred."), rows))
     out.append(f"<p>The paper's pooled per-channel Dice over {seg.n_pixels:,} pixels of {n} volumes:</p>")

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from brats_sdk.metrics.channels import SegmentationResult
-from brats_sdk.metrics.segmentation import RegionScores
+from brats_sdk.metrics.segmentation import HD95Method, RegionScores
 from brats_sdk.metrics.survival import SurvivalScores
 
 __all__ = [
@@ -44,6 +44,12 @@ class ReportOptions:
             bounds the time (a ResNet-50 pass costs about 0.5 s per slice on a 2-core CPU).
         max_vote_volumes: Volumes shown in the vote-bar figure (the first ones).
         device: Device of the survival network (``auto``: CUDA, then MPS, then CPU).
+        hd95_method: How HD95 combines the two directed distance sets (``pooled``, the
+            nnU-Net/MedPy value, or ``max_directed``); see
+            :mod:`brats_sdk.metrics.segmentation`.
+
+    Raises:
+        ConfigError: Unknown ``hd95_method``.
     """
 
     max_figure_volumes: int = 3
@@ -52,6 +58,10 @@ class ReportOptions:
     max_feature_slices: int = 400
     max_vote_volumes: int = 60
     device: str = "auto"
+    hd95_method: HD95Method = HD95Method.POOLED
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hd95_method", HD95Method.parse(self.hd95_method))
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +270,7 @@ class ReportData:
         exploratory: Fig. 8 and Fig. 9 data.
         overlays: Slices for the overlay figures.
         bin_labels: Bin labels, empty without a survival model.
+        hd95_method: The HD95 definition used (``pooled`` or ``max_directed``).
         notes: What was skipped and why.
         seconds: Wall time of the evaluation.
     """
@@ -282,6 +293,7 @@ class ReportData:
     exploratory: ExploratoryResult
     overlays: tuple[OverlaySample, ...] = field(repr=False)
     bin_labels: tuple[str, ...]
+    hd95_method: str
     notes: tuple[str, ...]
     seconds: float
 

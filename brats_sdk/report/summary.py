@@ -18,6 +18,7 @@ from brats_sdk.report.records import Headline, ReportData
 
 __all__ = [
     "accuracy_text",
+    "hd95_text",
     "headline",
     "leak_warning",
     "metrics_dict",
@@ -32,6 +33,13 @@ def accuracy_text(accuracy: float | None, n: int, unit: str) -> str:
     """``62.5% (n = 8 patients)``, ``100.0% (n = 1 patient)``; ``n/a (n = 0 patients)`` when undefined."""
     value = "n/a" if accuracy is None else f"{100.0 * accuracy:.1f}%"
     return f"{value} (n = {n} {unit.removesuffix('s') if n == 1 else unit})"
+
+
+def hd95_text(method: str) -> str:
+    """What an HD95 method value means, for captions."""
+    if method == "max_directed":
+        return "max of the two directed 95th percentiles"
+    return "95th percentile of both directed surface distances pooled, as MedPy and nnU-Net"
 
 
 def leak_warning(data: ReportData) -> str | None:
@@ -89,7 +97,7 @@ def headline(data: ReportData) -> tuple[Headline, ...]:
             out.append(Headline(f"HD95 {region} mm (median)", _f(h["median"]), f"{_num(h['median'], 2)} (n = {n} volumes)", n, "volumes"))
         seg = data.segmentation
         for name, value in seg.channel_dice.items():
-            out.append(Headline(f"Pooled Dice {name}", value, f"{value:.3f} ({seg.n_pixels} pixels)", seg.n_pixels, "pixels"))
+            out.append(Headline(f"Pooled Dice {name}", value, f"{value:.3f} ({seg.n_pixels:,} pixels)", seg.n_pixels, "pixels"))
     s = data.survival
     if s is not None:
         out.append(_acc_line("Survival accuracy per patient (vote)", s.per_patient, "patients"))
@@ -217,7 +225,8 @@ def metrics_dict(data: ReportData, figures: dict[str, str]) -> dict[str, object]
         },
         "segmentation": None if seg is None else {
             "n_volumes": len(data.scored),
-            "hd95_note": "HD95 in mm: max of the two directed 95th percentiles; 373.13 when a region is empty in one mask only",
+            "hd95_method": data.hd95_method,
+            "hd95_note": f"HD95 in mm ({hd95_text(data.hd95_method)}); 373.13 when a region is empty in one mask only",
             "regions": region_stats(data),
             "channel_dice_pooled": seg.channel_dice,
             "channel_dice_mean": seg.mean_dice,

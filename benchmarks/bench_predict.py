@@ -1,0 +1,198 @@
+"""Prediction speed: CombinedPredictor against the paper's pipeline, same weights, same run.
+
+    python benchmarks/bench_predict.py [--model-dir RUN_DIR] [--rss-volumes 10]
+
+The baseline (`paper_pipeline` below, not in the library) does what the paper did: every
+one of the 155 slices resized to 256x256, the U-Net in batches of 50 in fp32, every mask
+resized to 224 and passed to ResNet-50, then the empty-mask filter and the vote.
+
+Figures, one per line: time per volume for both pipelines on the real case in
+../shared/data/real (when present) and on a synthetic volume; the labels that differ
+between the two (the resize's interpolation) and between our shortcuts and our own
+full-slice run; bf16 speed and changed labels; peak RSS of `brats predict` on 2 and on
+N volumes. The last line is `speedup_vs_paper_pipeline=<ratio>` (the smaller of the two
+volumes' speed-ups).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+
+from brats_sdk import (
+    AgeScaler,
+    CombinedPredictor,
+    H5SliceFolder,
+    NiftiFolder,
+    Precision,
+    PredictorConfig,
+    Segmenter,
+    SurvivalBins,
+    SurvivalClassifier,
+    SynthConfig,
+    make_cohort,
+)
+from brats_sdk.data.normalise import brain_mask, normalise_volume
+from brats_sdk.labels import classes_to_labels, classes_to_one_hot
+from brats_sdk.metrics.survival import majority_vote
+from brats_sdk.models.survival import prepare_masks
+
+REAL_CASE = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+AGE = 60.0
+
+
+def paper_pipeline(
+    seg: Segmenter, surv: SurvivalClassifier, image: npt.NDArray[np.float32], age: float
+) -> tuple[npt.NDArray[np.uint8], int | None]:
+    """The paper's inference: resize to 256, U-Net on all slices in batches of 50, masks
+    to 224, ResNet-50 on every slice, drop empty masks, majority vote.
+
+    Returns labels (D, H, W) in BraTS labels (argmax of the logits resized back to H x W)
+    and the volume's bin (None when every mask is empty).
+    """
+    d, _, h, w = image.shape
+    normed = torch.from_numpy(normalise_volume(image))
+    if surv.age_scaler is None:
+        raise SystemExit("the survival model has no age scaling")
+    classes_256: list[torch.Tensor] = []
+    classes_full: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for start in range(0, d, 50):
+            x = F.interpolate(normed[start : start + 50], size=(256, 256), mode="bilinear", align_corners=False)
+            logits = seg.unet(x)
+            classes_256.append(logits.argmax(1))
+            back = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            classes_full.append(back.argmax(1))
+        c256 = torch.cat(classes_256)
+        probs: list[torch.Tensor] = []
+        age_t = torch.full((1, 1), surv.age_scaler.transform(age))
+        for start in range(0, d, 50):
+            one_hot = torch.from_numpy(classes_to_one_hot(c256[start : start + 50].numpy().astype(np.uint8)))
+            x = prepare_masks(one_hot)
+            probs.append(torch.softmax(surv(x, age_t.expand(x.shape[0], 1)), 1))
+        p = torch.cat(probs).double().numpy()
+    nonempty = c256.reshape(d, -1).any(1).numpy()
+    labels = classes_to_labels(torch.cat(classes_full).numpy().astype(np.uint8))
+    return labels, (majority_vote(p[nonempty])[0] if nonempty.any() else None)
+
+
+def _models(model_dir: Path | None) -> tuple[Segmenter, SurvivalClassifier, str]:
+    if model_dir is not None:
+        return (
+            Segmenter.from_checkpoint(model_dir / "segmenter.pt"),
+            SurvivalClassifier.from_checkpoint(model_dir / "survival.pt"),
+            f"trained run {model_dir}",
+        )
+    torch.manual_seed(0)
+    bins = SurvivalBins.brats()
+    return Segmenter(), SurvivalClassifier(bins=bins, age_scaler=AgeScaler(20.0, 85.0)), "random initialisation"
+
+
+def _time(fn, repeat: int = 1) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def bench_volume(name: str, image: npt.NDArray[np.float32], seg: Segmenter, surv: SurvivalClassifier) -> float:
+    seg.eval()
+    surv.eval()
+    brain = brain_mask(image)
+    print(f"{name}_slices={image.shape[0]} {name}_brain_slices={int(brain.any(axis=(1, 2)).sum())}")
+    t_base, (base_labels, base_bin) = _time(lambda: paper_pipeline(seg, surv, image, AGE))  # type: ignore[misc]
+    ours = CombinedPredictor(segmenter=seg, survival=surv, device="cpu")
+    ours.predict_volume(image[:8], AGE)  # warm-up
+    t_ours, res = _time(lambda: ours.predict_volume(image, AGE))
+    full = CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
+                             config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False))
+    t_full, res_full = _time(lambda: full.predict_volume(image, AGE))
+    bf16 = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(precision=Precision.BF16))
+    t_bf16, res_bf16 = _time(lambda: bf16.predict_volume(image, AGE))
+    labels = res.labels  # type: ignore[attr-defined]
+    n = labels.size
+    print(f"{name}_paper_pipeline_s={t_base:.2f}")
+    print(f"{name}_ours_full_slices_s={t_full:.2f}")
+    print(f"{name}_ours_s={t_ours:.2f}")
+    print(f"{name}_ours_bf16_s={t_bf16:.2f}")
+    print(f"{name}_speedup_vs_paper_pipeline={t_base / t_ours:.2f}")
+    print(f"{name}_speedup_bf16_vs_fp32={t_ours / t_bf16:.2f}")
+    print(f"{name}_survival_slices_ours={res.slices_used}")  # type: ignore[attr-defined]
+    print(f"{name}_labels_differ_vs_paper_resize={int((labels != base_labels).sum())} of {n}")
+    print(f"{name}_labels_differ_shortcuts_vs_full_slices={int((labels != res_full.labels).sum())} of {n}")  # type: ignore[attr-defined]
+    print(f"{name}_labels_differ_shortcuts_inside_brain={int(((labels != res_full.labels) & brain).sum())}")  # type: ignore[attr-defined]
+    print(f"{name}_labels_differ_bf16_vs_fp32={int((labels != res_bf16.labels).sum())} of {n}")  # type: ignore[attr-defined]
+    print(f"{name}_bin_paper={base_bin} {name}_bin_ours={res.predicted_bin} {name}_bin_same={base_bin == res.predicted_bin}")  # type: ignore[attr-defined]
+    return t_base / t_ours
+
+
+def peak_rss_mb(data: Path, model_dir: Path, n: int, workdir: Path) -> float:
+    """Peak RSS of one `brats predict` process over the first n volumes."""
+    out = workdir / f"pred_{n}"
+    volumes = ",".join(str(v) for v in range(1, n + 1))
+    code = (
+        "import resource, sys\n"
+        "from cli.main import cli\n"
+        "try:\n"
+        f"    cli(['predict', {str(data)!r}, '--model-dir', {str(model_dir)!r}, '--out', {str(out)!r},"
+        f" '--volumes', {volumes!r}, '--device', 'cpu', '--quiet'], standalone_mode=False)\n"
+        "finally:\n"
+        "    print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RSS_KB")]
+    if res.returncode != 0 or not line:
+        raise RuntimeError(f"brats predict failed: {res.stderr[-2000:]}")
+    return int(line[-1].split()[1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=None, help="A trained run (default: random weights).")
+    parser.add_argument("--rss-volumes", type=int, default=10, help="Volumes for the peak-RSS figure (0: skip).")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seg, surv, what = _models(args.model_dir)
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, weights: {what}")
+    ratios: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if (REAL_CASE / "BraTS-GLI-00001-000").exists():
+            real = NiftiFolder(REAL_CASE).load_volume(1).image
+            ratios.append(bench_volume("real", real, seg, surv))
+        else:
+            print("real_case=absent (../shared/data/real not found)")
+        n_synth = max(2, args.rss_volumes)
+        data = make_cohort(work / "synth", SynthConfig(volumes=n_synth, slices=155, size=240, seed=7))
+        ratios.append(bench_volume("synthetic", H5SliceFolder(data, volumes=[1]).load_volume(1).image, seg, surv))
+        if args.rss_volumes:
+            run = work / "run"
+            run.mkdir()
+            seg.save(run / "segmenter.pt")
+            surv.save(run / "survival.pt")
+            small = peak_rss_mb(data, run, 2, work)
+            large = peak_rss_mb(data, run, args.rss_volumes, work)
+            print(f"predict_peak_rss_mb_2_volumes={small:.0f}")
+            print(f"predict_peak_rss_mb_{args.rss_volumes}_volumes={large:.0f}")
+            print(f"predict_peak_rss_growth_ratio={large / small:.3f}")
+    print(f"speedup_vs_paper_pipeline={min(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""CombinedPredictor on real (small, untrained or briefly trained) models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from brats_sdk import (
+    AgeScaler,
+    CombinedPredictor,
+    DataError,
+    PredictorConfig,
+    Segmenter,
+    SurvivalBins,
+    SurvivalClassifier,
+    VolumeFailure,
+    VolumePrediction,
+)
+from brats_sdk.data.h5_folder import H5SliceFolder
+from brats_sdk.data.synth import SynthConfig, make_cohort
+from brats_sdk.metrics.survival import majority_vote
+from brats_sdk.predict.predictor import region_volumes_ml
+
+
+@pytest.fixture(scope="module")
+def predictor() -> CombinedPredictor:
+    torch.manual_seed(0)
+    bins = SurvivalBins.brats().with_observed([100.0, 350.0, 600.0])
+    survival = SurvivalClassifier(bins=bins, age_scaler=AgeScaler(30.0, 80.0))
+    return CombinedPredictor(segmenter=Segmenter(), survival=survival, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pcohort")
+    make_cohort(root, SynthConfig(volumes=2, slices=12, size=64, seed=4))
+    return root
+
+
+def test_region_volumes_in_ml_follow_spacing() -> None:
+    classes = np.zeros((2, 10, 10), dtype=np.uint8)
+    classes[0, :2, :5] = 1  # 10 NCR
+    classes[1, :4, :5] = 2  # 20 ED
+    classes[1, 5, :3] = 3  # 3 ET
+    got = region_volumes_ml(classes, spacing=(2.0, 1.0, 1.0))
+    assert got == pytest.approx({"NCR": 0.02, "ED": 0.04, "ET": 0.006, "WT": 0.066, "TC": 0.026})
+
+
+def test_predict_volume_outputs(predictor: CombinedPredictor, cohort: Path) -> None:
+    vol = H5SliceFolder(cohort).load_volume(1)
+    result = predictor.predict_volume(vol.image, 55.0, volume=1, name="volume_1", patient_id="P1")
+    assert isinstance(result, VolumePrediction)
+    assert result.labels.shape == (12, 64, 64) and result.labels.dtype == np.uint8
+    assert set(np.unique(result.labels)) <= {0, 1, 2, 4}
+    non_empty = [s for s in range(12) if result.labels[s].any()]
+    assert list(result.slice_indices) == non_empty
+    if result.status == "ok":
+        assert result.slice_probs.shape == (len(non_empty), 3)
+        np.testing.assert_allclose(result.slice_probs.sum(axis=1), 1.0, rtol=1e-6)
+        winner, votes = majority_vote(result.slice_probs)
+        assert (result.predicted_bin, result.votes) == (winner, votes)
+        assert result.mean_prob_bin == int(result.slice_probs.mean(axis=0).argmax())
+        assert result.bin_label in ("short", "mid", "long")
+    else:
+        assert result.status == "no tumour predicted"
+    # slices without brain stay background
+    brainless = ~(vol.image != vol.image.min(axis=(2, 3), keepdims=True)).any(axis=(1, 2, 3))
+    assert not result.labels[brainless].any()
+
+
+def test_no_age_and_no_tumour_still_segment(predictor: CombinedPredictor, cohort: Path) -> None:
+    vol = H5SliceFolder(cohort).load_volume(2)
+    no_age = predictor.predict_volume(vol.image, None)
+    assert no_age.status == "no age" and no_age.predicted_bin is None and no_age.votes is None
+    assert no_age.labels.shape == (12, 64, 64)
+    blank = predictor.predict_volume(np.zeros((3, 4, 64, 64), dtype=np.float32), 60.0)
+    assert blank.status == "no tumour predicted" and not blank.labels.any() and blank.slices_used == 0
+
+
+def test_bad_volume_is_a_data_error(predictor: CombinedPredictor) -> None:
+    with pytest.raises(DataError, match="expected a raw volume"):
+        predictor.predict_volume(np.zeros((3, 3, 32, 32), dtype=np.float32), 60.0)
+    bad = np.zeros((2, 4, 32, 32), dtype=np.float32)
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        predictor.predict_volume(bad, 60.0)
+
+
+def test_predict_source_streams_and_reports_failures(predictor: CombinedPredictor, cohort: Path, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    for f in next(cohort.rglob("meta_data.csv")).parent.glob("*.h5"):
+        (data / f.name).write_bytes(f.read_bytes())
+    (data / "volume_2_slice_3.h5").write_bytes(b"junk")
+    results = list(predictor.predict_source(H5SliceFolder(data), {1: 50.0, 2: 60.0}))
+    assert [type(r) for r in results] == [VolumePrediction, VolumeFailure]
+    failure = results[1]
+    assert isinstance(failure, VolumeFailure) and "volume_2_slice_3.h5" in failure.reason
+    assert results[0].patient_id == "BraTS20_Training_001"  # type: ignore[union-attr]
+
+
+def test_skipping_and_cropping_are_exact_where_the_model_is_local(cohort: Path) -> None:
+    """With a network whose every layer sees the whole box the same way the full run
+    does (zero input -> zero activations), the shortcut paths equal the full path."""
+    torch.manual_seed(1)
+    seg = Segmenter()
+    with torch.no_grad():
+        for m in seg.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+                m.bias.zero_()
+            if isinstance(m, torch.nn.Conv2d) and m.bias is not None:
+                m.bias.zero_()
+    vol = H5SliceFolder(cohort).load_volume(1).image
+    full = CombinedPredictor(segmenter=seg, device="cpu", config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False))
+    fast = CombinedPredictor(segmenter=seg, device="cpu")
+    a, b = full.predict_volume(vol).labels, fast.predict_volume(vol).labels
+    assert np.array_equal(a, b)
