@@ -31,14 +31,15 @@ def one_hot_to_classes(mask: npt.NDArray[np.uint8], *, channel_axis: int = -3) -
     Raises:
         DataError: Two channels are set on the same pixel.
     """
-    m = np.moveaxis(np.asarray(mask), channel_axis, -1).astype(bool)
-    if m.shape[-1] != N_CLASSES - 1:
-        raise DataError(f"mask has {m.shape[-1]} channels, expected {N_CLASSES - 1}")
-    if (m.sum(axis=-1) > 1).any():
+    m = np.moveaxis(np.asarray(mask), channel_axis, 0)
+    if m.shape[0] != N_CLASSES - 1:
+        raise DataError(f"mask has {m.shape[0]} channels, expected {N_CLASSES - 1}")
+    on = m != 0
+    if (on.sum(axis=0) > 1).any():
         raise DataError("mask channels overlap: a pixel belongs to more than one region")
-    classes = np.zeros(m.shape[:-1], dtype=np.uint8)
-    for c in range(m.shape[-1]):
-        classes[m[..., c]] = c + 1
+    classes = np.zeros(m.shape[1:], dtype=np.uint8)
+    for c in range(m.shape[0]):
+        classes[on[c]] = c + 1
     return classes
 
 

@@ -122,9 +122,11 @@ def apply_stats(image: npt.NDArray[np.floating], stats: NormStats) -> npt.NDArra
         float32 array of the same shape.
     """
     mask = brain_mask(image)
-    mean = np.asarray(stats.mean, dtype=np.float64).reshape(-1, 1, 1)
-    std = np.asarray(stats.std, dtype=np.float64).reshape(-1, 1, 1)
-    out = ((image.astype(np.float64) - mean) / std).astype(np.float32)
+    # float32 arithmetic: statistics are float64, the per-voxel work need not be.
+    mean = np.asarray(stats.mean, dtype=np.float32).reshape(-1, 1, 1)
+    inv_std = (1.0 / np.asarray(stats.std, dtype=np.float64)).astype(np.float32).reshape(-1, 1, 1)
+    out: npt.NDArray[np.float32] = np.subtract(image, mean, dtype=np.float32)
+    out *= inv_std
     out *= np.expand_dims(mask, axis=-3)
     return out
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.nifti import NiftiFolder, looks_like_nifti_folder
+from brats_sdk.data.packed import PackedFolder, is_packed_folder
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.errors import ConfigError, DataError
 
@@ -20,11 +21,13 @@ class DataFormat(StrEnum):
     AUTO: decide from what the folder holds.
     H5: Kaggle's one-h5-per-slice release (or ``brats convert`` output).
     NIFTI: the original BraTS release, a folder of case folders of NIfTI files.
+    PACKED: ``brats pack`` output, one chunked h5 file per volume.
     """
 
     AUTO = "auto"
     H5 = "h5"
     NIFTI = "nifti"
+    PACKED = "packed"
 
     @classmethod
     def parse(cls, value: DataFormat | str) -> DataFormat:
@@ -42,6 +45,8 @@ def detect_format(path: Path) -> DataFormat:
     """
     if not path.is_dir():
         raise DataError(f"{path}: not a folder")
+    if is_packed_folder(path):
+        return DataFormat.PACKED
     # Only folder listings are read; neither the Kaggle release nor `brats convert`
     # output holds a NIfTI file, so NIfTI files anywhere near the top mean NIfTI.
     return DataFormat.NIFTI if looks_like_nifti_folder(path) else DataFormat.H5
@@ -71,6 +76,8 @@ def open_source(
     kind = DataFormat.parse(fmt)
     if kind is DataFormat.AUTO:
         kind = detect_format(path)
+    if kind is DataFormat.PACKED:
+        return PackedFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)
     if kind is DataFormat.NIFTI:
         return NiftiFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)
     return H5SliceFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)

@@ -29,8 +29,8 @@ __all__ = [
     "mask_file_name",
     "prediction_row",
     "read_prediction_masks",
-    "write_prediction_masks",
     "write_json",
+    "write_prediction_masks",
     "write_rows_csv",
 ]
 

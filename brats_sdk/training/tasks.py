@@ -57,7 +57,7 @@ class SegmentationTask:
 
     def step(self, model: nn.Module, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         image = batch["image"].to(device, non_blocking=True)
-        target = batch["target"].to(device, non_blocking=True)
+        target = batch["target"].to(device, non_blocking=True).long()
         logits = model(image)
         # The loss runs in fp32 even under autocast: softmax sums over 57,600 pixels.
         loss = self.loss(logits.float(), target)
