@@ -156,6 +156,7 @@ class DiceLoss(nn.Module):
                 f"{tuple(input.shape)} has {input.shape[1] if input.ndim >= 2 else 'no'} classes"
             )
         dice = self.dice_per_class(input, target)  # (B, C)
-        w = self.class_weights.to(dice.dtype)
+        # The weights follow the input, so a loss built on the CPU works on any device.
+        w = self.class_weights.to(device=dice.device, dtype=dice.dtype)
         per_sample = (dice * w).sum(dim=1) / w.sum()
         return 1.0 - per_sample.mean()
