@@ -242,7 +242,7 @@ def test_resuming_another_model_is_refused(runs: Runs, seg_data: SegData, tmp_pa
 def test_without_resume_a_run_starts_afresh(runs: Runs, seg_data: SegData, tmp_path: Path) -> None:
     out = tmp_path / "run"
     shutil.copytree(runs.a_dir, out)
-    model, result = fit_segmenter(seg_data, out, dataclasses.replace(SEG_FIT, max_epochs=1))
+    _, result = fit_segmenter(seg_data, out, dataclasses.replace(SEG_FIT, max_epochs=1))
     assert result.epochs_run == 1
     assert [r["epoch"] for r in csv_rows(out / "history.csv")] == ["1"]
     assert load_pt(out / LAST)["state"]["epoch"] == 1  # type: ignore[index]  # a dict we saved
@@ -358,3 +358,35 @@ def test_empty_data_is_a_config_error(seg_data: SegData, tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="non-empty"):
         fit(model=tiny_net(), task=SegmentationTask(), train_data=empty, val_data=seg_data.val,
             config=SEG_FIT, device=CPU, checkpoint_dir=tmp_path)
+
+
+# ------------------------------------------------------------------------------ learning
+@pytest.mark.slow
+def test_segmenter_learns(small_cohort: Path, tmp_path: Path) -> None:
+    """A short CPU run finds the tumours of held-out slices.
+
+    The tumour slices of the small cohort, every fourth one held out (16 train, 5
+    validate), Adam lr 3e-3, batches of 4, 14 epochs (56 steps). Measured on this
+    CPU: validation Dice loss 0.98 -> 0.57, pooled foreground Dice 0.46 (ED 0.77,
+    ET 0.61, NCR 0; the necrotic cores are a few pixels at 64 x 64).
+
+    Only tumour slices: the paper's per-slice Dice loss (smooth 1) scores an
+    all-background prediction 1.0 on every slice without tumour, and a short run on
+    all slices settles there first (Dice 0 for many epochs).
+    """
+    source = open_source(small_cohort)
+    scan = scan_source(source)
+    tumour = [i for i in range(len(source)) if scan.slices[i].has_tumour]
+    val = tumour[1::4]
+    train = [i for i in tumour if i not in val]
+    torch.manual_seed(0)
+    model = Segmenter()
+    config = FitConfig(lr=3e-3, max_epochs=14, batch_size=4, patience=14, amp=False)
+    result = fit(model=model, task=SegmentationTask(), train_data=SegmentationDataset(source, train, scan.stats),
+                 val_data=SegmentationDataset(source, val, scan.stats), config=config, device=CPU,
+                 checkpoint_dir=tmp_path)
+    first = result.history[0]
+    assert first.val_loss > 0.9 and first.metrics["dice_mean"] < 0.05
+    assert result.best_val_loss < 0.75 * first.val_loss
+    assert result.best_metrics["dice_mean"] >= 0.3, result.best_metrics
+    assert result.best_metrics["dice_ED"] >= 0.5, result.best_metrics
