@@ -88,6 +88,8 @@ def _segmenter_options(f: F) -> F:
         click.option("--stage-epochs", default="50,50,50", show_default=True, help="Maximum epochs of stages 1,2,3 (0 skips a stage)."),
         click.option("--lr", "lr_text", default="1e-4,1e-3,1e-5", show_default=True, help="Learning rates of stages 1,2,3."),
         click.option("--drop-no-brain", is_flag=True, help="Leave out slices without brain."),
+        click.option("--batch-dice", is_flag=True,
+                     help="Dice pooled over the batch instead of per slice (the paper's); learns faster."),
         click.option("--input-size", type=int, default=None, help="Resize slices to this size (the paper: 256) instead of padding."),
     ]
     for d in reversed(decorators):
@@ -120,7 +122,7 @@ def _seg_config(kw: dict[str, Any], device: str) -> SegmenterTrainConfig:
         lrs=_triple(kw["lr_text"], "--lr", float), patience=kw["patience"], step_size=kw["step_size"],
         seed=kw["seed"], max_volumes=kw["max_volumes"], volumes=parse_int_list(kw["volumes_text"], name="--volumes"),
         num_workers=kw["num_workers"], device=device, split_mode=SplitMode(kw["split_mode"]),
-        drop_no_brain=kw["drop_no_brain"], input_size=kw["input_size"],
+        drop_no_brain=kw["drop_no_brain"], input_size=kw["input_size"], batch_dice=kw["batch_dice"],
         encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
         accumulate_steps=kw["accumulate"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"],
         resume=kw["resume"], data_format=DataFormat(kw["data_format"]),
@@ -238,12 +240,14 @@ def train_survival_cmd(**kw: Any) -> None:
 @_common
 @_segmenter_options
 @_survival_options
+@click.option("--survival-epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs of the survival classifier (default: --epochs, else 50).")
 def train_all_cmd(**kw: Any) -> None:
     """Train both models into one run folder, on the same split."""
     device = announce_device(kw["device"])
     kw["survival_csv"] = _resolve_survival_csv(kw)
     seg = _run_segmenter(kw, device)
-    surv = _run_survival(kw, device)
+    surv = _run_survival({**kw, "epochs": kw["survival_epochs"] or kw["epochs"]}, device)
     if is_main_process():
         _print_segmenter(seg)
         _print_survival(surv)

@@ -6,10 +6,10 @@ set -euo pipefail
 OUT="${1:-demo_run}"
 mkdir -p "$OUT"
 SIZE="${DEMO_SIZE:-128}"
-SLICES="${DEMO_SLICES:-48}"
+SLICES="${DEMO_SLICES:-40}"
 
 echo "== 1/5 synthesise a training cohort and a held-out cohort (Kaggle h5 layout)"
-brats synth "$OUT/train_data" --volumes 12 --slices "$SLICES" --size "$SIZE" --seed 0 --quiet
+brats synth "$OUT/train_data" --volumes 10 --slices "$SLICES" --size "$SIZE" --seed 0 --quiet
 brats synth "$OUT/heldout_data" --volumes 4 --slices "$SLICES" --size "$SIZE" --seed 1 --quiet
 
 echo "== 2/5 check the data"
@@ -17,8 +17,8 @@ brats inspect "$OUT/train_data" --quiet
 
 echo "== 3/5 train the segmenter and the survival classifier (small CPU budget)"
 brats train all "$OUT/train_data" --out "$OUT/run" \
-  --stage-epochs "${DEMO_SEG_EPOCHS:-6,2,0}" --lr 1e-3,1e-3,1e-5 --drop-no-brain \
-  --epochs "${DEMO_EPOCHS:-6}" --batch-size 8 --patience 3 --seed 0 --quiet
+  --stage-epochs "${DEMO_SEG_EPOCHS:-14,2,0}" --lr 1e-3,1e-3,1e-5 --batch-dice --drop-no-brain \
+  --survival-epochs "${DEMO_SURVIVAL_EPOCHS:-5}" --batch-size 8 --patience 4 --seed 0
 
 echo "== 4/5 predict the held-out volumes (ages from their survival table)"
 AGES="$(find "$OUT/heldout_data" -name survival_info.csv | head -n 1)"

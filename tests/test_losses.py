@@ -133,3 +133,20 @@ def test_forward_errors() -> None:
         DiceLoss()(logits, torch.full((2, 6, 6), -1))
     with pytest.raises(ConfigError, match="integer"):
         DiceLoss()(logits, torch.zeros(2, 6, 6))
+
+
+def test_batch_dice_pools_sums_over_the_batch() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 5, 6)
+    target = torch.randint(0, 4, (3, 5, 6))
+    target[1] = 0  # a slice without tumour
+    p = torch.softmax(logits, dim=1)
+    g = torch.nn.functional.one_hot(target, 4).permute(0, 3, 1, 2).float()
+    inter = (p * g).sum(dim=(0, 2, 3))
+    den = p.sum(dim=(0, 2, 3)) + g.sum(dim=(0, 2, 3))
+    d = (2 * inter + 1.0) / (den + 1.0)
+    expected = 1.0 - (d[1:].sum() / 3.0)
+    got = DiceLoss(batch_dice=True)(logits, target)
+    assert torch.allclose(got, expected, atol=1e-6)
+    # differs from the per-sample form when a slice is empty
+    assert not torch.allclose(got, DiceLoss()(logits, target))

@@ -12,7 +12,7 @@ from brats_sdk.data.packed import PackedFolder, is_packed_folder
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.errors import ConfigError, DataError
 
-__all__ = ["DataFormat", "open_source"]
+__all__ = ["DataFormat", "open_source", "source_dirs"]
 
 
 class DataFormat(StrEnum):
@@ -81,3 +81,13 @@ def open_source(
     if kind is DataFormat.NIFTI:
         return NiftiFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)
     return H5SliceFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)
+
+
+def source_dirs(source: object) -> list[str]:
+    """The resolved folders a source reads (its ``data_dirs``, else its ``root``).
+
+    Stored with models and predictions so that a report can tell whether it scores the
+    very data a model was trained on (volume numbers alone repeat across cohorts).
+    """
+    dirs = getattr(source, "data_dirs", None) or [getattr(source, "root", "")]
+    return sorted({str(Path(d).resolve()) for d in dirs if str(d)})

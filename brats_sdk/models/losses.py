@@ -43,6 +43,7 @@ def dice_per_class(
     *,
     smooth: float = 1.0,
     from_logits: bool = True,
+    batch_dice: bool = False,
 ) -> Tensor:
     """Soft Dice of each class in each sample.
 
@@ -57,9 +58,14 @@ def dice_per_class(
             ``(B, H, W)`` in ``0..C-1``.
         smooth: Added to numerator and denominator; must be finite and >= 0.
         from_logits: Apply a softmax over ``C`` to ``input`` first.
+        batch_dice: Pool the sums over the whole batch (nnU-Net's "batch Dice") and
+            return ``(1, C)``: a slice without tumour then no longer scores a perfect 1
+            for predicting nothing, which is what makes per-sample Dice slow to leave the
+            all-background solution on data with many tumour-free slices.
 
     Returns:
-        Dice scores ``(B, C)`` (float32 for half-precision input), differentiable in ``input``.
+        Dice scores ``(B, C)`` (``(1, C)`` with ``batch_dice``; float32 for half-precision
+        input), differentiable in ``input``.
 
     Raises:
         ConfigError: Shapes do not match, ``input`` has fewer than 3 dims, class indices
@@ -74,6 +80,9 @@ def dice_per_class(
     truth = _target_as_one_hot(target, probs.shape, probs.dtype)
     p = probs.flatten(2)  # (B, C, N)
     g = truth.flatten(2)
+    if batch_dice:
+        p = p.transpose(0, 1).reshape(1, p.shape[1], -1)  # (1, C, B*N)
+        g = g.transpose(0, 1).reshape(1, g.shape[1], -1)
     intersection = (p * g).sum(dim=2)
     denominator = p.sum(dim=2) + g.sum(dim=2)
     return (2.0 * intersection + smooth) / (denominator + smooth)
@@ -89,6 +98,8 @@ class DiceLoss(nn.Module):
         class_weights: One non-negative weight per class, not all zero.
         smooth: Smoothing term of :func:`dice_per_class` (finite, >= 0).
         from_logits: ``input`` holds logits (softmax is applied) rather than probabilities.
+        batch_dice: Pool Dice over the batch instead of per sample (off: the paper's
+            formula; see :func:`dice_per_class`).
 
     Raises:
         ConfigError: A weight is negative or not finite, all weights are zero, no weight is
@@ -103,6 +114,7 @@ class DiceLoss(nn.Module):
         class_weights: Sequence[float] = (0.0, 1.0, 1.0, 1.0),
         smooth: float = 1.0,
         from_logits: bool = True,
+        batch_dice: bool = False,
     ) -> None:
         super().__init__()
         weights = [float(w) for w in class_weights]
@@ -116,6 +128,7 @@ class DiceLoss(nn.Module):
             raise ConfigError(f"smooth must be finite and >= 0, got {smooth}")
         self.smooth = float(smooth)
         self.from_logits = bool(from_logits)
+        self.batch_dice = bool(batch_dice)
         # Not persistent: the loss has no state worth saving, but .to(device) moves it.
         self.register_buffer(
             "class_weights", torch.tensor(weights, dtype=torch.float32), persistent=False
@@ -134,7 +147,9 @@ class DiceLoss(nn.Module):
         Raises:
             ConfigError: As :func:`dice_per_class`.
         """
-        return dice_per_class(input, target, smooth=self.smooth, from_logits=self.from_logits)
+        return dice_per_class(
+            input, target, smooth=self.smooth, from_logits=self.from_logits, batch_dice=self.batch_dice
+        )
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         """The loss.

@@ -14,6 +14,7 @@ import torch.distributed as tdist
 from brats_sdk._version import __version__
 from brats_sdk.data.clinical import AgeTable, PatientIdMap
 from brats_sdk.data.protocols import DataSource
+from brats_sdk.data.sources import source_dirs
 from brats_sdk.predict.outputs import (
     ERRORS_CSV,
     MASKS_DIR,
@@ -158,6 +159,7 @@ def _write_tables(
         "sdk_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": str(getattr(source, "root", "")),
+        "input_dirs": source_dirs(source),
         "models": {
             "segmenter": dict(predictor.segmenter.metadata),
             "survival": dict(predictor.survival.metadata) if predictor.survival is not None else None,

@@ -225,9 +225,18 @@ def _model_summary(role: str, meta: Mapping[str, object]) -> ModelSummary | None
     if not isinstance(leaks, bool):
         leaks = True if mode == "slice" else (False if mode == "patient" else None)
 
+    # Volume numbers repeat across cohorts: count overlap only when the predictions read
+    # the folders the model was trained on (when both are recorded).
+    trained_dirs, input_dirs = md.get("data_dirs"), meta.get("input_dirs")
+    same_data = not (isinstance(trained_dirs, list) and isinstance(input_dirs, list)) or bool(
+        set(map(str, trained_dirs)) & set(map(str, input_dirs))
+    )
+
     def ints(key: str) -> tuple[int, ...] | None:
         if not isinstance(split, dict):
             return None
+        if not same_data:
+            return ()
         vals = [split.get(k) for k in key.split("+")]
         if not all(isinstance(v, list) for v in vals):
             return None

@@ -24,10 +24,11 @@ from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.protocols import DataSource
-from brats_sdk.data.sources import DataFormat, open_source
+from brats_sdk.data.sources import DataFormat, open_source, source_dirs
 from brats_sdk.data.splits import Split, SplitMode
 from brats_sdk.device import resolve_device
 from brats_sdk.errors import ConfigError
+from brats_sdk.models.losses import DiceLoss
 from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig
 from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.history import HistoryFile
@@ -69,6 +70,8 @@ class SegmenterTrainConfig:
         accumulate_steps: Micro-batches per optimizer step.
         max_steps_per_epoch: Cap on optimizer steps per epoch, or None.
         amp: Mixed precision on CUDA.
+        batch_dice: Dice pooled over the batch instead of per slice (the paper's); learns
+            much faster when many slices hold no tumour.
         resume: Continue an interrupted run from its ``last`` checkpoints.
         data_format: Layout of ``data_dir``.
         survival_csv: Used only to stratify the split by survival bin (found beside the
@@ -95,6 +98,7 @@ class SegmenterTrainConfig:
     accumulate_steps: int = 1
     max_steps_per_epoch: int | None = None
     amp: bool = True
+    batch_dice: bool = False
     resume: bool = False
     data_format: DataFormat = DataFormat.AUTO
     survival_csv: Path | None = None
@@ -198,7 +202,7 @@ def train_segmenter(
 
     model = Segmenter(SegmenterConfig(input_size=config.input_size, encoder_weights=config.encoder_weights)).to(device)
     history = HistoryFile(out / "history.csv") if dist.is_main else None
-    task = SegmentationTask()
+    task = SegmentationTask(DiceLoss(batch_dice=config.batch_dice))
     results: list[FitResult] = []
     stages_run: list[int] = []
     for stage, (max_epochs, lr) in enumerate(zip(config.stage_max_epochs(), config.lrs, strict=True), start=1):
@@ -248,6 +252,7 @@ def train_segmenter(
         "normalisation": NORMALISATION,
         "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
         "leaks_patients": split.leaks_patients,
+        "data_dirs": source_dirs(source),
         "val_metrics": val_metrics,
         "test_loss": test_loss,
         "test_metrics": test_metrics,

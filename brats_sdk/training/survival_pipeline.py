@@ -29,7 +29,7 @@ from brats_sdk.data.bins import BinMethod, SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv, survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset
 from brats_sdk.data.protocols import DataSource
-from brats_sdk.data.sources import DataFormat, open_source
+from brats_sdk.data.sources import DataFormat, open_source, source_dirs
 from brats_sdk.data.splits import Split, SplitMode
 from brats_sdk.device import resolve_device
 from brats_sdk.errors import ConfigError, DataError
@@ -227,6 +227,7 @@ def train_survival(
         "trained_on": "ground-truth masks",
         "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
         "leaks_patients": split.leaks_patients,
+        "data_dirs": source_dirs(source),
         "patients": patients,
         "excluded": excluded,
         "val_metrics": dict(result.best_metrics),
