@@ -90,6 +90,8 @@ def _segmenter_options(f: F) -> F:
         click.option("--drop-no-brain", is_flag=True, help="Leave out slices without brain."),
         click.option("--batch-dice", is_flag=True,
                      help="Dice pooled over the batch instead of per slice (the paper's); learns faster."),
+        click.option("--background-weight", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+                     help="Dice weight of the background class (the paper: 0)."),
         click.option("--input-size", type=int, default=None, help="Resize slices to this size (the paper: 256) instead of padding."),
     ]
     for d in reversed(decorators):
@@ -123,6 +125,7 @@ def _seg_config(kw: dict[str, Any], device: str) -> SegmenterTrainConfig:
         seed=kw["seed"], max_volumes=kw["max_volumes"], volumes=parse_int_list(kw["volumes_text"], name="--volumes"),
         num_workers=kw["num_workers"], device=device, split_mode=SplitMode(kw["split_mode"]),
         drop_no_brain=kw["drop_no_brain"], input_size=kw["input_size"], batch_dice=kw["batch_dice"],
+        background_weight=kw["background_weight"],
         encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
         accumulate_steps=kw["accumulate"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"],
         resume=kw["resume"], data_format=DataFormat(kw["data_format"]),

@@ -17,7 +17,7 @@ brats inspect "$OUT/train_data" --quiet
 
 echo "== 3/5 train the segmenter and the survival classifier (small CPU budget)"
 brats train all "$OUT/train_data" --out "$OUT/run" \
-  --stage-epochs "${DEMO_SEG_EPOCHS:-14,2,0}" --lr 1e-3,1e-3,1e-5 --batch-dice --drop-no-brain \
+  --stage-epochs "${DEMO_SEG_EPOCHS:-14,2,0}" --lr 1e-3,1e-3,1e-5 --batch-dice --background-weight 0.25 --drop-no-brain \
   --survival-epochs "${DEMO_SURVIVAL_EPOCHS:-5}" --batch-size 8 --patience 4 --seed 0
 
 echo "== 4/5 predict the held-out volumes (ages from their survival table)"

@@ -150,3 +150,33 @@ def test_predict_skips_a_corrupt_volume_and_exits_2(cohort: Path, run_dir: Path,
     with (out / "errors.csv").open() as f:
         assert list(csv.DictReader(f)) == []
     assert not list(out.rglob("*.tmp"))
+
+
+REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL / "BraTS-GLI-00001-000").exists(), reason="../shared/data/real is absent")
+def test_predict_save_nifti_on_the_real_case(tmp_path: Path) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    from brats_sdk.models.segmenter import Segmenter
+
+    seg = tmp_path / "segmenter.pt"
+    Segmenter().save(seg)
+    out = tmp_path / "pred"
+    res = CliRunner().invoke(cli, ["predict", str(REAL), "--segmenter", str(seg), "--out", str(out),
+                                   "--save-nifti", "--device", "cpu", "--quiet"])
+    assert res.exit_code == 0, res.output
+    written = nib.load(out / "nifti" / "BraTS-GLI-00001-000_pred.nii.gz")
+    source = nib.load(REAL / "BraTS-GLI-00001-000" / "BraTS-GLI-00001-000-t1c.nii.gz")
+    assert written.shape == source.shape == (240, 240, 155)
+    np.testing.assert_allclose(written.affine, source.affine)
+    labels = np.asarray(written.dataobj)
+    assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1, 2, 4}
+    with (out / "predictions.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert row["name"] == "BraTS-GLI-00001-000" and row["status"] == "no survival model"
+    # what was written is what the predictor produced: the WT volume in mL matches the file
+    assert float(row["WT_ml"]) == pytest.approx(float((labels > 0).sum()) / 1000.0, abs=1e-3)
