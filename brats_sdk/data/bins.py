@@ -5,17 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
 from brats_sdk.constants import BIN_LABELS_3, BRATS_SURVIVAL_CUTOFFS_DAYS
 from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.options import OptionEnum
 
 __all__ = ["BinMethod", "SurvivalBins"]
 
 
-class BinMethod(StrEnum):
+class BinMethod(OptionEnum):
     """How bins are formed.
 
     QUANTILE: tertiles of the training patients' survival days (the paper's method).
@@ -24,15 +24,6 @@ class BinMethod(StrEnum):
 
     QUANTILE = "quantile"
     BRATS = "brats"
-
-    @classmethod
-    def parse(cls, value: BinMethod | str) -> BinMethod:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ConfigError(
-                f"unknown bin method {value!r}; supported: {', '.join(m.value for m in cls)}"
-            ) from None
 
 
 @dataclass(frozen=True, slots=True)

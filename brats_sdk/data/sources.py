@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import StrEnum
 from pathlib import Path
 
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.nifti import NiftiFolder, looks_like_nifti_folder
 from brats_sdk.data.packed import PackedFolder, is_packed_folder
 from brats_sdk.data.protocols import DataSource
-from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.errors import DataError
+from brats_sdk.options import OptionEnum
 
 __all__ = ["DataFormat", "open_source", "source_dirs"]
 
 
-class DataFormat(StrEnum):
+class DataFormat(OptionEnum):
     """Layouts the SDK reads.
 
     AUTO: decide from what the folder holds.
@@ -28,13 +28,6 @@ class DataFormat(StrEnum):
     H5 = "h5"
     NIFTI = "nifti"
     PACKED = "packed"
-
-    @classmethod
-    def parse(cls, value: DataFormat | str) -> DataFormat:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ConfigError(f"unknown data format {value!r}; supported: {', '.join(m.value for m in cls)}") from None
 
 
 def detect_format(path: Path) -> DataFormat:

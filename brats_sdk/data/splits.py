@@ -20,13 +20,13 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.options import OptionEnum
 
 __all__ = [
     "PARTS",
@@ -48,7 +48,7 @@ _MIN_ITEMS = 3
 Fractions = tuple[float, float, float]
 
 
-class SplitMode(StrEnum):
+class SplitMode(OptionEnum):
     """What a split partitions.
 
     PATIENT: whole volumes (patients); no patient appears in two parts.
@@ -58,20 +58,6 @@ class SplitMode(StrEnum):
 
     PATIENT = "patient"
     SLICE = "slice"
-
-    @classmethod
-    def parse(cls, value: SplitMode | str) -> SplitMode:
-        """Normalise ``value``.
-
-        Raises:
-            ConfigError: Unknown mode; the message lists the supported ones.
-        """
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            raise ConfigError(
-                f"unknown split mode {value!r}; supported: {', '.join(m.value for m in cls)}"
-            ) from None
 
 
 @dataclass(frozen=True, slots=True)

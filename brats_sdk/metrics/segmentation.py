@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,7 @@ from scipy import ndimage
 from brats_sdk.constants import HD95_EMPTY_PENALTY, MASK_LABELS, REGIONS, VOXEL_SPACING_MM
 from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.metrics._arrays import as_array, as_bool, check_same_shape, check_spacing
+from brats_sdk.options import OptionEnum
 
 __all__ = [
     "HD95Method",
@@ -53,18 +53,11 @@ __all__ = [
 _BRATS_LABELS = (0, *MASK_LABELS)
 
 
-class HD95Method(StrEnum):
+class HD95Method(OptionEnum):
     """How the two directed surface-distance sets combine into HD95 (module docstring)."""
 
     POOLED = "pooled"
     MAX_DIRECTED = "max_directed"
-
-    @classmethod
-    def parse(cls, value: HD95Method | str) -> HD95Method:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ConfigError(f"unknown HD95 method {value!r}; supported: {', '.join(m.value for m in cls)}") from None
 
 
 def region_mask(labels: npt.ArrayLike, region: str) -> npt.NDArray[np.bool_]:

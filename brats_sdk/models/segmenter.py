@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Self
 
@@ -22,6 +22,7 @@ from brats_sdk.constants import IMAGE_CHANNELS, N_CLASSES
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
 from brats_sdk.models.pretrained import check_encoder_weights, ensure_smp_encoder_weights
+from brats_sdk.options import OptionEnum
 
 __all__ = ["HeadKind", "Segmenter", "SegmenterConfig", "config_to_dict"]
 
@@ -31,7 +32,7 @@ _STRIDE = 32  # the U-Net's total down-sampling: inputs must be a multiple of it
 _HEAD_PREFIX = "unet.segmentation_head."
 
 
-class HeadKind(StrEnum):
+class HeadKind(OptionEnum):
     """Segmentation head on top of the U-Net decoder.
 
     DEFAULT: smp's head, one Conv3x3 16 -> n_classes.
@@ -40,20 +41,6 @@ class HeadKind(StrEnum):
 
     DEFAULT = "default"
     PAPER = "paper"
-
-    @classmethod
-    def parse(cls, value: HeadKind | str) -> HeadKind:
-        """Normalise a HeadKind or its string value.
-
-        Raises:
-            ConfigError: Unknown value; the message lists the valid ones.
-        """
-        try:
-            return cls(value)
-        except ValueError:
-            raise ConfigError(
-                f"unknown head {value!r}; valid heads: {', '.join(h.value for h in cls)}"
-            ) from None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,7 @@ from brats_sdk.labels import classes_to_labels, classes_to_one_hot
 from brats_sdk.metrics.survival import majority_vote
 from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
+from brats_sdk.options import OptionEnum
 from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
 
 __all__ = ["CombinedPredictor", "Precision", "PredictorConfig", "region_volumes_ml"]
@@ -52,19 +52,12 @@ SURVIVAL_FILE = "survival.pt"
 _GRID = 32
 
 
-class Precision(StrEnum):
+class Precision(OptionEnum):
     """Arithmetic of inference. BF16 autocast is faster on CPUs with bf16 support and
     may change a few labels (the benchmark counts them)."""
 
     FP32 = "fp32"
     BF16 = "bf16"
-
-    @classmethod
-    def parse(cls, value: Precision | str) -> Precision:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ConfigError(f"unknown precision {value!r}; supported: {', '.join(m.value for m in cls)}") from None
 
 
 @dataclass(frozen=True, slots=True)

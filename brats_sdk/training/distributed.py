@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -70,6 +72,16 @@ class DistContext:
         t = torch.tensor([1 if flag else 0], dtype=torch.int64)
         dist.broadcast(t, src=0)
         return bool(t.item())
+
+    @contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Run the block on rank 0 first, then on the other ranks (which then find the
+        files rank 0 wrote, e.g. the cached scan and the split)."""
+        if not self.is_main:
+            self.barrier()
+        yield
+        if self.is_main:
+            self.barrier()
 
     def barrier(self) -> None:
         if self.is_distributed:

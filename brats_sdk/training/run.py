@@ -14,11 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from brats_sdk.constants import SURVIVAL_CSV
 from brats_sdk.data.bins import BinMethod, SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap, SurvivalCohort, read_survival_csv, survival_cohort
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SourceScan, scan_source
+from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import (
     Split,
     SplitMode,
@@ -27,16 +30,20 @@ from brats_sdk.data.splits import (
     split_slices,
     write_split_csv,
 )
+from brats_sdk.device import resolve_device
 from brats_sdk.errors import DataError
+from brats_sdk.training.distributed import DistContext
 
 __all__ = [
     "SCAN_FILE",
     "SPLIT_FILE",
     "PartIndices",
+    "RunStart",
     "find_survival_csv",
     "load_or_plan_split",
     "load_or_scan",
     "part_indices",
+    "start_run",
     "survival_strata",
 ]
 
@@ -44,6 +51,42 @@ logger = logging.getLogger(__name__)
 
 SCAN_FILE = "scan.json"
 SPLIT_FILE = "split.csv"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """Where a training run executes and what it reads."""
+
+    device: torch.device
+    dist: DistContext
+    source: DataSource
+
+
+def start_run(
+    *,
+    device: str,
+    seed: int,
+    out_dir: Path,
+    data_dir: Path,
+    data_format: DataFormat,
+    volumes: Sequence[int] | None,
+    max_volumes: int | None,
+    source: DataSource | None = None,
+    dist: DistContext | None = None,
+) -> RunStart:
+    """What every training pipeline does first: resolve the device, join the process group
+    (under torchrun each rank takes its local GPU), seed, create the run folder, open the data.
+    """
+    resolved = resolve_device(device)
+    dist = dist or DistContext.from_env(resolved.type)
+    if dist.is_distributed and resolved.type == "cuda":
+        resolved = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(resolved)
+    torch.manual_seed(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if source is None:
+        source = open_source(data_dir, fmt=data_format, volumes=volumes, max_volumes=max_volumes)
+    return RunStart(resolved, dist, source)
 
 
 def load_or_scan(source: DataSource, run_dir: Path, *, progress: Callable[[int], None] | None = None) -> SourceScan:

@@ -24,9 +24,8 @@ from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.protocols import DataSource
-from brats_sdk.data.sources import DataFormat, open_source, source_dirs
+from brats_sdk.data.sources import DataFormat, source_dirs
 from brats_sdk.data.splits import Split, SplitMode
-from brats_sdk.device import resolve_device
 from brats_sdk.errors import ConfigError
 from brats_sdk.models.losses import DiceLoss
 from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig
@@ -34,7 +33,13 @@ from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
 from brats_sdk.training.observer import TrainingObserver
-from brats_sdk.training.run import find_survival_csv, load_or_plan_split, load_or_scan, part_indices
+from brats_sdk.training.run import (
+    find_survival_csv,
+    load_or_plan_split,
+    load_or_scan,
+    part_indices,
+    start_run,
+)
 from brats_sdk.training.tasks import SegmentationTask
 
 __all__ = ["SEGMENTER_FILE", "SegmenterTrainConfig", "SegmenterTrainResult", "train_segmenter"]
@@ -167,32 +172,25 @@ def train_segmenter(
         BratsError: Bad data, options or checkpoints.
     """
     t0 = time.perf_counter()
-    device = resolve_device(config.device)
-    dist = dist or DistContext.from_env(device.type)
-    if dist.is_distributed and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
-    torch.manual_seed(config.seed)
-    out = config.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    if source is None:
-        source = open_source(config.data_dir, fmt=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes)
-    # Rank 0 scans the data and plans the split; the others wait, then read its files.
-    if not dist.is_main:
-        dist.barrier()
-    scan = load_or_scan(source, out, progress=progress)
-    keys = [f.volume for f in scan.slices]
-    volumes = sorted(set(keys))
-    split = load_or_plan_split(
-        out,
-        volumes=volumes,
-        keys=[(f.volume, f.index) for f in scan.slices],
-        mode=config.split_mode,
-        seed=config.seed,
-        survival_csv=config.survival_csv or find_survival_csv(source),
+    run = start_run(
+        device=config.device, seed=config.seed, out_dir=config.out_dir, data_dir=config.data_dir,
+        data_format=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes,
+        source=source, dist=dist,
     )
-    if dist.is_main:
-        dist.barrier()
+    device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    # Rank 0 scans the data and plans the split; the others then read its files.
+    with dist.main_first():
+        scan = load_or_scan(source, out, progress=progress)
+        keys = [f.volume for f in scan.slices]
+        volumes = sorted(set(keys))
+        split = load_or_plan_split(
+            out,
+            volumes=volumes,
+            keys=[(f.volume, f.index) for f in scan.slices],
+            mode=config.split_mode,
+            seed=config.seed,
+            survival_csv=config.survival_csv or find_survival_csv(source),
+        )
     if split.leaks_patients:
         logger.warning("slice-level split: slices of one patient are in train and test; test figures leak")
     facts = scan.slices

@@ -29,9 +29,8 @@ from brats_sdk.data.bins import BinMethod, SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv, survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset
 from brats_sdk.data.protocols import DataSource
-from brats_sdk.data.sources import DataFormat, open_source, source_dirs
+from brats_sdk.data.sources import DataFormat, source_dirs
 from brats_sdk.data.splits import Split, SplitMode
-from brats_sdk.device import resolve_device
 from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.metrics.levels import SurvivalLevels, VolumeSlices, survival_levels
 from brats_sdk.models.survival import AgeScaler, SurvivalClassifier, SurvivalConfig, prepare_masks
@@ -39,7 +38,7 @@ from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
-from brats_sdk.training.run import load_or_plan_split, load_or_scan, part_indices
+from brats_sdk.training.run import load_or_plan_split, load_or_scan, part_indices, start_run
 from brats_sdk.training.segmenter_pipeline import plain_dict
 from brats_sdk.training.tasks import SurvivalTask
 
@@ -142,36 +141,29 @@ def train_survival(
         DataError: Too few patients with survival data to form the bins or the split.
     """
     t0 = time.perf_counter()
-    device = resolve_device(config.device)
-    dist = dist or DistContext.from_env(device.type)
-    if dist.is_distributed and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
-    torch.manual_seed(config.seed)
-    out = config.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    if source is None:
-        source = open_source(config.data_dir, fmt=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes)
-    # Rank 0 scans the data and plans the split; the others wait, then read its files.
-    if not dist.is_main:
-        dist.barrier()
-    scan = load_or_scan(source, out, progress=progress)
-    volumes = sorted({f.volume for f in scan.slices})
-    id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
-    cohort = survival_cohort(read_survival_csv(config.survival_csv), volumes, id_map)
-    excluded = {
-        "no_survival_row": cohort.n_no_survival,
-        "censored": cohort.n_censored,
-        "missing_days": cohort.n_missing_days,
-        "missing_age": cohort.n_missing_age,
-    }
-    logger.info("survival cohort: %s", cohort.summary())
-    split = load_or_plan_split(
-        out, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices], mode=config.split_mode,
-        seed=config.seed, survival_csv=config.survival_csv, bin_method=config.bins, id_map=id_map,
+    run = start_run(
+        device=config.device, seed=config.seed, out_dir=config.out_dir, data_dir=config.data_dir,
+        data_format=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes,
+        source=source, dist=dist,
     )
-    if dist.is_main:
-        dist.barrier()
+    device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    # Rank 0 scans the data and plans the split; the others then read its files.
+    with dist.main_first():
+        scan = load_or_scan(source, out, progress=progress)
+        volumes = sorted({f.volume for f in scan.slices})
+        id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
+        cohort = survival_cohort(read_survival_csv(config.survival_csv), volumes, id_map)
+        excluded = {
+            "no_survival_row": cohort.n_no_survival,
+            "censored": cohort.n_censored,
+            "missing_days": cohort.n_missing_days,
+            "missing_age": cohort.n_missing_age,
+        }
+        logger.info("survival cohort: %s", cohort.summary())
+        split = load_or_plan_split(
+            out, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices], mode=config.split_mode,
+            seed=config.seed, survival_csv=config.survival_csv, bin_method=config.bins, id_map=id_map,
+        )
     if split.leaks_patients:
         logger.warning("slice-level split: a patient's slices are in train and test; survival accuracy leaks")
     entries = {e.volume: e for e in cohort.entries}
