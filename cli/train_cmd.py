@@ -77,6 +77,10 @@ def _survival_options(f: F) -> F:
                      help="quantile: tertiles of training patients (the paper); brats: 304.2/456.25-day cut-offs."),
         click.option("--id-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="CSV volume,patient_id overriding BraTS20_Training_{V:03d}."),
+        click.option("--survival-lr", type=click.FloatRange(min=0.0, min_open=True), default=1e-4, show_default=True,
+                     help="Adam learning rate of the survival classifier (the paper: 1e-4)."),
+        click.option("--survival-augment", is_flag=True,
+                     help="Random flips and quarter turns of the survival classifier's training masks."),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -93,6 +97,11 @@ def _segmenter_options(f: F) -> F:
         click.option("--background-weight", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
                      help="Dice weight of the background class (the paper: 0)."),
         click.option("--input-size", type=int, default=None, help="Resize slices to this size (the paper: 256) instead of padding."),
+        click.option("--crop-size", type=click.IntRange(min=32), default=None,
+                     help="Train on random windows of this size at native resolution (mostly on tumour) and "
+                          "validate on the brain box, instead of whole slices (the paper's)."),
+        click.option("--tumour-fraction", type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True), default=None,
+                     help="Draw slices with tumour this share of the time instead of every slice once an epoch."),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -125,7 +134,7 @@ def _seg_config(kw: dict[str, Any], device: str) -> SegmenterTrainConfig:
         seed=kw["seed"], max_volumes=kw["max_volumes"], volumes=parse_int_list(kw["volumes_text"], name="--volumes"),
         num_workers=kw["num_workers"], device=device, split_mode=SplitMode(kw["split_mode"]),
         drop_no_brain=kw["drop_no_brain"], input_size=kw["input_size"], batch_dice=kw["batch_dice"],
-        background_weight=kw["background_weight"],
+        background_weight=kw["background_weight"], crop_size=kw["crop_size"], tumour_fraction=kw["tumour_fraction"],
         encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
         accumulate_steps=kw["accumulate"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"],
         resume=kw["resume"], data_format=DataFormat(kw["data_format"]),
@@ -136,12 +145,12 @@ def _seg_config(kw: dict[str, Any], device: str) -> SegmenterTrainConfig:
 def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path) -> SurvivalTrainConfig:
     return SurvivalTrainConfig(
         data_dir=kw["data_dir"], survival_csv=survival_csv, out_dir=kw["out_dir"], bins=BinMethod(kw["bins"]),
-        epochs=kw["epochs"] or 50, batch_size=kw["batch_size"] or 32, patience=kw["patience"],
+        epochs=kw["epochs"] or 50, batch_size=kw["batch_size"] or 32, lr=kw["survival_lr"], patience=kw["patience"],
         step_size=kw["step_size"], seed=kw["seed"], max_volumes=kw["max_volumes"],
         volumes=parse_int_list(kw["volumes_text"], name="--volumes"), num_workers=kw["num_workers"], device=device,
         split_mode=SplitMode(kw["split_mode"]), encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
         id_map_csv=kw["id_map"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"], resume=kw["resume"],
-        data_format=DataFormat(kw["data_format"]),
+        data_format=DataFormat(kw["data_format"]), augment=kw["survival_augment"],
     )
 
 

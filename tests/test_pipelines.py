@@ -20,7 +20,7 @@ from brats_sdk.constants import SURVIVAL_CSV
 from brats_sdk.data.scan import scan_source
 from brats_sdk.data.sources import open_source
 from brats_sdk.data.splits import Split, SplitMode, read_split_csv, write_split_csv
-from brats_sdk.errors import DataError
+from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.models.segmenter import HeadKind, Segmenter
 from brats_sdk.models.survival import SurvivalClassifier
 from brats_sdk.training.loop import BEST, LAST
@@ -116,11 +116,36 @@ def test_frozen_backbone_keeps_batchnorm_in_eval_mode() -> None:
     assert all(m.training for m in norms)
 
 
+def test_skipped_later_stages_keep_the_trained_head(tiny_cohort: Path, tmp_path: Path) -> None:
+    # Regression: a skipped stage 2 used to swap in an untrained paper head before the save.
+    result = train_segmenter(seg_config(tiny_cohort, tmp_path, stage_epochs=(1, 0, 0)))
+    model = Segmenter.from_checkpoint(result.model_path)
+    assert model.config.head is HeadKind.DEFAULT and model.metadata["best_stage"] == 1
+    best = model_state(tmp_path / "stage1" / BEST)
+    saved = model.state_dict()
+    assert saved.keys() == best.keys() and all(torch.equal(saved[k], best[k]) for k in best)
+
+
+def test_crop_training_trains_on_windows_and_validates_on_the_brain_box(tiny_cohort: Path, tmp_path: Path) -> None:
+    result = train_segmenter(
+        seg_config(tiny_cohort, tmp_path, stage_epochs=(1, 0, 0), crop_size=32, tumour_fraction=0.5, drop_no_brain=True)
+    )
+    model = Segmenter.from_checkpoint(result.model_path)
+    config = model.metadata["train_config"]
+    assert isinstance(config, dict) and config["crop_size"] == 32 and config["tumour_fraction"] == 0.5
+    assert set(result.test_metrics) >= {"dice_NCR", "dice_ED", "dice_ET"}
+    with pytest.raises(ConfigError, match="exclude each other"):
+        seg_config(tiny_cohort, tmp_path, crop_size=64, input_size=256)
+    with pytest.raises(ConfigError, match="tumour fraction"):
+        seg_config(tiny_cohort, tmp_path, tumour_fraction=0.0)
+
+
 @pytest.mark.slow
-def test_segmenter_pipeline_resume_matches_uninterrupted_run(tiny_cohort: Path, tmp_path: Path) -> None:
-    whole = train_segmenter(seg_config(tiny_cohort, tmp_path / "a", stage_epochs=(2, 0, 0)))
-    train_segmenter(seg_config(tiny_cohort, tmp_path / "b", stage_epochs=(1, 0, 0)))
-    resumed = train_segmenter(seg_config(tiny_cohort, tmp_path / "b", stage_epochs=(2, 0, 0), resume=True))
+@pytest.mark.parametrize("extra", [{}, {"crop_size": 32, "tumour_fraction": 0.5}], ids=["whole-slices", "crops"])
+def test_segmenter_pipeline_resume_matches_uninterrupted_run(tiny_cohort: Path, tmp_path: Path, extra: dict[str, object]) -> None:
+    whole = train_segmenter(seg_config(tiny_cohort, tmp_path / "a", stage_epochs=(2, 0, 0), **extra))
+    train_segmenter(seg_config(tiny_cohort, tmp_path / "b", stage_epochs=(1, 0, 0), **extra))
+    resumed = train_segmenter(seg_config(tiny_cohort, tmp_path / "b", stage_epochs=(2, 0, 0), resume=True, **extra))
     assert resumed.stages[0].epochs_run == 2 and [r.epoch for r in resumed.stages[0].history] == [2]
     a = Segmenter.from_checkpoint(whole.model_path).state_dict()
     b = Segmenter.from_checkpoint(resumed.model_path).state_dict()

@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from brats_sdk.data.normalise import NormStats, apply_stats
+from brats_sdk.data.crops import RandomCrops, Window
+from brats_sdk.data.normalise import NormStats, apply_stats, brain_mask
 from brats_sdk.data.protocols import SliceSource
 from brats_sdk.errors import DataError
 from brats_sdk.labels import one_hot_to_classes
 
-__all__ = ["SegmentationDataset", "SurvivalDataset"]
+__all__ = ["SegmentationDataset", "SurvivalDataset", "random_pose"]
 
 Sample = dict[str, torch.Tensor]
 
@@ -27,18 +28,29 @@ class SegmentationDataset(Dataset[Sample]):
     """Normalised slices and their class-index targets.
 
     Each item: ``image`` ``(4, H, W)`` float32, ``target`` ``(H, W)`` uint8 in 0..3,
-    ``volume`` and ``slice`` as 0-d int64 tensors.
+    ``volume`` and ``slice`` as 0-d int64 tensors; ``H, W`` are the window's when
+    ``crop`` is given.
 
     Args:
         source: The slice source (must have masks).
         indices: Which slices of ``source`` to serve.
         stats: Normalisation statistics per volume.
+        crop: None (whole slices, the paper's), one fixed :class:`Window` for every slice
+            (validation on the brain box), or :class:`RandomCrops` (training windows).
     """
 
-    def __init__(self, source: SliceSource, indices: Sequence[int], stats: Mapping[int, NormStats]) -> None:
+    def __init__(
+        self,
+        source: SliceSource,
+        indices: Sequence[int],
+        stats: Mapping[int, NormStats],
+        *,
+        crop: Window | RandomCrops | None = None,
+    ) -> None:
         self.source = source
         self.indices = list(indices)
         self.stats = dict(stats)
+        self.crop = crop
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -47,8 +59,14 @@ class SegmentationDataset(Dataset[Sample]):
         rec = self.source.read_slice(self.indices[i])
         if rec.mask is None:
             raise DataError(f"slice {rec.index} of volume {rec.volume} has no mask; training needs labels")
+        # Normalise the whole slice first: the brain test uses the slice's own minimum.
         image = apply_stats(rec.image, self.stats[rec.volume])
         target = one_hot_to_classes(rec.mask)  # uint8: 8x less to move between workers
+        window = self.crop
+        if isinstance(window, RandomCrops):
+            window = window.window(brain=brain_mask(rec.image), tumour=target > 0)
+        if window is not None:
+            image, target = window.cut(image), window.cut(target)
         return {
             "image": torch.from_numpy(image),
             "target": torch.from_numpy(target),
@@ -69,6 +87,9 @@ class SurvivalDataset(Dataset[Sample]):
         indices: Which slices of ``source`` to serve.
         scaled_age: Scaled age per volume.
         bins: Survival bin per volume.
+        augment: Apply one of the 8 flips/quarter-turns of the square, at random, to each
+            mask (survival does not depend on orientation; a network that sees each
+            patient's tumour in one pose only learns to recognise the patient).
     """
 
     def __init__(
@@ -77,11 +98,14 @@ class SurvivalDataset(Dataset[Sample]):
         indices: Sequence[int],
         scaled_age: Mapping[int, float],
         bins: Mapping[int, int],
+        *,
+        augment: bool = False,
     ) -> None:
         self.source = source
         self.indices = list(indices)
         self.scaled_age = dict(scaled_age)
         self.bins = dict(bins)
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -90,10 +114,26 @@ class SurvivalDataset(Dataset[Sample]):
         rec = self.source.read_slice(self.indices[i])
         if rec.mask is None:
             raise DataError(f"slice {rec.index} of volume {rec.volume} has no mask; survival training needs masks")
+        mask = torch.from_numpy(rec.mask.astype(np.float32))
+        if self.augment:
+            mask = random_pose(mask)
         return {
-            "mask": torch.from_numpy(rec.mask.astype(np.float32)),
+            "mask": mask,
             "age": torch.tensor([self.scaled_age[rec.volume]], dtype=torch.float32),
             "target": torch.tensor(self.bins[rec.volume], dtype=torch.int64),
             "volume": torch.tensor(rec.volume),
             "slice": torch.tensor(rec.index),
         }
+
+
+def random_pose(image: torch.Tensor) -> torch.Tensor:
+    """``image`` ``(C, H, W)`` under one of the 8 symmetries of the square, drawn from torch's
+    global generator (seeded and checkpointed by the training loop); flips only when
+    ``H != W``."""
+    k = int(torch.randint(8, ()))
+    turns = (k >> 1) if image.shape[-1] == image.shape[-2] else (k >> 1) & 0b10  # half turns only if not square
+    if k & 1:
+        image = image.flip(-1)
+    if turns:
+        image = torch.rot90(image, turns, dims=(-2, -1))
+    return image.contiguous()

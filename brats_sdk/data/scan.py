@@ -14,21 +14,40 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brats_sdk.atomic import atomic_write_text
-from brats_sdk.data.normalise import NormStats, SliceMoments, slice_moments, stats_from_moments
+from brats_sdk.data.crops import Box, box_of
+from brats_sdk.data.normalise import (
+    NormStats,
+    SliceMoments,
+    brain_mask,
+    slice_moments,
+    stats_from_moments,
+)
 from brats_sdk.data.protocols import SliceSource
 from brats_sdk.errors import DataError
 
-__all__ = ["SliceFacts", "SourceScan", "scan_source"]
+__all__ = ["SCAN_FORMAT", "SliceFacts", "SourceScan", "scan_source"]
+
+# 2: slices carry their brain box.
+SCAN_FORMAT = 2
+
+
+def _box(values: list[int]) -> Box | None:
+    if not values:
+        return None
+    y0, y1, x0, x1 = (int(v) for v in values)
+    return y0, y1, x0, x1
 
 
 @dataclass(frozen=True, slots=True)
 class SliceFacts:
-    """What one slice holds: brain pixels and tumour pixels per mask channel."""
+    """What one slice holds: brain pixels, tumour pixels per mask channel and the brain's
+    bounding box ``(y0, y1, x0, x1)`` (None without brain)."""
 
     volume: int
     index: int
     brain_pixels: int
     tumour_pixels: tuple[int, ...]
+    brain_box: Box | None = None
 
     @property
     def has_brain(self) -> bool:
@@ -49,8 +68,11 @@ class SourceScan:
     def to_json(self, path: Path) -> None:
         """Write atomically to ``path``."""
         payload = {
+            "format": SCAN_FORMAT,
             "stats": {str(v): s.to_dict() for v, s in self.stats.items()},
-            "slices": [[f.volume, f.index, f.brain_pixels, list(f.tumour_pixels)] for f in self.slices],
+            "slices": [
+                [f.volume, f.index, f.brain_pixels, list(f.tumour_pixels), list(f.brain_box or ())] for f in self.slices
+            ],
         }
         atomic_write_text(path, json.dumps(payload))
 
@@ -58,8 +80,12 @@ class SourceScan:
     def from_json(cls, path: Path) -> SourceScan:
         try:
             payload = json.loads(path.read_text())
+            if payload.get("format") != SCAN_FORMAT:
+                raise DataError(f"{path}: scan format {payload.get('format')!r}, expected {SCAN_FORMAT}")
             stats = {int(v): NormStats.from_dict(d) for v, d in payload["stats"].items()}
-            slices = tuple(SliceFacts(int(a), int(b), int(c), tuple(int(x) for x in t)) for a, b, c, t in payload["slices"])
+            slices = tuple(
+                SliceFacts(int(a), int(b), int(c), tuple(int(x) for x in t), _box(box)) for a, b, c, t, box in payload["slices"]
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{path}: not a valid scan file ({exc})") from exc
         return cls(stats, slices)
@@ -85,7 +111,7 @@ def scan_source(source: SliceSource, *, progress: Callable[[int], None] | None =
         m = slice_moments(rec.image)
         moments.setdefault(rec.volume, []).append(m)
         tumour = (0, 0, 0) if rec.mask is None else tuple(int(x) for x in rec.mask.reshape(rec.mask.shape[0], -1).sum(axis=1))
-        facts.append(SliceFacts(rec.volume, rec.index, m.count, tumour))
+        facts.append(SliceFacts(rec.volume, rec.index, m.count, tumour, box_of(brain_mask(rec.image))))
         if progress is not None:
             progress(1)
     stats = {v: stats_from_moments(ms, n_channels=len(ms[0].total)) for v, ms in moments.items()}

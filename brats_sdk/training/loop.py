@@ -12,19 +12,20 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
 from brats_sdk.errors import CheckpointError, ConfigError
 from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.observer import EpochRecord, LoggingObserver, TrainingObserver
+from brats_sdk.training.sampling import epoch_generator, epoch_sampler
 from brats_sdk.training.task import Batch, Task
 
 __all__ = ["FitConfig", "FitResult", "fit"]
@@ -127,6 +128,7 @@ def fit(
     observer: TrainingObserver | None = None,
     dist: DistContext | None = None,
     parameters: list[nn.Parameter] | None = None,
+    sample_weights: Sequence[float] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_data``, early-stopping on ``val_data``'s loss.
 
@@ -144,6 +146,8 @@ def fit(
         observer: Progress events (defaults to logging).
         dist: Process group (defaults to a single process).
         parameters: Parameters to optimise (defaults to those requiring grad).
+        sample_weights: Draw each epoch's samples with replacement in proportion to these
+            (one per training sample); None: every sample once, shuffled.
 
     Returns:
         The result; ``model`` is left holding the best epoch's weights.
@@ -183,16 +187,10 @@ def fit(
         epoch = state.epoch + 1
         # A fresh generator per epoch makes the sample order a function of (seed, epoch)
         # alone, which is what lets a resumed run match an uninterrupted one.
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        sampler: Sampler[int]
-        if dist.is_distributed:
-            dsampler: DistributedSampler[int] = DistributedSampler(
-                train_data, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=config.seed
-            )
-            dsampler.set_epoch(epoch)
-            sampler = dsampler
-        else:
-            sampler = RandomSampler(train_data, generator=gen)  # type: ignore[arg-type]  # map-style dataset
+        gen = epoch_generator(config.seed, epoch)
+        sampler = epoch_sampler(
+            len(train_data), seed=config.seed, epoch=epoch, dist=dist, weights=sample_weights  # type: ignore[arg-type]  # map-style dataset
+        )
         loader = DataLoader(
             train_data, batch_size=micro, sampler=sampler, num_workers=config.num_workers,
             generator=gen, pin_memory=device.type == "cuda", persistent_workers=False,

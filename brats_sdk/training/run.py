@@ -93,8 +93,13 @@ def load_or_scan(source: DataSource, run_dir: Path, *, progress: Callable[[int],
     """The scan of ``source``, read from ``run_dir/scan.json`` when it matches the source."""
     path = run_dir / SCAN_FILE
     keys = [source.slice_key(i) for i in range(len(source))]
+    cached: SourceScan | None = None
     if path.exists():
-        cached = SourceScan.from_json(path)
+        try:
+            cached = SourceScan.from_json(path)
+        except DataError as exc:
+            logger.warning("%s; scanning again", exc)
+    if cached is not None:
         if [(f.volume, f.index) for f in cached.slices] == keys:
             logger.info("reusing %s", path)
             if progress is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +22,10 @@ from torch.nn.parallel import DistributedDataParallel
 from brats_sdk._version import __version__
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
+from brats_sdk.data.crops import RandomCrops, Window, union_box, window_around
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.protocols import DataSource
+from brats_sdk.data.scan import SliceFacts
 from brats_sdk.data.sources import DataFormat, source_dirs
 from brats_sdk.data.splits import Split, SplitMode
 from brats_sdk.errors import ConfigError
@@ -40,6 +42,7 @@ from brats_sdk.training.run import (
     part_indices,
     start_run,
 )
+from brats_sdk.training.sampling import tumour_weights
 from brats_sdk.training.tasks import SegmentationTask
 
 __all__ = ["SEGMENTER_FILE", "SegmenterTrainConfig", "SegmenterTrainResult", "train_segmenter"]
@@ -80,6 +83,11 @@ class SegmenterTrainConfig:
         background_weight: Dice weight of the background class (the paper: 0). A small
             weight (0.1-0.5) teaches the network where there is no tumour, which stops a
             rare class (NCR) from being predicted across the brain on short runs.
+        crop_size: Train on random ``crop_size`` windows at native resolution (mostly
+            holding tumour) and validate on the brain box, instead of whole slices
+            (the paper's). 96-128 cuts the U-Net's work per sample 4-7x.
+        tumour_fraction: Draw slices with tumour this share of the time (with
+            replacement) instead of every slice once per epoch (the paper's).
         resume: Continue an interrupted run from its ``last`` checkpoints.
         data_format: Layout of ``data_dir``.
         survival_csv: Used only to stratify the split by survival bin (found beside the
@@ -108,6 +116,8 @@ class SegmenterTrainConfig:
     amp: bool = True
     batch_dice: bool = False
     background_weight: float = 0.0
+    crop_size: int | None = None
+    tumour_fraction: float | None = None
     resume: bool = False
     data_format: DataFormat = DataFormat.AUTO
     survival_csv: Path | None = None
@@ -120,6 +130,12 @@ class SegmenterTrainConfig:
             raise ConfigError(f"lrs must be three positive numbers, got {self.lrs}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.crop_size is not None:
+            RandomCrops(self.crop_size)  # validates the size
+            if self.input_size is not None:
+                raise ConfigError("crop_size and input_size exclude each other: crops are taken at native resolution")
+        if self.tumour_fraction is not None:
+            tumour_weights([True, False], self.tumour_fraction)  # validates the fraction
 
     def stage_max_epochs(self) -> tuple[int, int, int]:
         if self.epochs is None:
@@ -198,9 +214,14 @@ def train_segmenter(
     parts = part_indices(source, split, keep=keep)
     if not parts.train or not parts.val:
         raise ConfigError(f"{config.data_dir}: the split leaves no training or validation slice; use more volumes")
-    train_ds = SegmentationDataset(source, parts.train, scan.stats)
-    val_ds = SegmentationDataset(source, parts.val, scan.stats)
-    test_ds = SegmentationDataset(source, parts.test, scan.stats)
+    train_ds = SegmentationDataset(
+        source, parts.train, scan.stats, crop=None if config.crop_size is None else RandomCrops(config.crop_size)
+    )
+    val_ds = SegmentationDataset(source, parts.val, scan.stats, crop=_brain_window(config, source, facts, parts.val))
+    test_ds = SegmentationDataset(source, parts.test, scan.stats, crop=_brain_window(config, source, facts, parts.test))
+    weights = None
+    if config.tumour_fraction is not None:
+        weights = tumour_weights([facts[i].has_tumour for i in parts.train], config.tumour_fraction)
 
     model = Segmenter(SegmenterConfig(input_size=config.input_size, encoder_weights=config.encoder_weights)).to(device)
     history = HistoryFile(out / "history.csv") if dist.is_main else None
@@ -210,12 +231,12 @@ def train_segmenter(
     results: list[FitResult] = []
     stages_run: list[int] = []
     for stage, (max_epochs, lr) in enumerate(zip(config.stage_max_epochs(), config.lrs, strict=True), start=1):
+        if max_epochs == 0:
+            continue  # before the head swap: a skipped stage must not replace a trained head
         if stage >= 2 and model.config.head is not HeadKind.PAPER:
             model.replace_head()
             model.freeze_backbone()
             model.to(device)
-        if max_epochs == 0:
-            continue
         fit_cfg = FitConfig(
             lr=lr,
             max_epochs=max_epochs,
@@ -234,7 +255,7 @@ def train_segmenter(
         result = fit(
             model=net, task=task, train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
             checkpoint_dir=out / f"stage{stage}", stage=f"stage{stage}", resume=config.resume,
-            history=history, observer=observer, dist=dist,
+            history=history, observer=observer, dist=dist, sample_weights=weights,
         )
         results.append(result)
         stages_run.append(stage)
@@ -277,6 +298,17 @@ def train_segmenter(
         device=str(device),
         model=model,
     )
+
+
+def _brain_window(
+    config: SegmenterTrainConfig, source: DataSource, facts: Sequence[SliceFacts], indices: Sequence[int]
+) -> Window | None:
+    """With crop training, validation and test look at the brain box of their slices, as
+    prediction does; without, at whole slices."""
+    if config.crop_size is None or not indices:
+        return None
+    height, width = source.read_slice(indices[0]).image.shape[-2:]
+    return window_around(union_box(facts[i].brain_box for i in indices), height=height, width=width)
 
 
 def _keep_best_stage(

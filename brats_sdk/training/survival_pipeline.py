@@ -76,6 +76,7 @@ class SurvivalTrainConfig:
         amp: Mixed precision on CUDA.
         resume: Continue from ``survival/last.pt``.
         data_format: Layout of ``data_dir``.
+        augment: Random flips and quarter turns of the training masks (the paper: none).
     """
 
     data_dir: Path
@@ -99,6 +100,7 @@ class SurvivalTrainConfig:
     amp: bool = True
     resume: bool = False
     data_format: DataFormat = DataFormat.AUTO
+    augment: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bins", BinMethod.parse(self.bins))
@@ -186,7 +188,7 @@ def train_survival(
             f"{config.data_dir}: no tumour slice of a patient with survival data in the "
             f"{'training' if not with_tumour[0] else 'validation'} part; use more volumes"
         )
-    train_ds = SurvivalDataset(source, with_tumour[0], scaled_age, bin_of)
+    train_ds = SurvivalDataset(source, with_tumour[0], scaled_age, bin_of, augment=config.augment)
     val_ds = SurvivalDataset(source, with_tumour[1], scaled_age, bin_of)
     model = SurvivalClassifier(
         SurvivalConfig(n_bins=bins.n_bins, encoder_weights=config.encoder_weights), bins=bins, age_scaler=scaler

@@ -1,0 +1,91 @@
+"""BatchNorm folding for inference, and the survival masks' random poses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from brats_sdk.constants import SURVIVAL_CSV
+from brats_sdk.data.clinical import PatientIdMap, read_survival_csv, survival_cohort
+from brats_sdk.data.datasets import SurvivalDataset, random_pose
+from brats_sdk.data.sources import open_source
+from brats_sdk.models.fuse import fold_batchnorm
+from brats_sdk.models.segmenter import HeadKind, Segmenter
+from brats_sdk.models.survival import SurvivalClassifier, SurvivalConfig
+
+
+def _randomise_norms(model: nn.Module) -> None:
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)  # type: ignore[union-attr]
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)  # type: ignore[union-attr]
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def _count_norms(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_folded_segmenter_matches_and_original_is_untouched() -> None:
+    torch.manual_seed(0)
+    for head in (HeadKind.DEFAULT, HeadKind.PAPER):
+        model = Segmenter(head=head)
+        _randomise_norms(model)
+        model.eval()
+        folded = fold_batchnorm(model)
+        assert _count_norms(model) > 20 and _count_norms(folded) == 0
+        x = torch.randn(2, 4, 64, 96)
+        with torch.inference_mode():
+            a, b = model(x), folded(x)
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+        assert (a.argmax(1) != b.argmax(1)).float().mean() < 0.01
+
+
+def test_folded_survival_classifier_matches() -> None:
+    torch.manual_seed(0)
+    model = SurvivalClassifier(SurvivalConfig(n_bins=3))
+    _randomise_norms(model)
+    model.train()  # folding works on an eval copy whatever the original's mode
+    folded = fold_batchnorm(model)
+    assert model.training and not folded.training
+    model.eval()
+    assert _count_norms(folded) == 0
+    x, age = torch.rand(2, 3, 224, 224), torch.rand(2, 1)
+    with torch.inference_mode():
+        assert torch.allclose(model(x, age), folded(x, age), atol=1e-4, rtol=1e-4)
+
+
+def test_random_pose_draws_the_eight_symmetries() -> None:
+    image = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(2, 4, 4)
+    expected = set()
+    for k in range(4):
+        r = torch.rot90(image, k, dims=(-2, -1))
+        expected.add(tuple(r.flatten().tolist()))
+        expected.add(tuple(r.flip(-1).flatten().tolist()))
+    torch.manual_seed(0)
+    seen = {tuple(random_pose(image).flatten().tolist()) for _ in range(200)}
+    assert seen == expected and len(seen) == 8
+    wide = torch.arange(12, dtype=torch.float32).reshape(1, 3, 4)
+    poses = {tuple(random_pose(wide).flatten().tolist()) for _ in range(100)}
+    assert len(poses) == 4 and all(len(p) == 12 for p in poses)
+    assert all(random_pose(wide).shape == wide.shape for _ in range(20))
+
+
+def test_survival_dataset_augments_only_when_asked(tiny_cohort: Path) -> None:
+    source = open_source(tiny_cohort)
+    cohort = survival_cohort(read_survival_csv(tiny_cohort / SURVIVAL_CSV), sorted({source.slice_key(i)[0] for i in range(len(source))}), PatientIdMap())
+    volume = cohort.volumes[0]
+    indices = [i for i in range(len(source)) if source.slice_key(i)[0] == volume]
+    tumour = next(i for i in indices if source.read_slice(i).mask.any())  # type: ignore[union-attr]
+    plain = SurvivalDataset(source, [tumour], {volume: 0.5}, {volume: 1})
+    augmented = SurvivalDataset(source, [tumour], {volume: 0.5}, {volume: 1}, augment=True)
+    base = plain[0]["mask"]
+    assert all(torch.equal(plain[0]["mask"], base) for _ in range(3))
+    torch.manual_seed(0)
+    masks = [augmented[0]["mask"] for _ in range(40)]
+    assert any(not torch.equal(m, base) for m in masks)
+    assert all(m.sum() == base.sum() and m.shape == base.shape for m in masks)
