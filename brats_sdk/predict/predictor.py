@@ -3,12 +3,14 @@
 The paper's pipeline, made fast on a CPU without changing its answer:
 
 - slices without brain are not run through the U-Net (they are background);
-- the U-Net sees only the volume's brain bounding box, cut in the network's padded
+- the U-Net sees only each slice's brain bounding box, cut in the network's padded
   frame at multiples of 32 so that its pooling grid matches the full-slice run, with a
-  margin of background around the brain; labels are pasted back into the full slice;
+  margin of background around the brain (slices whose boxes have one shape share a
+  batch); labels are pasted back into the full slice;
 - the survival network runs only on slices whose predicted mask is not empty (the
   paper drops the others before the vote anyway);
-- ``torch.inference_mode``, channels-last memory, optional bf16 autocast.
+- BatchNorm folded into the convolutions, ``torch.inference_mode``, channels-last
+  memory, optional bf16 autocast.
 
 ``benchmarks/bench_predict.py`` measures the speed-up and how many labels differ from
 the full-slice computation.
@@ -31,6 +33,7 @@ from brats_sdk.checkpoint import CheckpointKind, peek_kind
 from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
 from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap
+from brats_sdk.data.crops import box_of
 from brats_sdk.data.normalise import apply_stats, brain_mask, compute_stats
 from brats_sdk.data.protocols import VolumeSource
 from brats_sdk.data.records import VolumeInfo
@@ -38,6 +41,7 @@ from brats_sdk.device import resolve_device
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels, classes_to_one_hot
 from brats_sdk.metrics.survival import majority_vote
+from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
 from brats_sdk.options import OptionEnum
@@ -69,9 +73,11 @@ class PredictorConfig:
         survival_batch_size: Slices per survival-network pass.
         precision: ``fp32`` (default) or ``bf16`` autocast.
         skip_empty_slices: Do not run the U-Net on slices without brain.
-        crop_to_brain: Run the U-Net on the brain bounding box only.
+        crop_to_brain: Run the U-Net on each slice's brain bounding box only.
         crop_margin: Background pixels kept around the brain box (before rounding to 32).
         channels_last: Use channels-last memory format (faster convolutions on CPU).
+        fold_batchnorm: Run copies of the networks with BatchNorm folded into the
+            convolutions (5-10 % faster; changes only float rounding).
     """
 
     batch_size: int = 8
@@ -81,6 +87,7 @@ class PredictorConfig:
     crop_to_brain: bool = True
     crop_margin: int = 16
     channels_last: bool = True
+    fold_batchnorm: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.parse(self.precision))
@@ -121,6 +128,13 @@ class CombinedPredictor:
         fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self.segmenter = segmenter.to(self.device).to(memory_format=fmt).eval()
         self.survival = survival.to(self.device).to(memory_format=fmt).eval() if survival is not None else None
+        # What runs: copies with BatchNorm folded into the convolutions (the models passed in
+        # are left as they are).
+        fold = self.config.fold_batchnorm
+        self._seg_net: torch.nn.Module = fold_batchnorm(self.segmenter) if fold else self.segmenter
+        self._surv_net: torch.nn.Module | None = (
+            fold_batchnorm(self.survival) if fold and self.survival is not None else self.survival
+        )
         if self.survival is not None and (self.survival.bins is None or self.survival.age_scaler is None):
             raise ConfigError("the survival model has no bins or age scaling; train it with brats_sdk or set them")
 
@@ -254,29 +268,49 @@ class CombinedPredictor:
         if idx.size == 0:
             return classes
         if cfg.crop_to_brain and self.segmenter.config.input_size is None:
-            top, bottom, left, right = self.segmenter.pad_offsets(h, w)
-            union: npt.NDArray[np.bool_] = np.asarray(brain[idx].any(axis=0))
-            rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
-            if rows.size == 0:  # skip_empty_slices off and no brain anywhere
-                rows, cols = np.arange(h), np.arange(w)
-            r0, r1 = _grid_span(int(rows[0]) + top, int(rows[-1]) + 1 + top, h + top + bottom, cfg.crop_margin)
-            c0, c1 = _grid_span(int(cols[0]) + left, int(cols[-1]) + 1 + left, w + left + right, cfg.crop_margin)
-            # Cut [r0, r1) x [c0, c1) of the padded frame; rows/cols outside the image are zero.
-            y0, y1 = max(r0 - top, 0), min(r1 - top, h)
-            x0, x1 = max(c0 - left, 0), min(c1 - left, w)
-            crop = np.zeros((idx.size, normed.shape[1], r1 - r0, c1 - c0), dtype=np.float32)
-            crop[:, :, y0 + top - r0 : y1 + top - r0, x0 + left - c0 : x1 + left - c0] = normed[idx, :, y0:y1, x0:x1]
-            out = self._run_unet(crop)
-            classes[idx, y0:y1, x0:x1] = out[:, y0 + top - r0 : y1 + top - r0, x0 + left - c0 : x1 + left - c0]
+            self._segment_brain_boxes(normed, brain, idx, classes)
         else:
             classes[idx] = self._run_unet(np.ascontiguousarray(normed[idx]))
         return classes
 
+    def _segment_brain_boxes(
+        self,
+        normed: npt.NDArray[np.float32],
+        brain: npt.NDArray[np.bool_],
+        idx: npt.NDArray[np.intp],
+        classes: npt.NDArray[np.uint8],
+    ) -> None:
+        """Run the U-Net on each slice's brain box, cut from the network's padded frame at
+        multiples of 32 (so the pooling grid matches the full-slice run), slices with boxes
+        of one shape batched together; write the labels into ``classes``."""
+        _, channels, h, w = normed.shape
+        top, bottom, left, right = self.segmenter.pad_offsets(h, w)
+        frame_h, frame_w = h + top + bottom, w + left + right
+        margin = self.config.crop_margin
+        groups: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+        for i in idx:
+            box = box_of(brain[i]) or (0, h, 0, w)  # skip_empty_slices off: the whole slice
+            r0, r1 = _grid_span(box[0] + top, box[1] + top, frame_h, margin)
+            c0, c1 = _grid_span(box[2] + left, box[3] + left, frame_w, margin)
+            groups.setdefault((r1 - r0, c1 - c0), []).append((int(i), r0, c0))
+        for (rows, cols), members in groups.items():
+            crop = np.zeros((len(members), channels, rows, cols), dtype=np.float32)
+            spans = []
+            for k, (i, r0, c0) in enumerate(members):
+                # Rows/cols of the window that lie inside the image (the rest is padding, zero).
+                y0, y1 = max(r0 - top, 0), min(r0 + rows - top, h)
+                x0, x1 = max(c0 - left, 0), min(c0 + cols - left, w)
+                crop[k, :, y0 + top - r0 : y1 + top - r0, x0 + left - c0 : x1 + left - c0] = normed[i, :, y0:y1, x0:x1]
+                spans.append((y0, y1, x0, x1))
+            out = self._run_unet(crop)
+            for k, ((i, r0, c0), (y0, y1, x0, x1)) in enumerate(zip(members, spans, strict=True)):
+                classes[i, y0:y1, x0:x1] = out[k, y0 + top - r0 : y1 + top - r0, x0 + left - c0 : x1 + left - c0]
+
     def survival_probs(self, classes: npt.NDArray[np.uint8], age: float) -> npt.NDArray[np.float64]:
         """Survival probabilities ``(S, n_bins)`` of ``S`` class-index slices ``(S, H, W)``."""
-        if self.survival is None:
+        if self.survival is None or self._surv_net is None:
             raise ConfigError("no survival model loaded")
-        model = self.survival
+        model, net = self.survival, self._surv_net
         scaler = model.age_scaler
         if scaler is None:
             raise ConfigError("the survival model has no age scaling")
@@ -289,7 +323,7 @@ class CombinedPredictor:
                 if self.config.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 a = torch.full((x.shape[0], 1), scaler.transform(age), dtype=torch.float32, device=self.device)
-                out.append(torch.softmax(model(x, a).double(), dim=1).cpu().numpy())
+                out.append(torch.softmax(net(x, a).double(), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, model.config.n_bins))
 
     def _run_unet(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
@@ -300,7 +334,7 @@ class CombinedPredictor:
                 x = torch.from_numpy(images[start : start + bs]).to(self.device)
                 if self.config.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                out.append(self.segmenter(x).argmax(dim=1).to(torch.uint8).cpu().numpy())
+                out.append(self._seg_net(x).argmax(dim=1).to(torch.uint8).cpu().numpy())
         return np.concatenate(out)
 
     def _autocast(self) -> torch.autocast:
