@@ -15,6 +15,9 @@ per-file cost measured is the open, the float64 read and conversion and the
 validation. ``--cold`` drops both layouts' files from the page cache before each
 measurement, as when the release (105 GB of per-slice files) does not fit in memory.
 
+It ends with the rate of a dataset that reads nothing (``transfer_ceiling``): with worker
+processes, moving each sample between processes alone caps what any layout can reach.
+
 Output, one line per figure::
 
     per_slice_h5 workers=0 slices_per_s=...
@@ -73,6 +76,22 @@ class ReadOnlyDataset(Dataset[Sample]):
                 f"volume {rec.volume} has no masks; the benchmark needs a labelled cohort"
             )
         return {"image": torch.from_numpy(rec.image), "mask": torch.from_numpy(rec.mask)}
+
+
+class ConstantDataset(Dataset[Sample]):
+    """Samples shaped like training's, made without reading anything: its rate with
+    workers is what moving samples between processes alone allows (the ceiling no layout
+    can pass)."""
+
+    def __init__(self, like: Sample, n: int) -> None:
+        self.like = like
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Sample:
+        return {k: v.clone() for k, v in self.like.items()}
 
 
 def measure(
@@ -227,6 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{prefix}ratio workers={w} ={ratio:.2f}", flush=True)
                 if not prefix:
                     ratios.append(ratio)
+        constant = ConstantDataset(train["packed"][0], len(order))
+        for w in workers:
+            rate = max(
+                measure(constant, workers=w, batch_size=args.batch_size, seconds=args.seconds, max_batches=args.max_batches)
+                for _ in range(args.repeats)
+            )
+            print(f"transfer_ceiling workers={w} slices_per_s={rate:.1f}", flush=True)
         print(f"# total {time.perf_counter() - t_start:.0f} s")
         print(f"speedup_packed_vs_per_slice={min(ratios):.2f}")
     finally:
