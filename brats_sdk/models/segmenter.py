@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
+from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import IMAGE_CHANNELS, N_CLASSES
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
+from brats_sdk.models.persist import config_from_dict, load_weights, read_model_record, save_model
 from brats_sdk.models.pretrained import check_encoder_weights, ensure_smp_encoder_weights
 from brats_sdk.options import OptionEnum
 
@@ -394,15 +395,9 @@ class Segmenter(nn.Module):
         Raises:
             CheckpointError: ``metadata`` holds non-plain values, or the file cannot be written.
         """
-        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
-        save_checkpoint(
-            Path(path),
-            kind=CheckpointKind.SEGMENTER,
-            payload={
-                "config": config_to_dict(self.config),
-                "state_dict": state,
-                "metadata": dict(metadata if metadata is not None else self.metadata),
-            },
+        save_model(
+            Path(path), kind=CheckpointKind.SEGMENTER, model=self, config=config_to_dict(self.config),
+            metadata=metadata if metadata is not None else self.metadata,
         )
 
     @classmethod
@@ -418,14 +413,7 @@ class Segmenter(nn.Module):
         Raises:
             ConfigError: Unknown fields or invalid values.
         """
-        names = {f.name for f in dataclasses.fields(SegmenterConfig)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown segmenter config fields {unknown}; known: {sorted(names)}")
-        try:
-            return SegmenterConfig(**data)  # type: ignore[arg-type]  # values are checked in __post_init__
-        except TypeError as exc:
-            raise ConfigError(f"invalid segmenter config {dict(data)!r}: {exc}") from exc
+        return config_from_dict(SegmenterConfig, data, what="segmenter")
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, map_location: str | torch.device = "cpu") -> Segmenter:
@@ -445,27 +433,11 @@ class Segmenter(nn.Module):
             CheckpointError: Missing, unreadable, of another kind or version, or the
                 stored config and weights do not fit together.
         """
-        data = load_checkpoint(Path(path), kind=CheckpointKind.SEGMENTER, map_location=map_location)
-        raw_config, state, metadata = (
-            data.get("config"),
-            data.get("state_dict"),
-            data.get("metadata", {}),
-        )
-        if (
-            not isinstance(raw_config, dict)
-            or not isinstance(state, dict)
-            or not isinstance(metadata, dict)
-        ):
-            raise CheckpointError(f"{path} lacks a segmenter config, state_dict or metadata dict")
+        record = read_model_record(Path(path), kind=CheckpointKind.SEGMENTER, what="segmenter", map_location=map_location)
         try:
-            config = dataclasses.replace(cls.config_from_dict(raw_config), encoder_weights=None)
+            config = dataclasses.replace(cls.config_from_dict(record.config), encoder_weights=None)
         except ConfigError as exc:
             raise CheckpointError(f"{path} holds an invalid segmenter config: {exc}") from exc
         model = cls(config)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise CheckpointError(f"{path}: weights do not fit the stored config: {first}") from exc
-        model.metadata = dict(metadata)
+        load_weights(model, record, Path(path))
         return model.to(map_location).eval()

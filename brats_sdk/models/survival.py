@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet50
 
-from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
+from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import IMAGENET_MEAN, IMAGENET_STD, MASK_CHANNELS, SURVIVAL_INPUT_SIZE
 from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
+from brats_sdk.models.persist import config_from_dict, load_weights, read_model_record, save_model
 from brats_sdk.models.pretrained import check_encoder_weights, resnet50_imagenet_state_dict
 
 __all__ = [
@@ -413,15 +414,12 @@ class SurvivalClassifier(nn.Module):
         Raises:
             CheckpointError: ``metadata`` holds non-plain values, or the file cannot be written.
         """
-        save_checkpoint(
-            Path(path),
-            kind=CheckpointKind.SURVIVAL,
-            payload={
-                "config": dataclasses.asdict(self.config),
-                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+        save_model(
+            Path(path), kind=CheckpointKind.SURVIVAL, model=self, config=dataclasses.asdict(self.config),
+            metadata=metadata if metadata is not None else self.metadata,
+            extras={
                 "bins": None if self.bins is None else self.bins.to_dict(),
                 "age_scaler": None if self.age_scaler is None else self.age_scaler.to_dict(),
-                "metadata": dict(metadata if metadata is not None else self.metadata),
             },
         )
 
@@ -432,14 +430,7 @@ class SurvivalClassifier(nn.Module):
         Raises:
             ConfigError: Unknown fields or invalid values.
         """
-        names = {f.name for f in dataclasses.fields(SurvivalConfig)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown survival config fields {unknown}; known: {sorted(names)}")
-        try:
-            return SurvivalConfig(**data)  # type: ignore[arg-type]  # values are checked in __post_init__
-        except TypeError as exc:
-            raise ConfigError(f"invalid survival config {dict(data)!r}: {exc}") from exc
+        return config_from_dict(SurvivalConfig, data, what="survival")
 
     @classmethod
     def from_checkpoint(
@@ -459,30 +450,14 @@ class SurvivalClassifier(nn.Module):
         Raises:
             CheckpointError: Missing, unreadable, of another kind or version, or invalid content.
         """
-        data = load_checkpoint(Path(path), kind=CheckpointKind.SURVIVAL, map_location=map_location)
-        raw_config, state, metadata = (
-            data.get("config"),
-            data.get("state_dict"),
-            data.get("metadata", {}),
-        )
-        raw_bins, raw_scaler = data.get("bins"), data.get("age_scaler")
-        if (
-            not isinstance(raw_config, dict)
-            or not isinstance(state, dict)
-            or not isinstance(metadata, dict)
-        ):
-            raise CheckpointError(f"{path} lacks a survival config, state_dict or metadata dict")
+        record = read_model_record(Path(path), kind=CheckpointKind.SURVIVAL, what="survival", map_location=map_location)
+        raw_bins, raw_scaler = record.data.get("bins"), record.data.get("age_scaler")
         try:
-            config = dataclasses.replace(cls.config_from_dict(raw_config), encoder_weights=None)
+            config = dataclasses.replace(cls.config_from_dict(record.config), encoder_weights=None)
             bins = SurvivalBins.from_dict(raw_bins) if isinstance(raw_bins, dict) else None
             scaler = AgeScaler.from_dict(raw_scaler) if isinstance(raw_scaler, dict) else None
             model = cls(config, bins=bins, age_scaler=scaler)
         except ConfigError as exc:
             raise CheckpointError(f"{path} holds an invalid survival model record: {exc}") from exc
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise CheckpointError(f"{path}: weights do not fit the stored config: {first}") from exc
-        model.metadata = dict(metadata)
+        load_weights(model, record, Path(path))
         return model.to(map_location).eval()

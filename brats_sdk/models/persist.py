@@ -1,0 +1,103 @@
+"""What both model classes do to save and load themselves.
+
+A model checkpoint is ``{"config": plain dict, "state_dict": tensors, "metadata": plain
+dict, ...extras}`` under a :class:`~brats_sdk.checkpoint.CheckpointKind`, written
+atomically and read with ``weights_only=True`` (see :mod:`brats_sdk.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
+from brats_sdk.errors import CheckpointError, ConfigError
+
+__all__ = ["ModelRecord", "config_from_dict", "load_weights", "read_model_record", "save_model"]
+
+C = TypeVar("C")
+
+
+def config_from_dict(config_type: type[C], data: Mapping[str, object], *, what: str) -> C:
+    """Rebuild a config dataclass from its field dict; missing fields take their defaults.
+
+    Raises:
+        ConfigError: Unknown fields or invalid values.
+    """
+    names = {f.name for f in dataclasses.fields(config_type)}  # type: ignore[arg-type]  # a dataclass type
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown {what} config fields {unknown}; known: {sorted(names)}")
+    try:
+        return config_type(**data)
+    except TypeError as exc:
+        raise ConfigError(f"invalid {what} config {dict(data)!r}: {exc}") from exc
+
+
+def save_model(
+    path: Path,
+    *,
+    kind: CheckpointKind,
+    model: nn.Module,
+    config: dict[str, object],
+    metadata: Mapping[str, object],
+    extras: Mapping[str, object] | None = None,
+) -> None:
+    """Write ``model``'s weights (on the CPU), config, metadata and extras atomically.
+
+    Raises:
+        CheckpointError: Non-plain metadata, or the file cannot be written.
+    """
+    payload: dict[str, Any] = {
+        "config": config,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": dict(metadata),
+    }
+    payload.update(extras or {})
+    save_checkpoint(Path(path), kind=kind, payload=payload)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """The parts of a model checkpoint, checked for type."""
+
+    config: dict[str, object]
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, object]
+    data: dict[str, object]
+
+
+def read_model_record(
+    path: Path, *, kind: CheckpointKind, what: str, map_location: str | torch.device = "cpu"
+) -> ModelRecord:
+    """Read a model checkpoint of ``kind``.
+
+    Raises:
+        CheckpointError: Missing, unreadable, of another kind or version, or without a
+            config, state_dict or metadata dict.
+    """
+    data = load_checkpoint(Path(path), kind=kind, map_location=map_location)
+    config, state, metadata = data.get("config"), data.get("state_dict"), data.get("metadata", {})
+    if not isinstance(config, dict) or not isinstance(state, dict) or not isinstance(metadata, dict):
+        raise CheckpointError(f"{path} lacks a {what} config, state_dict or metadata dict")
+    return ModelRecord(config, state, metadata, dict(data))
+
+
+def load_weights(model: nn.Module, record: ModelRecord, path: Path) -> None:
+    """Load the record's weights and metadata into ``model``.
+
+    Raises:
+        CheckpointError: The weights do not fit the model built from the stored config.
+    """
+    try:
+        model.load_state_dict(record.state_dict)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the stored config: {first}") from exc
+    model.metadata = dict(record.metadata)  # type: ignore[assignment]  # both models declare it
