@@ -32,3 +32,19 @@ def test_train_from_python_then_quickstart(tmp_path: Path) -> None:
     quick = _python("examples/quickstart.py", str(run), str(data), "--volume", "3", "--age", "58", "--device", "cpu")
     assert quick.returncode == 0, quick.stderr[-3000:]
     assert "volume 3" in quick.stdout and "tumour volumes (mL)" in quick.stdout
+
+
+@pytest.mark.slow
+def test_segmenter_in_3_minutes_script_runs_tiny(tmp_path: Path) -> None:
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "brats").exists():
+        pytest.skip("the brats console script is not installed beside this Python")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "SLICES": "16", "SIZE": "64", "EPOCHS": "1"}
+    out = tmp_path / "seg3"
+    res = subprocess.run(
+        ["bash", str(ROOT / "examples" / "segmenter_in_3_minutes.sh"), str(out)],
+        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "held-out Dice WT / TC / ET:" in res.stdout and "training took" in res.stdout
+    assert (out / "run" / "segmenter.pt").is_file() and (out / "report" / "metrics.json").is_file()
