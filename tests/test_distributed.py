@@ -61,3 +61,15 @@ def test_torchrun_cli_train_ends_cleanly(cohort: Path, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "segmenter.pt").exists() and (out / "stage1" / "last.pt").exists()
     assert res.stdout.count("Segmenter ->") == 1  # only rank 0 prints the result table
+
+
+@pytest.mark.slow
+def test_torchrun_weighted_crop_training_ends_cleanly(tmp_path: Path) -> None:
+    # Weighted sampling must give every rank as many batches (batch 1: any odd sample count
+    # would otherwise leave one rank a step ahead, waiting forever in all-reduce).
+    data = make_cohort(tmp_path / "data", SynthConfig(volumes=5, slices=9, size=64, seed=3))
+    out = tmp_path / "crop_run"
+    res = _torchrun("-m", "cli", "train", "segmenter", str(data), "--out", str(out), "--stage-epochs", "1,0,0",
+                    "--batch-size", "1", "--crop-size", "64", "--tumour-fraction", "0.5", "--device", "cpu", "--quiet")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (out / "segmenter.pt").exists()

@@ -23,8 +23,10 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 class WeightedEpochSampler(Sampler[int]):
-    """``len(weights)`` draws with replacement, in proportion to ``weights``; rank ``r``
-    of ``world`` takes draws ``r, r + world, ...``.
+    """Draws with replacement, in proportion to ``weights``: ``len(weights)`` of them
+    rounded up to a multiple of the world size, so that every rank gets as many (under
+    DDP a rank with one batch fewer would wait forever for the others' gradients); rank
+    ``r`` of ``world`` takes draws ``r, r + world, ...``.
     """
 
     def __init__(self, weights: Sequence[float], *, seed: int, epoch: int, dist: DistContext) -> None:
@@ -35,12 +37,11 @@ class WeightedEpochSampler(Sampler[int]):
         self.seed, self.epoch, self.dist = seed, epoch, dist
 
     def __len__(self) -> int:
-        return len(range(self.dist.rank, self.weights.numel(), self.dist.world_size))
+        return -(-self.weights.numel() // self.dist.world_size)
 
     def __iter__(self) -> Iterator[int]:
-        draws = torch.multinomial(
-            self.weights, self.weights.numel(), replacement=True, generator=epoch_generator(self.seed, self.epoch)
-        )
+        total = len(self) * self.dist.world_size
+        draws = torch.multinomial(self.weights, total, replacement=True, generator=epoch_generator(self.seed, self.epoch))
         return iter(draws[self.dist.rank :: self.dist.world_size].tolist())
 
 
