@@ -189,7 +189,7 @@ def fit(
         # alone, which is what lets a resumed run match an uninterrupted one.
         gen = epoch_generator(config.seed, epoch)
         sampler = epoch_sampler(
-            len(train_data), seed=config.seed, epoch=epoch, dist=dist, weights=sample_weights  # type: ignore[arg-type]  # map-style dataset
+            len(train_data), seed=config.seed, epoch=epoch, dist=dist, weights=sample_weights, generator=gen  # type: ignore[arg-type]  # map-style dataset
         )
         loader = DataLoader(
             train_data, batch_size=micro, sampler=sampler, num_workers=config.num_workers,

@@ -46,9 +46,19 @@ class WeightedEpochSampler(Sampler[int]):
 
 
 def epoch_sampler(
-    n: int, *, seed: int, epoch: int, dist: DistContext, weights: Sequence[float] | None = None
+    n: int,
+    *,
+    seed: int,
+    epoch: int,
+    dist: DistContext,
+    weights: Sequence[float] | None = None,
+    generator: torch.Generator | None = None,
 ) -> RandomSampler | DistributedSampler[int] | WeightedEpochSampler:
-    """The sampler of one epoch over ``n`` samples."""
+    """The sampler of one epoch over ``n`` samples.
+
+    ``generator`` (default: a fresh :func:`epoch_generator`) drives the uniform shuffle;
+    the loop passes the one its DataLoader also draws from, which fixes the order.
+    """
     if weights is not None:
         if len(weights) != n:
             raise ConfigError(f"{len(weights)} sample weights for {n} samples")
@@ -59,7 +69,7 @@ def epoch_sampler(
         )
         sampler.set_epoch(epoch)
         return sampler
-    return RandomSampler(range(n), generator=epoch_generator(seed, epoch))
+    return RandomSampler(range(n), generator=generator or epoch_generator(seed, epoch))
 
 
 def tumour_weights(has_tumour: Sequence[bool], fraction: float) -> list[float]:
