@@ -1,7 +1,7 @@
 """Slices per second of the training DataLoader: Kaggle per-slice h5 layout vs packed layout.
 
 Makes a synthetic cohort (or uses ``--data``), packs it with
-:func:`brats_sdk.data.packed.pack_folder`, and for each worker count times a torch
+:func:`brats_sdk.data.pack.pack_folder`, and for each worker count times a torch
 DataLoader over :class:`~brats_sdk.data.datasets.SegmentationDataset` (what training
 iterates) on both layouts, in the same shuffled slice order. It also times a
 DataLoader over the bare reader (``read_slice`` only, no normalisation), which is the
@@ -51,7 +51,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.h5_folder import H5SliceFolder
-from brats_sdk.data.packed import PackedFolder, pack_folder
+from brats_sdk.data.pack import pack_folder
+from brats_sdk.data.packed import PackedFolder
 from brats_sdk.data.protocols import SliceSource
 from brats_sdk.data.scan import scan_source
 from brats_sdk.data.synth import SynthConfig, make_cohort

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from brats_sdk.data.h5_folder import H5SliceFolder
-from brats_sdk.data.packed import ImageDtype, pack_folder
+from brats_sdk.data.pack import pack_folder
+from brats_sdk.data.packed import ImageDtype
 from cli.console import console, err_console, progress_bar
 
 # Exit code when some volumes could not be packed (1 is a usage or library error).

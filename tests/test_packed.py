@@ -14,14 +14,14 @@ from click.testing import CliRunner
 from torch.utils.data import DataLoader
 
 from brats_sdk.constants import META_CSV, NAME_MAPPING_CSV, SURVIVAL_CSV
-from brats_sdk.data import packed as packed_mod
+from brats_sdk.data import pack as pack_mod
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.h5_folder import H5SliceFolder
+from brats_sdk.data.pack import pack_folder
 from brats_sdk.data.packed import (
     PACKED_MANIFEST,
     PackedFolder,
     is_packed_folder,
-    pack_folder,
     packed_path,
 )
 from brats_sdk.data.protocols import DataSource, SliceSource, VolumeSource
@@ -228,13 +228,13 @@ def test_write_error_leaves_no_partial_file(
     cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "packed"
-    real_write = packed_mod._write_h5
+    real_write = pack_mod._write_h5
 
     def write_then_fail(tmp: Path, *args: object, **kwargs: object) -> None:
         real_write(tmp, *args, **kwargs)  # type: ignore[arg-type]  # forwarded unchanged
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(packed_mod, "_write_h5", write_then_fail)
+    monkeypatch.setattr(pack_mod, "_write_h5", write_then_fail)
     with pytest.raises(DataError, match=r"volume_1\.h5: cannot write"):
         pack_folder(cohort, out)
     assert sorted(p.name for p in out.iterdir()) == []

@@ -1,7 +1,7 @@
 """Packed layout: one h5 file per volume, made from the Kaggle one-file-per-slice release.
 
 Reading the Kaggle layout costs a file open (and a float64 read, a conversion and a
-validation) per slice. :func:`pack_folder` converts the release once into
+validation) per slice. :func:`~brats_sdk.data.pack.pack_folder` converts the release once into
 ``OUT_DIR/volume_<V>.h5``, and :class:`PackedFolder` reads it through the same
 :class:`~brats_sdk.data.protocols.SliceSource` / :class:`~brats_sdk.data.protocols.VolumeSource`
 protocols as :class:`~brats_sdk.data.h5_folder.H5SliceFolder`, so training accepts either.
@@ -37,11 +37,8 @@ import json
 import logging
 import os
 import re
-import shutil
-import time
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, cast, get_args
@@ -50,7 +47,6 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from brats_sdk.atomic import atomic_path, atomic_write_text
 from brats_sdk.constants import (
     H5_IMAGE_KEY,
     H5_MASK_KEY,
@@ -60,20 +56,16 @@ from brats_sdk.constants import (
     NAME_MAPPING_CSV,
     SURVIVAL_CSV,
 )
-from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
-from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.errors import DataError
 
 __all__ = [
     "PACKED_FORMAT",
     "PACKED_FORMAT_VERSION",
     "PACKED_MANIFEST",
     "ImageDtype",
-    "PackFailure",
-    "PackResult",
     "PackedFolder",
     "is_packed_folder",
-    "pack_folder",
     "packed_path",
 ]
 
@@ -118,338 +110,6 @@ def is_packed_folder(path: Path) -> bool:
 
 # ---------------------------------------------------------------------------------------
 # Packing
-
-
-@dataclass(frozen=True, slots=True)
-class PackFailure:
-    """A volume that could not be packed.
-
-    Attributes:
-        volume: Volume number.
-        message: The one-line reason (names the bad file).
-    """
-
-    volume: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class PackResult:
-    """Outcome of :func:`pack_folder`.
-
-    Attributes:
-        out_dir: The packed folder.
-        image_dtype: Storage dtype of the images.
-        packed: Volumes written by this run.
-        skipped: Volumes already packed and verified, left as they were.
-        failed: Volumes that could not be packed (bad source files); none of them
-            has a file in ``out_dir`` and the manifest leaves them out.
-        seconds: Wall time of the run.
-    """
-
-    out_dir: Path
-    image_dtype: ImageDtype
-    packed: tuple[int, ...]
-    skipped: tuple[int, ...]
-    failed: tuple[PackFailure, ...]
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        """True when no volume failed."""
-        return not self.failed
-
-    @property
-    def volumes(self) -> tuple[int, ...]:
-        """Every volume now packed (written or skipped), in numeric order."""
-        return tuple(sorted((*self.packed, *self.skipped)))
-
-
-@dataclass(frozen=True, slots=True)
-class _Fingerprint:
-    files: int
-    bytes: int
-    mtime_ns: int
-
-
-def _fingerprint(paths: Sequence[Path]) -> _Fingerprint:
-    sizes = 0
-    latest = 0
-    for p in paths:
-        st = p.stat()
-        sizes += st.st_size
-        latest = max(latest, st.st_mtime_ns)
-    return _Fingerprint(len(paths), sizes, latest)
-
-
-def pack_folder(
-    src: Path | str | H5SliceFolder,
-    out_dir: Path | str,
-    *,
-    image_dtype: ImageDtype = "float32",
-    require_mask: bool = True,
-    progress: Callable[[int], None] | None = None,
-) -> PackResult:
-    """Convert a Kaggle one-file-per-slice folder into one packed file per volume.
-
-    Each volume is read with :meth:`H5SliceFolder.load_volume` (which validates every
-    slice), written to a temporary file and moved into place, so ``out_dir`` never
-    holds a partial volume. Resumable: a volume whose packed file opens, is complete,
-    has the expected slice count, dtype and source fingerprint (number, total size
-    and latest modification time of its slice files) and whose stored bytes match
-    their CRC-32 is skipped. A volume whose source is bad is reported in
-    :attr:`PackResult.failed` (any earlier packed file of it is removed, as it no
-    longer matches the source) and the other volumes are still packed: this function
-    does not raise for bad source files.
-
-    Args:
-        src: The Kaggle data folder or any parent of it, or an open :class:`H5SliceFolder`.
-        out_dir: Output folder (created if missing); must differ from the source folders.
-        image_dtype: ``"float32"`` (bit-identical reads) or ``"float16"`` (half the size,
-            nearest-float16 values).
-        require_mask: Whether every slice must have a mask (False packs unlabelled data,
-            without a ``mask`` dataset). When ``src`` is an :class:`H5SliceFolder`, its own
-            setting (and its choice of volumes) applies.
-        progress: Called with 1 after each volume (packed, skipped or failed).
-
-    Returns:
-        What was packed, skipped and failed.
-
-    Raises:
-        ConfigError: ``image_dtype`` is not one of float32, float16, or ``out_dir`` is a
-            source folder.
-        DataError: ``src`` holds no slice files, or ``out_dir`` cannot be written.
-    """
-    t0 = time.perf_counter()
-    if image_dtype not in _IMAGE_DTYPES:
-        raise ConfigError(
-            f"unknown image dtype {image_dtype!r}; supported: {', '.join(_IMAGE_DTYPES)}"
-        )
-    folder = (
-        src
-        if isinstance(src, H5SliceFolder)
-        else H5SliceFolder(Path(src), require_mask=require_mask)
-    )
-    out = Path(out_dir)
-    if out.exists() and any(out.resolve() == d.resolve() for d in folder.data_dirs):
-        raise ConfigError(f"{out}: the output folder must not be the source folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        # Removed first: an interrupted run leaves no manifest that could disagree with the files.
-        (out / PACKED_MANIFEST).unlink(missing_ok=True)
-    except OSError as exc:
-        raise DataError(f"{out}: cannot create the output folder ({exc})") from exc
-    packed: list[int] = []
-    skipped: list[int] = []
-    failed: list[PackFailure] = []
-    for info in folder.volumes():
-        v = info.volume
-        target = packed_path(out, v)
-        try:
-            fp = _fingerprint(folder.volume_files(v))
-        except OSError as exc:
-            failed.append(PackFailure(v, f"volume {v}: cannot stat its slice files ({exc})"))
-            _remove(target)
-        else:
-            reason = _stale_reason(target, v, info.n_slices, image_dtype, fp)
-            if reason is None:
-                logger.debug("volume %d: %s is packed and verified; skipped", v, target)
-                skipped.append(v)
-            else:
-                logger.debug("volume %d: packing (%s)", v, reason)
-                try:
-                    rec = folder.load_volume(v)
-                    image = _stored_image(rec, image_dtype)
-                except DataError as exc:
-                    message = _short(exc)
-                    logger.warning("volume %d not packed: %s", v, message)
-                    failed.append(PackFailure(v, message))
-                    _remove(target)
-                else:
-                    # A write error (disk full, no permission) would hit every volume: it propagates.
-                    _write_volume(target, rec, image, image_dtype, fp)
-                    packed.append(v)
-        if progress is not None:
-            progress(1)
-    _copy_tables(folder, out)
-    known = {info.volume for info in folder.volumes()}
-    others = sorted(v for v in _listed_volumes(out, use_manifest=False) if v not in known)
-    if others:
-        logger.warning(
-            "%s also holds packed volumes %s that are not in the source; the manifest leaves them out",
-            out,
-            others,
-        )
-    result = PackResult(
-        out_dir=out,
-        image_dtype=image_dtype,
-        packed=tuple(packed),
-        skipped=tuple(skipped),
-        failed=tuple(failed),
-        seconds=time.perf_counter() - t0,
-    )
-    manifest = {
-        "format": PACKED_FORMAT,
-        "format_version": PACKED_FORMAT_VERSION,
-        "image_dtype": image_dtype,
-        "volumes": list(result.volumes),
-        "failed": {str(f.volume): f.message for f in failed},
-    }
-    try:
-        atomic_write_text(out / PACKED_MANIFEST, json.dumps(manifest, indent=1) + "\n")
-    except OSError as exc:
-        raise DataError(f"{out / PACKED_MANIFEST}: cannot write ({exc})") from exc
-    logger.info(
-        "packed %d volume(s), skipped %d, %d failed, into %s in %.1f s",
-        len(packed),
-        len(skipped),
-        len(failed),
-        out,
-        result.seconds,
-    )
-    return result
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot remove a stale packed file ({exc})") from exc
-
-
-def _stale_reason(
-    target: Path, volume: int, n_slices: int, image_dtype: str, fp: _Fingerprint
-) -> str | None:
-    """Why ``target`` must be (re)written, or None when it is complete and matches the source."""
-    if not target.is_file():
-        return "no packed file"
-    try:
-        with h5py.File(target, "r") as f:
-            a = f.attrs
-            expected: dict[str, object] = {
-                "format": PACKED_FORMAT,
-                "format_version": PACKED_FORMAT_VERSION,
-                "complete": True,
-                "volume": volume,
-                "n_slices": n_slices,
-                "image_dtype": image_dtype,
-                "source_files": fp.files,
-                "source_bytes": fp.bytes,
-                "source_mtime_ns": fp.mtime_ns,
-            }
-            for key, want in expected.items():
-                got = a.get(key)
-                got = got.item() if isinstance(got, np.generic) else got
-                if got != want:
-                    return f"attribute {key} is {got!r}, expected {want!r}"
-            image = f[H5_IMAGE_KEY]
-            if (
-                not isinstance(image, h5py.Dataset)
-                or image.shape[0] != n_slices
-                or image.dtype != np.dtype(image_dtype)
-            ):
-                return "image dataset has the wrong shape or dtype"
-            if _crc(image) != int(a["image_crc32"]):
-                return "image bytes do not match their checksum"
-            if H5_MASK_KEY in f:
-                mask = f[H5_MASK_KEY]
-                if not isinstance(mask, h5py.Dataset) or mask.shape[0] != n_slices:
-                    return "mask dataset has the wrong shape"
-                if _crc(mask) != int(a["mask_crc32"]):
-                    return "mask bytes do not match their checksum"
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        return f"unreadable ({_short(exc)})"
-    return None
-
-
-def _crc(ds: h5py.Dataset) -> int:
-    """CRC-32 of a dataset's bytes, read one slice at a time."""
-    crc = 0
-    buf = np.empty(ds.shape[1:], dtype=ds.dtype)
-    for s in range(ds.shape[0]):
-        ds.read_direct(buf, np.s_[s])
-        crc = zlib.crc32(buf.data, crc)
-    return crc
-
-
-def _stored_image(rec: VolumeRecord, image_dtype: str) -> npt.NDArray[np.floating]:
-    """The volume's image in the storage dtype, C-contiguous.
-
-    Raises:
-        DataError: A value beyond the float16 range when packing as float16.
-    """
-    if image_dtype == "float16":
-        peak = float(np.abs(rec.image).max(initial=0.0))
-        if peak > _FLOAT16_MAX:
-            raise DataError(
-                f"volume {rec.info.volume}: intensity {peak:g} exceeds the float16 range "
-                f"({_FLOAT16_MAX:g}); pack with float32"
-            )
-        return np.ascontiguousarray(rec.image.astype(np.float16))
-    return np.ascontiguousarray(rec.image, dtype=np.float32)
-
-
-def _write_volume(
-    target: Path,
-    rec: VolumeRecord,
-    image: npt.NDArray[np.floating],
-    image_dtype: str,
-    fp: _Fingerprint,
-) -> None:
-    """Write one packed volume atomically (temporary file, ``complete`` last, then rename).
-
-    Raises:
-        DataError: The file cannot be written (the message names it).
-    """
-    try:
-        with atomic_path(target) as tmp:
-            _write_h5(tmp, rec, image, image_dtype, fp)
-    except OSError as exc:
-        raise DataError(f"{target}: cannot write ({_short(exc)})") from exc
-
-
-def _write_h5(
-    tmp: Path,
-    rec: VolumeRecord,
-    image: npt.NDArray[np.floating],
-    image_dtype: str,
-    fp: _Fingerprint,
-) -> None:
-    d, c, h, w = image.shape
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset(H5_IMAGE_KEY, data=image, chunks=(1, c, h, w), track_times=False)
-        a = f.attrs
-        a["format"] = PACKED_FORMAT
-        a["format_version"] = PACKED_FORMAT_VERSION
-        a["volume"] = rec.info.volume
-        a["n_slices"] = d
-        a["image_dtype"] = image_dtype
-        a["image_channels"] = ",".join(IMAGE_CHANNELS)
-        a["source_files"] = fp.files
-        a["source_bytes"] = fp.bytes
-        a["source_mtime_ns"] = fp.mtime_ns
-        a["image_crc32"] = zlib.crc32(image.data)
-        if rec.mask is not None:
-            mask = np.ascontiguousarray(rec.mask, dtype=np.uint8)
-            f.create_dataset(H5_MASK_KEY, data=mask, chunks=(1, *mask.shape[1:]), track_times=False)
-            a["mask_channels"] = ",".join(MASK_CHANNELS)
-            a["mask_crc32"] = zlib.crc32(mask.data)
-        f.flush()
-        # Last: a file without it was cut short (readers refuse it, pack rewrites it).
-        a["complete"] = True
-
-
-def _copy_tables(folder: H5SliceFolder, out: Path) -> None:
-    for name in _TABLES:
-        candidates = [d / name for d in folder.data_dirs] + [folder.root / name]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            continue
-        try:
-            with atomic_path(out / name) as tmp:
-                shutil.copyfile(found, tmp)
-        except OSError as exc:
-            raise DataError(f"{out / name}: cannot copy {found} ({exc})") from exc
 
 
 def _short(exc: BaseException) -> str:
@@ -616,7 +276,7 @@ def _listed_volumes(root: Path, *, use_manifest: bool = True) -> dict[int, Path]
 
 
 class PackedFolder:
-    """Slices and volumes of a folder written by :func:`pack_folder`.
+    """Slices and volumes of a folder written by :func:`~brats_sdk.data.pack.pack_folder`.
 
     Satisfies :class:`~brats_sdk.data.protocols.SliceSource` and
     :class:`~brats_sdk.data.protocols.VolumeSource` like
