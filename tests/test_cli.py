@@ -150,6 +150,18 @@ def test_predict_skips_a_corrupt_volume_and_exits_2(cohort: Path, run_dir: Path,
     with (out / "errors.csv").open() as f:
         assert list(csv.DictReader(f)) == []
     assert not list(out.rglob("*.tmp"))
+    assert json.loads((out / "predictions.json").read_text())["predictor"]["crop_margin"] == 16
+
+
+def test_predict_crop_margin_option(cohort: Path, run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pred"
+    res = CliRunner().invoke(cli, ["predict", str(cohort), "--model-dir", str(run_dir), "--out", str(out), "--volumes", "1",
+                                   "--crop-margin", "0", "--device", "cpu", "--quiet"])
+    assert res.exit_code == 0, res.output
+    settings = json.loads((out / "predictions.json").read_text())["predictor"]
+    assert settings["crop_margin"] == 0 and settings["fold_batchnorm"] is True
+    bad = CliRunner().invoke(cli, ["predict", str(cohort), "--model-dir", str(run_dir), "--out", str(out), "--crop-margin", "-1"])
+    assert bad.exit_code == 2 and "--crop-margin" in bad.output
 
 
 REAL = ROOT.parent / "shared" / "data" / "real"

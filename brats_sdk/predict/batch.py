@@ -169,6 +169,8 @@ def _write_tables(
         "predictor": {
             "precision": predictor.config.precision.value,
             "crop_to_brain": predictor.config.crop_to_brain,
+            "crop_margin": predictor.config.crop_margin,
+            "fold_batchnorm": predictor.config.fold_batchnorm,
             "skip_empty_slices": predictor.config.skip_empty_slices,
             "device": str(predictor.device),
         },
