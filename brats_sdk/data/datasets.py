@@ -60,11 +60,12 @@ class SegmentationDataset(Dataset[Sample]):
         if rec.mask is None:
             raise DataError(f"slice {rec.index} of volume {rec.volume} has no mask; training needs labels")
         # Normalise the whole slice first: the brain test uses the slice's own minimum.
-        image = apply_stats(rec.image, self.stats[rec.volume])
+        brain = brain_mask(rec.image)
+        image = apply_stats(rec.image, self.stats[rec.volume], brain)
         target = one_hot_to_classes(rec.mask)  # uint8: 8x less to move between workers
         window = self.crop
         if isinstance(window, RandomCrops):
-            window = window.window(brain=brain_mask(rec.image), tumour=target > 0)
+            window = window.window(brain=brain, tumour=target > 0)
         if window is not None:
             image, target = window.cut(image), window.cut(target)
         return {

@@ -77,9 +77,10 @@ def brain_mask(image: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
     return np.asarray((image > mins).any(axis=-3), dtype=np.bool_)
 
 
-def slice_moments(image: npt.NDArray[np.floating]) -> SliceMoments:
-    """Moments of one ``(C, H, W)`` slice over its brain voxels."""
-    mask = brain_mask(image)
+def slice_moments(image: npt.NDArray[np.floating], brain: npt.NDArray[np.bool_] | None = None) -> SliceMoments:
+    """Moments of one ``(C, H, W)`` slice over its brain voxels (``brain``: its
+    :func:`brain_mask`, when the caller already has it)."""
+    mask = brain_mask(image) if brain is None else brain
     vals = image[:, mask].astype(np.float64)
     return SliceMoments(
         count=int(mask.sum()),
@@ -115,13 +116,20 @@ def compute_stats(volume: npt.NDArray[np.floating]) -> NormStats:
     return stats_from_moments((slice_moments(s) for s in volume), n_channels=volume.shape[1])
 
 
-def apply_stats(image: npt.NDArray[np.floating], stats: NormStats) -> npt.NDArray[np.float32]:
+def apply_stats(
+    image: npt.NDArray[np.floating], stats: NormStats, brain: npt.NDArray[np.bool_] | None = None
+) -> npt.NDArray[np.float32]:
     """Z-score ``image`` (``(C, H, W)`` or ``(D, C, H, W)``) with ``stats``; background -> 0.
+
+    Args:
+        image: Raw intensities.
+        stats: The volume's statistics.
+        brain: ``brain_mask(image)``, when the caller already has it.
 
     Returns:
         float32 array of the same shape.
     """
-    mask = brain_mask(image)
+    mask = brain_mask(image) if brain is None else brain
     # float32 arithmetic: statistics are float64, the per-voxel work need not be.
     mean = np.asarray(stats.mean, dtype=np.float32).reshape(-1, 1, 1)
     inv_std = (1.0 / np.asarray(stats.std, dtype=np.float64)).astype(np.float32).reshape(-1, 1, 1)

@@ -108,10 +108,11 @@ def scan_source(source: SliceSource, *, progress: Callable[[int], None] | None =
     facts: list[SliceFacts] = []
     for i in range(len(source)):
         rec = source.read_slice(i)
-        m = slice_moments(rec.image)
+        brain = brain_mask(rec.image)
+        m = slice_moments(rec.image, brain)
         moments.setdefault(rec.volume, []).append(m)
         tumour = (0, 0, 0) if rec.mask is None else tuple(int(x) for x in rec.mask.reshape(rec.mask.shape[0], -1).sum(axis=1))
-        facts.append(SliceFacts(rec.volume, rec.index, m.count, tumour, box_of(brain_mask(rec.image))))
+        facts.append(SliceFacts(rec.volume, rec.index, m.count, tumour, box_of(brain)))
         if progress is not None:
             progress(1)
     stats = {v: stats_from_moments(ms, n_channels=len(ms[0].total)) for v, ms in moments.items()}

@@ -211,7 +211,7 @@ class CombinedPredictor:
             raise DataError("volume holds NaN or infinite values")
         arr = arr.astype(np.float32, copy=False)
         brain = brain_mask(arr)
-        normed = apply_stats(arr, compute_stats(arr))
+        normed = apply_stats(arr, compute_stats(arr), brain)
         classes = self.segment_normalised(normed, brain)
         labels = classes_to_labels(classes)
         regions = region_volumes_ml(classes, spacing)
