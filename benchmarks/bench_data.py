@@ -1,11 +1,13 @@
 """Slices per second of the training DataLoader: Kaggle per-slice h5 layout vs packed layout.
 
 Makes a synthetic cohort (or uses ``--data``), packs it with
-:func:`brats_sdk.data.pack.pack_folder`, and for each worker count times a torch
-DataLoader over :class:`~brats_sdk.data.datasets.SegmentationDataset` (what training
-iterates) on both layouts, in the same shuffled slice order. It also times a
-DataLoader over the bare reader (``read_slice`` only, no normalisation), which is the
-part the layout changes.
+:func:`brats_sdk.data.pack.pack_folder`, and for each worker count times training's
+loader (:func:`brats_sdk.training.batches.make_loader`, a torch DataLoader whose workers
+write batches into reused shared memory) over
+:class:`~brats_sdk.data.datasets.SegmentationDataset` on both layouts, in the same
+shuffled slice order. It also times the same with torch's own collate and transfer
+(``torch_collate_``, what training used before) and over the bare reader
+(``read_slice`` only, no normalisation), which is the part the layout changes.
 
 Each figure is the best of ``--repeats`` runs, the two layouts measured alternately
 so that load from other processes hits both alike. A run stops after ``--seconds``
@@ -15,8 +17,9 @@ per-file cost measured is the open, the float64 read and conversion and the
 validation. ``--cold`` drops both layouts' files from the page cache before each
 measurement, as when the release (105 GB of per-slice files) does not fit in memory.
 
-It ends with the rate of a dataset that reads nothing (``transfer_ceiling``): with worker
-processes, moving each sample between processes alone caps what any layout can reach.
+It ends with the rate of a dataset that reads nothing (``transfer_ceiling``, and
+``torch_collate_transfer_ceiling`` for torch's transfer): with worker processes, moving
+each sample between processes alone caps what any layout can reach.
 
 Output, one line per figure::
 
@@ -47,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.h5_folder import H5SliceFolder
@@ -56,6 +59,7 @@ from brats_sdk.data.packed import PackedFolder
 from brats_sdk.data.protocols import SliceSource
 from brats_sdk.data.scan import scan_source
 from brats_sdk.data.synth import SynthConfig, make_cohort
+from brats_sdk.training.batches import make_loader
 
 Sample = dict[str, torch.Tensor]
 
@@ -96,10 +100,11 @@ class ConstantDataset(Dataset[Sample]):
 
 
 def measure(
-    ds: Dataset[Sample], *, workers: int, batch_size: int, seconds: float, max_batches: int
+    ds: Dataset[Sample], *, workers: int, batch_size: int, seconds: float, max_batches: int, ring: bool = True
 ) -> float:
-    """Slices per second of one pass, from the end of the first batch."""
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    """Slices per second of one pass of training's loader (``make_loader``; ``ring``
+    False: torch's own collate and transfer), from the end of the first batch."""
+    loader = make_loader(ds, batch_size=batch_size, num_workers=workers, shared_ring=ring)
     it = iter(loader)
     next(it)  # worker start-up and first fetch are not timed
     n = 0
@@ -144,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--data", type=Path, default=None, help="existing Kaggle-layout folder (skips synthesis)"
     )
     p.add_argument("--no-read-only", action="store_true", help="skip the bare-reader figures")
+    p.add_argument(
+        "--no-torch-collate", action="store_true", help="skip the figures with torch's own collate and transfer"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--cold",
@@ -215,10 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not same and args.dtype == "float32":
                 print(f"# sample {i} differs between layouts", file=sys.stderr)
                 return 1
-        modes: list[tuple[str, dict[str, Dataset[Sample]]]] = [("", dict(train))]
+        # (prefix, datasets, shared ring): the first is what training iterates.
+        modes: list[tuple[str, dict[str, Dataset[Sample]], bool]] = [("", dict(train), True)]
+        if not args.no_torch_collate:
+            modes.append(("torch_collate_", dict(train), False))
         if not args.no_read_only:
             modes.append(
-                ("read_only_", {name: ReadOnlyDataset(src, order) for name, src in sources.items()})
+                ("read_only_", {name: ReadOnlyDataset(src, order) for name, src in sources.items()}, True)
             )
 
         all_files = [f for v in per_slice.volumes() for f in per_slice.volume_files(v.volume)]
@@ -226,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cold:
             print("# cold: page cache dropped before each measurement")
         ratios: list[float] = []
-        for prefix, datasets in modes:
+        for prefix, datasets, ring in modes:
             for w in workers:
                 best = dict.fromkeys(datasets, 0.0)
                 for _ in range(args.repeats):
@@ -239,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             batch_size=args.batch_size,
                             seconds=args.seconds,
                             max_batches=args.max_batches,
+                            ring=ring,
                         )
                         best[name] = max(best[name], rate)
                 for name, rate in best.items():
@@ -249,11 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ratios.append(ratio)
         constant = ConstantDataset(train["packed"][0], len(order))
         for w in workers:
-            rate = max(
-                measure(constant, workers=w, batch_size=args.batch_size, seconds=args.seconds, max_batches=args.max_batches)
-                for _ in range(args.repeats)
-            )
-            print(f"transfer_ceiling workers={w} slices_per_s={rate:.1f}", flush=True)
+            for ring, name in ((True, "transfer_ceiling"), (False, "torch_collate_transfer_ceiling")):
+                rate = max(
+                    measure(constant, workers=w, batch_size=args.batch_size, seconds=args.seconds,
+                            max_batches=args.max_batches, ring=ring)
+                    for _ in range(args.repeats)
+                )
+                print(f"{name} workers={w} slices_per_s={rate:.1f}", flush=True)
         print(f"# total {time.perf_counter() - t_start:.0f} s")
         print(f"speedup_packed_vs_per_slice={min(ratios):.2f}")
     finally:

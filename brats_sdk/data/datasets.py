@@ -10,18 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
 from brats_sdk.data.crops import RandomCrops, Window
 from brats_sdk.data.normalise import NormStats, apply_stats, brain_mask
 from brats_sdk.data.protocols import SliceSource
+from brats_sdk.data.records import SliceRecord
 from brats_sdk.errors import DataError
 from brats_sdk.labels import one_hot_to_classes
 
 __all__ = ["SegmentationDataset", "SurvivalDataset", "random_pose"]
 
 Sample = dict[str, torch.Tensor]
+Bool2D = npt.NDArray[np.bool_]
+U8 = npt.NDArray[np.uint8]
 
 
 class SegmentationDataset(Dataset[Sample]):
@@ -56,24 +60,51 @@ class SegmentationDataset(Dataset[Sample]):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> Sample:
+        rec, brain, target, window = self._read(i)
+        h, w = target.shape if window is None else (window.y1 - window.y0, window.x1 - window.x0)
+        out = {
+            "image": torch.empty((rec.image.shape[0], h, w), dtype=torch.float32),
+            "target": torch.empty((h, w), dtype=torch.uint8),
+            "volume": torch.empty((), dtype=torch.int64),
+            "slice": torch.empty((), dtype=torch.int64),
+        }
+        self._write(rec, brain, target, window, out)
+        return out
+
+    def fill(self, i: int, out: Mapping[str, torch.Tensor]) -> bool:
+        """Write item ``i`` into ``out`` (CPU tensors shaped like an item, such as a row of a
+        batch buffer) instead of allocating it.
+
+        Returns:
+            False, with nothing written, when item ``i`` has another shape than ``out``.
+        """
+        rec, brain, target, window = self._read(i)
+        h, w = target.shape if window is None else (window.y1 - window.y0, window.x1 - window.x0)
+        if tuple(out["image"].shape) != (rec.image.shape[0], h, w):
+            return False
+        self._write(rec, brain, target, window, out)
+        return True
+
+    def _read(self, i: int) -> tuple[SliceRecord, Bool2D, U8, Window | None]:
         rec = self.source.read_slice(self.indices[i])
         if rec.mask is None:
             raise DataError(f"slice {rec.index} of volume {rec.volume} has no mask; training needs labels")
-        # Normalise the whole slice first: the brain test uses the slice's own minimum.
+        # The brain test uses the whole slice's own minimum, also when a window is cut.
         brain = brain_mask(rec.image)
-        image = apply_stats(rec.image, self.stats[rec.volume], brain)
         target = one_hot_to_classes(rec.mask)  # uint8: 8x less to move between workers
         window = self.crop
         if isinstance(window, RandomCrops):
             window = window.window(brain=brain, tumour=target > 0)
-        if window is not None:
-            image, target = window.cut(image), window.cut(target)
-        return {
-            "image": torch.from_numpy(image),
-            "target": torch.from_numpy(target),
-            "volume": torch.tensor(rec.volume),
-            "slice": torch.tensor(rec.index),
-        }
+        return rec, brain, target, window
+
+    def _write(self, rec: SliceRecord, brain: Bool2D, target: U8, window: Window | None, out: Mapping[str, torch.Tensor]) -> None:
+        image = rec.image
+        if window is not None:  # normalising is per voxel: the window of the result is the result of the window
+            image, brain, target = window.cut(image), window.cut(brain), window.cut(target)
+        apply_stats(image, self.stats[rec.volume], brain, out=out["image"].numpy())
+        out["target"].numpy()[...] = target
+        out["volume"].fill_(rec.volume)
+        out["slice"].fill_(rec.index)
 
 
 class SurvivalDataset(Dataset[Sample]):

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
 from brats_sdk.errors import CheckpointError, ConfigError
+from brats_sdk.training.batches import make_loader
 from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.observer import EpochRecord, LoggingObserver, TrainingObserver
@@ -191,9 +192,9 @@ def fit(
         sampler = epoch_sampler(
             len(train_data), seed=config.seed, epoch=epoch, dist=dist, weights=sample_weights, generator=gen  # type: ignore[arg-type]  # map-style dataset
         )
-        loader = DataLoader(
+        loader = make_loader(
             train_data, batch_size=micro, sampler=sampler, num_workers=config.num_workers,
-            generator=gen, pin_memory=device.type == "cuda", persistent_workers=False,
+            generator=gen, pin_memory=device.type == "cuda",
         )
         n_batches = len(loader)
         if config.max_steps_per_epoch is not None:
@@ -301,8 +302,8 @@ def evaluate(
     sampler: Sampler[int] | None = None
     if dist.is_distributed:
         sampler = DistributedSampler(data, num_replicas=dist.world_size, rank=dist.rank, shuffle=False)
-    loader = DataLoader(data, batch_size=max(1, config.batch_size // config.accumulate_steps), shuffle=False,
-                        sampler=sampler, num_workers=config.num_workers)
+    loader = make_loader(data, batch_size=max(1, config.batch_size // config.accumulate_steps), sampler=sampler,
+                         num_workers=config.num_workers, pin_memory=device.type == "cuda")
     amp_on = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if amp_on and torch.cuda.is_bf16_supported() else torch.float16
     model.eval()
