@@ -1,4 +1,4 @@
-"""BatchNorm folding for inference, and the survival masks' random poses."""
+"""BatchNorm folding and fused upsampling for inference, and the survival masks' random poses."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from brats_sdk.data.sources import open_source
 from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import HeadKind, Segmenter
 from brats_sdk.models.survival import SurvivalClassifier, SurvivalConfig
+from brats_sdk.models.upsample_conv import PhaseUpsampleBlock, fuse_upsampling
 
 
 def _randomise_norms(model: nn.Module) -> None:
@@ -43,6 +44,43 @@ def test_folded_segmenter_matches_and_original_is_untouched() -> None:
             a, b = model(x), folded(x)
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
         assert (a.argmax(1) != b.argmax(1)).float().mean() < 0.01
+
+
+def test_fused_upsampling_matches_the_folded_decoder() -> None:
+    torch.manual_seed(0)
+    for head in (HeadKind.DEFAULT, HeadKind.PAPER):
+        model = Segmenter(head=head)
+        _randomise_norms(model)
+        folded = fold_batchnorm(model)
+        fused = fuse_upsampling(fold_batchnorm(model))
+        blocks = list(fused.unet.decoder.blocks)
+        assert len(blocks) == 5 and all(isinstance(b, PhaseUpsampleBlock) for b in blocks)
+        # 64 x 96: every level doubles exactly; 48 x 80 is padded to 64 x 96 by the model;
+        # channels-last as the predictor runs it.
+        for shape in ((3, 4, 64, 96), (2, 4, 48, 80)):
+            x = torch.randn(*shape)
+            with torch.inference_mode():
+                a = folded(x)
+                b = fused(x)
+                c = fused.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+            assert torch.allclose(a, b, atol=1e-4, rtol=1e-4) and torch.allclose(a, c, atol=1e-4, rtol=1e-4)
+            assert (a.argmax(1) != b.argmax(1)).float().mean() < 0.001
+            fused.to(memory_format=torch.contiguous_format)
+
+
+def test_fused_block_falls_back_when_the_size_is_not_doubled() -> None:
+    torch.manual_seed(0)
+    folded = fold_batchnorm(Segmenter())
+    unet_folded, unet_fused = folded.unet, fuse_upsampling(fold_batchnorm(folded)).unet
+    block, ref = unet_fused.decoder.blocks[1], unet_folded.decoder.blocks[1]
+    x, skip = torch.randn(1, 256, 5, 7), torch.randn(1, 128, 11, 13)  # 11 x 13 is not 2 x (5 x 7)
+    with torch.inference_mode():
+        assert torch.equal(block(x, 11, 13, skip), ref(x, 11, 13, skip))
+
+
+def test_unfolded_models_are_left_alone() -> None:
+    model = Segmenter()
+    assert not any(isinstance(m, PhaseUpsampleBlock) for m in fuse_upsampling(model).modules())
 
 
 def test_folded_survival_classifier_matches() -> None:

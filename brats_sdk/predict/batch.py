@@ -171,6 +171,8 @@ def _write_tables(
             "crop_to_brain": predictor.config.crop_to_brain,
             "crop_margin": predictor.config.crop_margin,
             "fold_batchnorm": predictor.config.fold_batchnorm,
+            "fuse_upsampling": predictor.config.fuse_upsampling,
+            "tumour_windows": predictor.config.tumour_windows,
             "skip_empty_slices": predictor.config.skip_empty_slices,
             "device": str(predictor.device),
         },

@@ -8,9 +8,11 @@ The paper's pipeline, made fast on a CPU without changing its answer:
   margin of background around the brain (slices whose boxes have one shape share a
   batch); labels are pasted back into the full slice;
 - the survival network runs only on slices whose predicted mask is not empty (the
-  paper drops the others before the vote anyway);
-- BatchNorm folded into the convolutions, ``torch.inference_mode``, channels-last
-  memory, optional bf16 autocast.
+  paper drops the others before the vote anyway), and its first layers only on a
+  window around the tumour (outside it their maps are those of an empty mask);
+- BatchNorm folded into the convolutions, the decoder's upsampling fused into the
+  convolution after it, ``torch.inference_mode``, channels-last memory, optional bf16
+  autocast.
 
 ``benchmarks/bench_predict.py`` measures the speed-up and how many labels differ from
 the full-slice computation.
@@ -18,6 +20,7 @@ the full-slice computation.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -28,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import torch
+from torchvision.models.resnet import ResNet
 
 from brats_sdk.checkpoint import CheckpointKind, peek_kind
-from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
+from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_INPUT_SIZE, VOXEL_SPACING_MM
 from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap
 from brats_sdk.data.crops import box_of
@@ -43,7 +47,9 @@ from brats_sdk.labels import classes_to_labels, classes_to_one_hot
 from brats_sdk.metrics.survival import majority_vote
 from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import Segmenter
+from brats_sdk.models.sparse_input import BackgroundSkippingResNet
 from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
+from brats_sdk.models.upsample_conv import fuse_upsampling
 from brats_sdk.options import OptionEnum
 from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
 
@@ -78,6 +84,12 @@ class PredictorConfig:
         channels_last: Use channels-last memory format (faster convolutions on CPU).
         fold_batchnorm: Run copies of the networks with BatchNorm folded into the
             convolutions (5-10 % faster; changes only float rounding).
+        fuse_upsampling: In the folded U-Net copy, fuse each decoder block's nearest 2x
+            upsampling into its first convolution (about 15 % faster; changes only float
+            rounding; needs ``fold_batchnorm``).
+        tumour_windows: On a CPU, run the survival network's first layers only on a
+            window around each slice's tumour; the rest of their maps is that of an empty
+            mask, computed once (about 30 % faster; changes only float rounding).
     """
 
     batch_size: int = 8
@@ -88,6 +100,8 @@ class PredictorConfig:
     crop_margin: int = 16
     channels_last: bool = True
     fold_batchnorm: bool = True
+    fuse_upsampling: bool = True
+    tumour_windows: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.parse(self.precision))
@@ -132,9 +146,13 @@ class CombinedPredictor:
         # are left as they are).
         fold = self.config.fold_batchnorm
         self._seg_net: torch.nn.Module = fold_batchnorm(self.segmenter) if fold else self.segmenter
+        if fold and self.config.fuse_upsampling:
+            self._seg_net = fuse_upsampling(self._seg_net)
         self._surv_net: torch.nn.Module | None = (
             fold_batchnorm(self.survival) if fold and self.survival is not None else self.survival
         )
+        if self._surv_net is not None and self.config.tumour_windows and self.device.type == "cpu":
+            self._surv_net = _with_tumour_windows(self._surv_net)
         if self.survival is not None and (self.survival.bins is None or self.survival.age_scaler is None):
             raise ConfigError("the survival model has no bins or age scaling; train it with brats_sdk or set them")
 
@@ -393,6 +411,25 @@ def _age_of(ages: AgeLookup | Mapping[int, float] | None, volume: int, patient_i
     if isinstance(ages, Mapping):
         return ages.get(volume)
     return ages(volume, patient_id)
+
+
+def _with_tumour_windows(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` (a survival classifier, or a copy of one) with its backbone running the first
+    layers on tumour windows; a copy when ``net`` is the caller's model."""
+    backbone = getattr(net, "backbone", None)
+    if not isinstance(backbone, ResNet):
+        return net
+    size = int(net.config.input_size) if isinstance(net, SurvivalClassifier) else SURVIVAL_INPUT_SIZE
+    background = prepare_masks(torch.zeros(1, len(MASK_CHANNELS), size, size), size=size)[0, :, 0, 0]
+    try:
+        windowed = BackgroundSkippingResNet(backbone, background)
+    except TypeError as exc:  # a backbone of another shape: the plain network
+        logger.debug("survival network runs on whole masks: %s", exc)
+        return net
+    out = copy.copy(net)  # a shallow copy: the caller's model keeps its own backbone
+    out._modules = dict(net._modules)
+    out.backbone = windowed
+    return out
 
 
 def _grid_span(lo: int, hi: int, size: int, margin: int) -> tuple[int, int]:

@@ -1,0 +1,90 @@
+"""The survival ResNet run on tumour windows equals the plain network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from brats_sdk import AgeScaler, CombinedPredictor, PredictorConfig, Segmenter, SurvivalBins, SurvivalClassifier
+from brats_sdk.models.fuse import fold_batchnorm
+from brats_sdk.models.sparse_input import BackgroundSkippingResNet
+from brats_sdk.models.survival import prepare_masks
+
+
+def _masks(g: torch.Generator) -> torch.Tensor:
+    """One-hot masks (N, 3, 240, 240): tumours of many sizes and places, borders included."""
+    boxes = [(100, 140, 90, 150), (0, 30, 0, 25), (210, 240, 200, 240), (118, 119, 5, 6), (0, 240, 0, 240), (40, 200, 60, 70)]
+    masks = torch.zeros(len(boxes) + 1, 3, 240, 240)  # the last one stays empty
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        labels = torch.randint(0, 4, (y1 - y0, x1 - x0), generator=g)
+        for c in range(3):
+            masks[i, c, y0:y1, x0:x1] = (labels == c + 1).float()
+    return masks
+
+
+def _randomised_classifier() -> SurvivalClassifier:
+    torch.manual_seed(0)
+    model = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(20.0, 85.0))
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)  # type: ignore[union-attr]
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)  # type: ignore[union-attr]
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_windowed_backbone_equals_the_plain_one(threads: int) -> None:
+    model = fold_batchnorm(_randomised_classifier())
+    x = prepare_masks(_masks(torch.Generator().manual_seed(2)))
+    background = prepare_masks(torch.zeros(1, 3, 8, 8))[0, :, 0, 0]
+    windowed = BackgroundSkippingResNet(model.backbone, background)  # type: ignore[arg-type]  # a torchvision ResNet
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            plain = model.backbone(x)
+            got = windowed(x)
+            got_cl = windowed(x.contiguous(memory_format=torch.channels_last))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
+    assert torch.allclose(got, plain, atol=1e-4, rtol=1e-4) and torch.allclose(got_cl, plain, atol=1e-4, rtol=1e-4)
+    assert torch.equal(got[-1], plain[-1])  # the empty mask: the cached background maps' own result
+
+
+def test_windows_really_skip_work() -> None:
+    """A small tumour runs the first layers on a small window: the stem convolution sees
+    fewer pixels than the 224 x 224 input."""
+    model = fold_batchnorm(_randomised_classifier())
+    background = prepare_masks(torch.zeros(1, 3, 8, 8))[0, :, 0, 0]
+    windowed = BackgroundSkippingResNet(model.backbone, background)  # type: ignore[arg-type]  # a torchvision ResNet
+    seen: list[tuple[int, ...]] = []
+    hook = model.backbone.conv1.register_forward_hook(lambda _m, inp, _out: seen.append(tuple(inp[0].shape)))
+    masks = torch.zeros(1, 3, 240, 240)
+    masks[0, 1, 100:110, 100:120] = 1.0
+    with torch.inference_mode():
+        windowed(prepare_masks(masks))
+    hook.remove()
+    assert seen[0] == (1, 3, 224, 224)  # the background maps, once
+    assert seen[1][2] < 64 and seen[1][3] < 64
+
+
+def test_predictor_probabilities_match_with_and_without_windows() -> None:
+    survival = _randomised_classifier()
+    classes = torch.zeros(5, 64, 64, dtype=torch.uint8)
+    classes[0, 10:20, 30:40] = 2
+    classes[1, 0:64, 0:8] = 1
+    classes[2, 50:64, 50:64] = 3
+    classes[3, 30, 30] = 1
+    classes[4, 5:60, 5:60] = torch.randint(0, 4, (55, 55), generator=torch.Generator().manual_seed(3)).to(torch.uint8)
+    probs = {}
+    for windows in (True, False):
+        predictor = CombinedPredictor(segmenter=Segmenter(), survival=survival, device="cpu", config=PredictorConfig(tumour_windows=windows))
+        probs[windows] = predictor.survival_probs(classes.numpy(), 61.0)
+        assert isinstance(getattr(predictor._surv_net, "backbone", None), BackgroundSkippingResNet) is windows
+    assert probs[True].shape == (5, 3)
+    assert abs(probs[True] - probs[False]).max() < 1e-5
+    assert not isinstance(survival.backbone, BackgroundSkippingResNet)  # the caller's model is untouched
