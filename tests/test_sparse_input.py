@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from brats_sdk import AgeScaler, CombinedPredictor, PredictorConfig, Segmenter, SurvivalBins, SurvivalClassifier
+from brats_sdk import (
+    AgeScaler,
+    CombinedPredictor,
+    PredictorConfig,
+    Segmenter,
+    SurvivalBins,
+    SurvivalClassifier,
+)
 from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.sparse_input import BackgroundSkippingResNet
 from brats_sdk.models.survival import prepare_masks
