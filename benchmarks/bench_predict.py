@@ -1,6 +1,6 @@
 """Prediction speed: CombinedPredictor against the paper's pipeline, same weights, same run.
 
-    python benchmarks/bench_predict.py [--model-dir RUN_DIR] [--rss-volumes 10]
+    python benchmarks/bench_predict.py [--model-dir RUN_DIR] [--rss-volumes 10] [--margins 0,8]
 
 The baseline (`paper_pipeline` below, not in the library) does what the paper did: every
 one of the 155 slices resized to 256x256, the U-Net in batches of 50 in fp32, every mask
@@ -9,8 +9,10 @@ resized to 224 and passed to ResNet-50, then the empty-mask filter and the vote.
 Figures, one per line: time per volume for both pipelines on the real case in
 ../shared/data/real (when present) and on a synthetic volume; the labels that differ
 between the two (the resize's interpolation) and between our shortcuts and our own
-full-slice run; bf16 speed and changed labels; peak RSS of `brats predict` on 1 and on
-N volumes. The last line is `speedup_vs_paper_pipeline=<ratio>` (the smaller of the two
+full-slice run; what the inference rewrites of the networks (folded BatchNorm, fused
+upsampling, survival tumour windows) change against the networks as trained; bf16 speed
+and changed labels; with `--margins`, the time and changed labels of other crop margins;
+peak RSS of `brats predict` on 1 and on N volumes. The last line is `speedup_vs_paper_pipeline=<ratio>` (the smaller of the two
 volumes' speed-ups).
 """
 
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +111,9 @@ def _time(fn, repeat: int = 1) -> tuple[float, object]:  # type: ignore[no-untyp
     return best, out
 
 
-def bench_volume(name: str, image: npt.NDArray[np.float32], seg: Segmenter, surv: SurvivalClassifier) -> float:
+def bench_volume(
+    name: str, image: npt.NDArray[np.float32], seg: Segmenter, surv: SurvivalClassifier, margins: Sequence[int] = ()
+) -> float:
     seg.eval()
     surv.eval()
     brain = brain_mask(image)
@@ -121,15 +126,17 @@ def bench_volume(name: str, image: npt.NDArray[np.float32], seg: Segmenter, surv
     full = CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
                              config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False))
     t_full, res_full = _time(lambda: full.predict_volume(image, AGE))
-    unfolded = CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
-                                 config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False, fold_batchnorm=False))
-    t_unfolded, res_unfolded = _time(lambda: unfolded.predict_volume(image, AGE))
+    # No folded BatchNorm, no fused upsampling, no tumour windows: the networks as trained.
+    plain = CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
+                              config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False,
+                                                     fold_batchnorm=False, fuse_upsampling=False, tumour_windows=False))
+    t_plain, res_plain = _time(lambda: plain.predict_volume(image, AGE))
     bf16 = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(precision=Precision.BF16))
     t_bf16, res_bf16 = _time(lambda: bf16.predict_volume(image, AGE))
     labels = res.labels  # type: ignore[attr-defined]
     n = labels.size
     print(f"{name}_paper_pipeline_s={t_base:.2f}")
-    print(f"{name}_ours_full_slices_unfolded_batchnorm_s={t_unfolded:.2f}")
+    print(f"{name}_ours_full_slices_plain_networks_s={t_plain:.2f}")
     print(f"{name}_ours_full_slices_s={t_full:.2f}")
     print(f"{name}_ours_s={t_ours:.2f}")
     print(f"{name}_ours_bf16_s={t_bf16:.2f}")
@@ -139,9 +146,17 @@ def bench_volume(name: str, image: npt.NDArray[np.float32], seg: Segmenter, surv
     print(f"{name}_labels_differ_vs_paper_resize={int((labels != base_labels).sum())} of {n}")
     print(f"{name}_labels_differ_shortcuts_vs_full_slices={int((labels != res_full.labels).sum())} of {n}")  # type: ignore[attr-defined]
     print(f"{name}_labels_differ_shortcuts_inside_brain={int(((labels != res_full.labels) & brain).sum())}")  # type: ignore[attr-defined]
-    print(f"{name}_labels_differ_folded_vs_unfolded_batchnorm={int((res_full.labels != res_unfolded.labels).sum())} of {n}")  # type: ignore[attr-defined]
+    print(f"{name}_labels_differ_fused_vs_plain_networks={int((res_full.labels != res_plain.labels).sum())} of {n}")  # type: ignore[attr-defined]
+    p_fused, p_plain = res_full.slice_probs, res_plain.slice_probs  # type: ignore[attr-defined]
+    if p_fused.shape == p_plain.shape and p_fused.size:
+        print(f"{name}_survival_probs_max_diff_fused_vs_plain={float(abs(p_fused - p_plain).max()):.2e}")
     print(f"{name}_labels_differ_bf16_vs_fp32={int((labels != res_bf16.labels).sum())} of {n}")  # type: ignore[attr-defined]
     print(f"{name}_bin_paper={base_bin} {name}_bin_ours={res.predicted_bin} {name}_bin_same={base_bin == res.predicted_bin}")  # type: ignore[attr-defined]
+    for margin in margins:
+        other = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(crop_margin=margin))
+        t_m, res_m = _time(lambda: other.predict_volume(image, AGE))  # noqa: B023  # called at once
+        differ = int(((res_m.labels != res_full.labels) & brain).sum())  # type: ignore[attr-defined]
+        print(f"{name}_crop_margin_{margin}_s={t_m:.2f} {name}_crop_margin_{margin}_labels_differ_inside_brain={differ}")
     return t_base / t_ours
 
 
@@ -175,11 +190,13 @@ def main() -> None:
     parser.add_argument("--rss-volumes", type=int, default=10, help="Volumes for the peak-RSS figure (0: skip).")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
     parser.add_argument("--skip-speed", action="store_true", help="Only the peak-RSS figures.")
+    parser.add_argument("--margins", default="", help="Also time these crop margins, e.g. 0,8 (comma-separated).")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     demo = Path(__file__).resolve().parents[1] / "demo_run" / "run"
     model_dir = args.model_dir or (demo if (demo / "survival.pt").exists() else None)
+    margins = [int(m) for m in args.margins.split(",") if m.strip()]
     seg, surv, what = _models(model_dir)
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, weights: {what}")
     ratios: list[float] = []
@@ -189,13 +206,13 @@ def main() -> None:
             pass
         elif (REAL_CASE / "BraTS-GLI-00001-000").exists():
             real = NiftiFolder(REAL_CASE).load_volume(1).image
-            ratios.append(bench_volume("real", real, seg, surv))
+            ratios.append(bench_volume("real", real, seg, surv, margins))
         else:
             print("real_case=absent (../shared/data/real not found)")
         n_synth = max(1, args.rss_volumes)
         data = make_cohort(work / "synth", SynthConfig(volumes=n_synth, slices=155, size=240, seed=7))
         if not args.skip_speed:
-            ratios.append(bench_volume("synthetic", H5SliceFolder(data, volumes=[1]).load_volume(1).image, seg, surv))
+            ratios.append(bench_volume("synthetic", H5SliceFolder(data, volumes=[1]).load_volume(1).image, seg, surv, margins))
         if args.rss_volumes:
             run = work / "run"
             run.mkdir()

@@ -53,8 +53,17 @@ def classes_to_one_hot(classes: npt.NDArray[np.integer], *, channel_axis: int = 
 
 
 def classes_to_labels(classes: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
-    """Class indices 0..3 -> BraTS labels {0, 1, 2, 4} (uint8)."""
-    return _CLASS_TO_LABEL[np.asarray(classes, dtype=np.intp)]
+    """Class indices 0..3 -> BraTS labels {0, 1, 2, 4} (uint8).
+
+    Raises:
+        DataError: A value outside 0..3 is present.
+    """
+    c = np.asarray(classes)
+    if c.size and (int(c.max()) >= N_CLASSES or int(c.min()) < 0):
+        raise DataError(f"class indices must be in 0..{N_CLASSES - 1}, got {int(c.min())}..{int(c.max())}")
+    if c.dtype == np.uint8:  # a whole volume: a uint8 lookup, not a 64-bit index array (8x the bytes)
+        return np.take(_CLASS_TO_LABEL, c)  # type: ignore[no-any-return]
+    return _CLASS_TO_LABEL[c.astype(np.intp)]
 
 
 def labels_to_classes(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from brats_sdk.data.crops import Window
+from brats_sdk.data.crops import RandomCrops, Window
 from brats_sdk.data.datasets import SegmentationDataset, SurvivalDataset
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.scan import scan_source
@@ -118,3 +118,12 @@ def test_fill_writes_what_getitem_returns(tiny_cohort: Path) -> None:
         assert torch.equal(out[k], item[k]), k
     wrong = {**out, "image": torch.empty(4, 16, 16)}
     assert not data.fill(5, wrong)
+
+
+def test_building_the_ring_leaves_the_global_generator_alone(tiny_cohort: Path) -> None:
+    data = _seg_data(tiny_cohort, crop=RandomCrops(32))
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    make_loader(data, batch_size=4)  # reads item 0, which draws a random window
+    assert torch.equal(torch.rand(3), expected)

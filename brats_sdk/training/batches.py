@@ -231,7 +231,10 @@ def make_loader(
 
 
 def _new_ring(data: Dataset[Item], batch_size: int, *, slots: int, ctx: BaseContext) -> _Ring | None:
-    like = data[0]
+    # An item that draws random windows or poses must not move the global generator:
+    # the training order and augmentations stay those of a run without the ring.
+    with torch.random.fork_rng(devices=[]):
+        like = data[0]
     if not isinstance(like, dict) or not all(isinstance(v, torch.Tensor) for v in like.values()):
         return None
     nbytes = slots * batch_size * sum(v.numel() * v.element_size() for v in like.values())
