@@ -62,7 +62,7 @@ def classes_to_labels(classes: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]
     if c.size and (int(c.max()) >= N_CLASSES or int(c.min()) < 0):
         raise DataError(f"class indices must be in 0..{N_CLASSES - 1}, got {int(c.min())}..{int(c.max())}")
     if c.dtype == np.uint8:  # a whole volume: a uint8 lookup, not a 64-bit index array (8x the bytes)
-        return np.take(_CLASS_TO_LABEL, c)  # type: ignore[no-any-return]
+        return np.take(_CLASS_TO_LABEL, c)
     return _CLASS_TO_LABEL[c.astype(np.intp)]
 
 
