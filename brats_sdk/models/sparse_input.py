@@ -103,6 +103,7 @@ class BackgroundSkippingResNet(nn.Module):
         self.geometry = [_Geometry.of(_conv_layers(u)) for u in units]
         self.register_buffer("background", background.detach().clone().reshape(1, -1, 1, 1), persistent=False)
         self._cache: dict[tuple[object, ...], list[Tensor]] = {}
+        self._threads = _SampleThreads()
 
     def forward(self, x: Tensor) -> Tensor:
         """Same as ``resnet(x)`` for ``x`` ``(B, C, H, W)``."""
@@ -122,7 +123,7 @@ class BackgroundSkippingResNet(nn.Module):
             i, box_y, box_x = item
             self._paste_foreground(x[i : i + 1], box_y, box_x, bg, maps[i : i + 1])
 
-        _each_in_threads(paste, boxes, device=x.device)
+        self._threads.each(paste, boxes, device=x.device)
         h = r.layer4(r.layer3(maps))
         return r.fc(torch.flatten(r.avgpool(h), 1))  # type: ignore[no-any-return]
 
@@ -166,35 +167,44 @@ class BackgroundSkippingResNet(nn.Module):
         return maps
 
 
-def _each_in_threads(fn: Callable[[_T], None], items: Sequence[_T], *, device: torch.device) -> None:
-    """``fn`` on every item; on a CPU with several torch threads, items in parallel, one
-    thread each.
+class _SampleThreads:
+    """Runs a function on items in parallel, one torch thread each, on a CPU with
+    several torch threads.
 
     The windows are small (a batch of one, maps of 15 x 20): a convolution spread over
-    two cores gains little on them, two windows side by side gain almost 2x. The calling
-    thread's grad mode and autocast state are carried into the pool (both are
-    thread-local), and torch's default thread count, which ``set_num_threads`` in the
-    pool changes for threads started later, is put back.
+    two cores gains little on them, two windows side by side gain almost 2x. The pool
+    lives as long as its owner (new threads each call would each grow the allocator's
+    per-thread arenas). The caller's grad mode and autocast state are carried into the
+    pool (both are thread-local), and torch's default thread count, which
+    ``set_num_threads`` in a pool thread changes for threads started later, is put back.
     """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads < 2 or len(items) < 2:
-        for item in items:
-            fn(item)
-        return
-    inference = torch.is_inference_mode_enabled()
-    grad = torch.is_grad_enabled()
-    autocast = torch.is_autocast_enabled("cpu")
-    dtype = torch.get_autocast_dtype("cpu")
 
-    def run(item: _T) -> None:
-        with torch.inference_mode(inference), torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=dtype, enabled=autocast):
-            fn(item)
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._size = 0
 
-    try:
-        with ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            list(pool.map(run, items))
-    finally:
-        torch.set_num_threads(threads)
+    def each(self, fn: Callable[[_T], None], items: Sequence[_T], *, device: torch.device) -> None:
+        threads = torch.get_num_threads()
+        if device.type != "cpu" or threads < 2 or len(items) < 2:
+            for item in items:
+                fn(item)
+            return
+        if self._pool is None or self._size != threads:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="brats-windows", initializer=torch.set_num_threads, initargs=(1,))
+            self._size = threads
+        inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+        autocast, dtype = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+
+        def run(item: _T) -> None:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=dtype, enabled=autocast):
+                fn(item)
+
+        try:
+            list(self._pool.map(run, items))
+        finally:
+            torch.set_num_threads(threads)
 
 
 def _meet(a: Span, b: Span) -> Span:
