@@ -160,6 +160,17 @@ def test_predict_crop_margin_option(cohort: Path, run_dir: Path, tmp_path: Path)
     assert res.exit_code == 0, res.output
     settings = json.loads((out / "predictions.json").read_text())["predictor"]
     assert settings["crop_margin"] == 0 and settings["fold_batchnorm"] is True
+    assert settings["fuse_upsampling"] is True and settings["tumour_windows"] is True
+    labels = json.loads((out / "predictions.json").read_text())["volumes"]
+    plain_out = tmp_path / "plain"
+    res = CliRunner().invoke(cli, ["predict", str(cohort), "--model-dir", str(run_dir), "--out", str(plain_out), "--volumes", "1",
+                                   "--crop-margin", "0", "--plain-networks", "--device", "cpu", "--quiet"])
+    assert res.exit_code == 0, res.output
+    plain = json.loads((plain_out / "predictions.json").read_text())
+    assert plain["predictor"]["fold_batchnorm"] is False and plain["predictor"]["tumour_windows"] is False
+    # The rewrites change float rounding only: the same regions, to the voxel, on this volume.
+    regions = [f"{r}_ml" for r in ("NCR", "ED", "ET", "WT", "TC")]
+    assert [[v[r] for r in regions] for v in plain["volumes"]] == [[v[r] for r in regions] for v in labels]
     bad = CliRunner().invoke(cli, ["predict", str(cohort), "--model-dir", str(run_dir), "--out", str(out), "--crop-margin", "-1"])
     assert bad.exit_code == 2 and "--crop-margin" in bad.output
 

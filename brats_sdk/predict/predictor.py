@@ -6,7 +6,9 @@ The paper's pipeline, made fast on a CPU without changing its answer:
 - the U-Net sees only each slice's brain bounding box, cut in the network's padded
   frame at multiples of 32 so that its pooling grid matches the full-slice run, with a
   margin of background around the brain (slices whose boxes have one shape share a
-  batch); labels are pasted back into the full slice;
+  batch); the decoder's last blocks and the head run only around the brain boxes of
+  the batch, and each slice's labels are pasted back inside its brain box (outside
+  it, as outside the brain, the label is background);
 - the survival network runs only on slices whose predicted mask is not empty (the
   paper drops the others before the vote anyway), and its first layers only on a
   window around the tumour (outside it their maps are those of an empty mask);
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import segmentation_models_pytorch as smp
 import torch
 from torchvision.models.resnet import ResNet
 
@@ -49,6 +52,7 @@ from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.models.sparse_input import BackgroundSkippingResNet
 from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
+from brats_sdk.models.unet_window import supports_windows, window_logits
 from brats_sdk.models.upsample_conv import fuse_upsampling
 from brats_sdk.options import OptionEnum
 from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
@@ -305,24 +309,45 @@ class CombinedPredictor:
         top, bottom, left, right = self.segmenter.pad_offsets(h, w)
         frame_h, frame_w = h + top + bottom, w + left + right
         margin = self.config.crop_margin
-        groups: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+        Member = tuple[int, int, int, tuple[int, int, int, int]]  # slice, crop origin, brain box
+        groups: dict[tuple[int, int], list[Member]] = {}
         for i in idx:
             box = box_of(brain[i]) or (0, h, 0, w)  # skip_empty_slices off: the whole slice
             r0, r1 = _grid_span(box[0] + top, box[1] + top, frame_h, margin)
             c0, c1 = _grid_span(box[2] + left, box[3] + left, frame_w, margin)
-            groups.setdefault((r1 - r0, c1 - c0), []).append((int(i), r0, c0))
+            groups.setdefault((r1 - r0, c1 - c0), []).append((int(i), r0, c0, box))
+        bs = self.config.batch_size
         for (rows, cols), members in groups.items():
             crop = np.zeros((len(members), channels, rows, cols), dtype=np.float32)
-            spans = []
-            for k, (i, r0, c0) in enumerate(members):
+            for k, (i, r0, c0, _) in enumerate(members):
                 # Rows/cols of the window that lie inside the image (the rest is padding, zero).
                 y0, y1 = max(r0 - top, 0), min(r0 + rows - top, h)
                 x0, x1 = max(c0 - left, 0), min(c0 + cols - left, w)
                 crop[k, :, y0 + top - r0 : y1 + top - r0, x0 + left - c0 : x1 + left - c0] = normed[i, :, y0:y1, x0:x1]
-                spans.append((y0, y1, x0, x1))
-            out = self._run_unet(crop)
-            for k, ((i, r0, c0), (y0, y1, x0, x1)) in enumerate(zip(members, spans, strict=True)):
-                classes[i, y0:y1, x0:x1] = out[k, y0 + top - r0 : y1 + top - r0, x0 + left - c0 : x1 + left - c0]
+            for start in range(0, len(members), bs):
+                batch = members[start : start + bs]
+                # Labels are wanted in each slice's brain box only (outside the brain is
+                # background): the network's last layers run on the boxes' union.
+                boxes = [(b[0] + top - r0, b[1] + top - r0, b[2] + left - c0, b[3] + left - c0) for _, r0, c0, b in batch]
+                wy = (min(b[0] for b in boxes), max(b[1] for b in boxes))
+                wx = (min(b[2] for b in boxes), max(b[3] for b in boxes))
+                labels = self._unet_labels(crop[start : start + bs], wy, wx)
+                for k, ((i, _, _, b), cb) in enumerate(zip(batch, boxes, strict=True)):
+                    classes[i, b[0] : b[1], b[2] : b[3]] = labels[k, cb[0] - wy[0] : cb[1] - wy[0], cb[2] - wx[0] : cb[3] - wx[0]]
+
+    def _unet_labels(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> npt.NDArray[np.uint8]:
+        """Class indices of ``images`` (a batch of crops, sides multiples of 32) in the
+        window ``rows x cols``."""
+        with torch.inference_mode(), self._autocast():
+            x = torch.from_numpy(images).to(self.device)
+            if self.config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            unet = getattr(self._seg_net, "unet", None)
+            if isinstance(unet, smp.Unet) and supports_windows(unet):
+                logits = window_logits(unet, x, rows, cols)
+            else:
+                logits = self._seg_net(x)[..., rows[0] : rows[1], cols[0] : cols[1]]
+            return logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
 
     def survival_probs(self, classes: npt.NDArray[np.uint8], age: float) -> npt.NDArray[np.float64]:
         """Survival probabilities ``(S, n_bins)`` of ``S`` class-index slices ``(S, H, W)``."""

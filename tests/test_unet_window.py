@@ -1,0 +1,48 @@
+"""U-Net logits on a window equal the whole input's logits there."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from brats_sdk.models.fuse import fold_batchnorm
+from brats_sdk.models.segmenter import HeadKind, Segmenter
+from brats_sdk.models.unet_window import head_halo, supports_windows, window_logits
+from brats_sdk.models.upsample_conv import fuse_upsampling
+
+
+def _segmenter(head: HeadKind) -> Segmenter:
+    torch.manual_seed(0)
+    model = Segmenter(head=head).eval()
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)  # type: ignore[union-attr]
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)  # type: ignore[union-attr]
+    return model
+
+
+@pytest.mark.parametrize("head", [HeadKind.DEFAULT, HeadKind.PAPER])
+@pytest.mark.parametrize("fused", [False, True])
+def test_window_logits_equal_the_whole_run(head: HeadKind, fused: bool) -> None:
+    model = _segmenter(head)
+    net = (fuse_upsampling(fold_batchnorm(model)) if fused else model).unet
+    assert supports_windows(net)
+    x = torch.randn(2, 4, 96, 128)
+    windows = [((20, 70), (30, 100)), ((0, 96), (0, 128)), ((0, 9), (111, 128)), ((47, 48), (64, 65)), ((90, 96), (0, 3))]
+    with torch.inference_mode():
+        full = net(x)
+        for rows, cols in windows:
+            got = window_logits(net, x, rows, cols)
+            want = full[:, :, rows[0] : rows[1], cols[0] : cols[1]]
+            assert got.shape == want.shape
+            assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), (rows, cols)
+
+
+def test_head_halo_and_unsupported_models() -> None:
+    assert head_halo(Segmenter().unet.segmentation_head) == 1
+    assert head_halo(Segmenter(head=HeadKind.PAPER).unet.segmentation_head) == 2  # 3x3, 3x3, 1x1
+    assert head_halo(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.Upsample(scale_factor=2))) is None
+    assert head_halo(nn.Conv2d(4, 4, 3, stride=2, padding=1)) is None
+    assert not supports_windows(nn.Conv2d(4, 4, 3))
