@@ -27,6 +27,8 @@ __all__ = ["BackgroundSkippingResNet"]
 
 _T = TypeVar("_T")
 
+_SNAP = 8
+
 
 @dataclass(frozen=True, slots=True)
 class _Geometry:
@@ -117,7 +119,7 @@ class BackgroundSkippingResNet(nn.Module):
         for i in range(x.shape[0]):
             ys, xs = torch.nonzero(rows[i]).flatten(), torch.nonzero(cols[i]).flatten()
             if ys.numel():  # else all background: the background's features
-                boxes.append((i, (int(ys[0]), int(ys[-1]) + 1), (int(xs[0]), int(xs[-1]) + 1)))
+                boxes.append((i, _snap(int(ys[0]), int(ys[-1]) + 1, x.shape[2]), _snap(int(xs[0]), int(xs[-1]) + 1, x.shape[3])))
 
         def paste(item: tuple[int, Span, Span]) -> None:
             i, box_y, box_x = item
@@ -205,6 +207,12 @@ class _SampleThreads:
             list(self._pool.map(run, items))
         finally:
             torch.set_num_threads(threads)
+
+
+def _snap(lo: int, hi: int, size: int) -> Span:
+    """``[lo, hi)`` widened to multiples of :data:`_SNAP` (within ``[0, size)``): windows then
+    come in few shapes, and oneDNN builds a kernel once per shape, not once per tumour."""
+    return lo // _SNAP * _SNAP, min(size, -(-hi // _SNAP) * _SNAP)
 
 
 def _meet(a: Span, b: Span) -> Span:

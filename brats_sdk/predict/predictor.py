@@ -329,8 +329,9 @@ class CombinedPredictor:
                 # Labels are wanted in each slice's brain box only (outside the brain is
                 # background): the network's last layers run on the boxes' union.
                 boxes = [(b[0] + top - r0, b[1] + top - r0, b[2] + left - c0, b[3] + left - c0) for _, r0, c0, b in batch]
-                wy = (min(b[0] for b in boxes), max(b[1] for b in boxes))
-                wx = (min(b[2] for b in boxes), max(b[3] for b in boxes))
+                # Snapped to 16 pixels: few window shapes, so oneDNN's kernels get reused.
+                wy = _snap16(min(b[0] for b in boxes), max(b[1] for b in boxes), rows)
+                wx = _snap16(min(b[2] for b in boxes), max(b[3] for b in boxes), cols)
                 labels = self._unet_labels(crop[start : start + bs], wy, wx)
                 for k, ((i, _, _, b), cb) in enumerate(zip(batch, boxes, strict=True)):
                     classes[i, b[0] : b[1], b[2] : b[3]] = labels[k, cb[0] - wy[0] : cb[1] - wy[0], cb[2] - wx[0] : cb[3] - wx[0]]
@@ -455,6 +456,10 @@ def _with_tumour_windows(net: torch.nn.Module) -> torch.nn.Module:
     out._modules = dict(net._modules)
     out.backbone = windowed
     return out
+
+
+def _snap16(lo: int, hi: int, size: int) -> tuple[int, int]:
+    return lo // 16 * 16, min(size, -(-hi // 16) * 16)
 
 
 def _grid_span(lo: int, hi: int, size: int, margin: int) -> tuple[int, int]:
