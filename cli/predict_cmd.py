@@ -42,7 +42,7 @@ EXIT_SOME_FAILED = 2
               help="bf16 autocast is faster on CPUs with bf16 support; may change a few labels.")
 @click.option("--full-slices", is_flag=True, help="Run the U-Net on every full slice (no brain crop or skipping).")
 @click.option("--crop-margin", type=click.IntRange(min=0), default=16, show_default=True,
-              help="Background pixels kept around each slice's brain box; 0 is ~7 % faster but moves tumour "
+              help="Background pixels kept around each slice's brain box; 0 is ~5 % faster but moves tumour "
                    "labels at the crop border (see benchmarks/README.md).")
 @click.option("--plain-networks", is_flag=True,
               help="Run the networks as trained: no folded BatchNorm, fused upsampling or survival tumour windows "
