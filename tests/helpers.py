@@ -1,4 +1,4 @@
-"""Small builders of real files for tests."""
+"""Small builders of real files and models for tests."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import numpy.typing as npt
+import torch
+from torch import nn
 
 
 def write_slice(
@@ -31,3 +33,16 @@ def write_slice(
         if with_mask and mask is not None:
             f.create_dataset("mask", data=mask)
     return path
+
+
+def randomise_norms(model: nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm2d non-trivial statistics and affine parameters (a fresh model's
+    are the identity, which would hide folding and windowing mistakes)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)  # type: ignore[union-attr]
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)  # type: ignore[union-attr]
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)

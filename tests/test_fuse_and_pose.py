@@ -15,16 +15,7 @@ from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import HeadKind, Segmenter
 from brats_sdk.models.survival import SurvivalClassifier, SurvivalConfig
 from brats_sdk.models.upsample_conv import PhaseUpsampleBlock, fuse_upsampling
-
-
-def _randomise_norms(model: nn.Module) -> None:
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)  # type: ignore[union-attr]
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)  # type: ignore[union-attr]
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+from tests.helpers import randomise_norms
 
 
 def _count_norms(model: nn.Module) -> int:
@@ -35,7 +26,7 @@ def test_folded_segmenter_matches_and_original_is_untouched() -> None:
     torch.manual_seed(0)
     for head in (HeadKind.DEFAULT, HeadKind.PAPER):
         model = Segmenter(head=head)
-        _randomise_norms(model)
+        randomise_norms(model)
         model.eval()
         folded = fold_batchnorm(model)
         assert _count_norms(model) > 20 and _count_norms(folded) == 0
@@ -50,7 +41,7 @@ def test_fused_upsampling_matches_the_folded_decoder() -> None:
     torch.manual_seed(0)
     for head in (HeadKind.DEFAULT, HeadKind.PAPER):
         model = Segmenter(head=head)
-        _randomise_norms(model)
+        randomise_norms(model)
         folded = fold_batchnorm(model)
         fused = fuse_upsampling(fold_batchnorm(model))
         blocks = list(fused.unet.decoder.blocks)
@@ -86,7 +77,7 @@ def test_unfolded_models_are_left_alone() -> None:
 def test_folded_survival_classifier_matches() -> None:
     torch.manual_seed(0)
     model = SurvivalClassifier(SurvivalConfig(n_bins=3))
-    _randomise_norms(model)
+    randomise_norms(model)
     model.train()  # folding works on an eval copy whatever the original's mode
     folded = fold_batchnorm(model)
     assert model.training and not folded.training

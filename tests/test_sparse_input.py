@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from brats_sdk import (
     AgeScaler,
@@ -17,6 +16,7 @@ from brats_sdk import (
 from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.sparse_input import BackgroundSkippingResNet
 from brats_sdk.models.survival import prepare_masks
+from tests.helpers import randomise_norms
 
 
 def _masks(g: torch.Generator) -> torch.Tensor:
@@ -33,12 +33,7 @@ def _masks(g: torch.Generator) -> torch.Tensor:
 def _randomised_classifier() -> SurvivalClassifier:
     torch.manual_seed(0)
     model = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(20.0, 85.0))
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)  # type: ignore[union-attr]
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)  # type: ignore[union-attr]
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    randomise_norms(model, seed=1)
     return model.eval()
 
 

@@ -10,16 +10,13 @@ from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import HeadKind, Segmenter
 from brats_sdk.models.unet_window import head_halo, supports_windows, window_logits
 from brats_sdk.models.upsample_conv import fuse_upsampling
+from tests.helpers import randomise_norms
 
 
 def _segmenter(head: HeadKind) -> Segmenter:
     torch.manual_seed(0)
     model = Segmenter(head=head).eval()
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)  # type: ignore[union-attr]
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)  # type: ignore[union-attr]
+    randomise_norms(model, seed=1)
     return model
 
 
