@@ -127,3 +127,17 @@ def test_building_the_ring_leaves_the_global_generator_alone(tiny_cohort: Path) 
     torch.manual_seed(5)
     make_loader(data, batch_size=4)  # reads item 0, which draws a random window
     assert torch.equal(torch.rand(3), expected)
+
+
+class _Bf16(Dataset[Batch]):
+    def __len__(self) -> int:
+        return 10
+
+    def __getitem__(self, i: int) -> Batch:
+        return {"x": torch.full((3,), float(i), dtype=torch.bfloat16)}
+
+
+def test_dtypes_without_a_numpy_view_keep_torchs_path() -> None:
+    loader = make_loader(_Bf16(), batch_size=4)
+    assert loader.ring is None
+    assert [b["x"][:, 0].tolist() for b in loader] == [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0], [8.0, 9.0]]

@@ -9,9 +9,11 @@ sends only the slot number; the main process hands out views of the slot, which 
 back to the workers when the last view is freed. The values are those of
 ``default_collate``, bit for bit.
 
-When no slot is free (a consumer that keeps batches), when a batch does not fit
-(another shape or dtype), or without workers, the ordinary collate runs instead, so
-nothing can block on the ring.
+Without workers the slots serve the main process the same way: what they save there is
+the fresh arrays of every item and batch. When no slot is free (a consumer that keeps
+batches) or a batch does not fit (another shape or dtype), the ordinary collate runs
+instead, so nothing can block on the ring. CUDA training (pinned memory) keeps torch's
+own path.
 """
 
 from __future__ import annotations
@@ -26,10 +28,9 @@ from typing import Protocol, runtime_checkable
 
 import torch
 import torch.multiprocessing as tmp
-from torch.utils.data import DataLoader, Dataset, Sampler
-from torch.utils.data._utils.collate import default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-__all__ = ["BatchLoader", "make_loader"]
+__all__ = ["BatchLoader", "Fillable", "make_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class _RingWriter(Dataset[Item]):
 
 
 def _collate(items: list[Item] | _Ticket) -> Batch | _Ticket:
-    return items if isinstance(items, _Ticket) else default_collate(items)  # type: ignore[no-untyped-call]  # default_collate is untyped
+    return items if isinstance(items, _Ticket) else default_collate(items)
 
 
 class BatchLoader:
@@ -235,10 +236,19 @@ def _new_ring(data: Dataset[Item], batch_size: int, *, slots: int, ctx: BaseCont
     # the training order and augmentations stay those of a run without the ring.
     with torch.random.fork_rng(devices=[]):
         like = data[0]
-    if not isinstance(like, dict) or not all(isinstance(v, torch.Tensor) for v in like.values()):
+    if not isinstance(like, dict) or not all(isinstance(v, torch.Tensor) and _numpy_dtype(v.dtype) for v in like.values()):
         return None
     nbytes = slots * batch_size * sum(v.numel() * v.element_size() for v in like.values())
     if nbytes > _MAX_RING_BYTES:
         logger.debug("batch ring of %d bytes is over the limit; torch's transfer is used", nbytes)
         return None
     return _Ring(like, batch_size, slots, ctx.Lock())
+
+
+def _numpy_dtype(dtype: torch.dtype) -> bool:
+    """Whether tensors of ``dtype`` have a numpy view (batches are handed out through one)."""
+    try:
+        torch.empty(0, dtype=dtype).numpy()
+    except TypeError:
+        return False
+    return True
