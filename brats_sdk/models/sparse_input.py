@@ -4,11 +4,13 @@ The survival network's input is a tumour mask: outside the tumour's bounding box
 pixel holds the same background value. An output of a convolution stack depends only
 on the input inside its receptive field, so wherever that field holds background alone
 the feature map equals the one of an all-background image, which is computed once.
-The stem and ``layer1`` (receptive field 35 pixels) and ``layer2`` (91 pixels) therefore
-run only on a window around each tumour, and their result is pasted into the
-background's feature map; ``layer3`` on (fields of 267 pixels and more: the whole
-image) run on the full map as before. The algebra is exact; float rounding may differ
-slightly (``benchmarks/bench_predict.py`` compares the bins and probabilities).
+The stem, ``layer1`` (receptive field 35 pixels) and ``layer2`` (91 pixels) therefore
+run block by block, each block on a window around the region its input differs from
+the background's, pasted into the background's map for the next block; ``layer3`` on
+(fields of 267 pixels and more: the whole image) run on the full map as before. The
+windows are small, so on a CPU two of them run side by side, one core each. The
+algebra is exact; float rounding may differ slightly (``benchmarks/bench_predict.py``
+compares the labels and probabilities).
 """
 
 from __future__ import annotations
