@@ -60,8 +60,7 @@ class SegmentationDataset(Dataset[Sample]):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> Sample:
-        rec, brain, target, window = self._read(i)
-        h, w = target.shape if window is None else (window.y1 - window.y0, window.x1 - window.x0)
+        rec, brain, target, window, (h, w) = self._read(i)
         out = {
             "image": torch.empty((rec.image.shape[0], h, w), dtype=torch.float32),
             "target": torch.empty((h, w), dtype=torch.uint8),
@@ -78,14 +77,14 @@ class SegmentationDataset(Dataset[Sample]):
         Returns:
             False, with nothing written, when item ``i`` has another shape than ``out``.
         """
-        rec, brain, target, window = self._read(i)
-        h, w = target.shape if window is None else (window.y1 - window.y0, window.x1 - window.x0)
+        rec, brain, target, window, (h, w) = self._read(i)
         if tuple(out["image"].shape) != (rec.image.shape[0], h, w):
             return False
         self._write(rec, brain, target, window, out)
         return True
 
-    def _read(self, i: int) -> tuple[SliceRecord, Bool2D, U8, Window | None]:
+    def _read(self, i: int) -> tuple[SliceRecord, Bool2D, U8, Window | None, tuple[int, int]]:
+        """The slice, its brain and target, its window and the item's ``(H, W)``."""
         rec = self.source.read_slice(self.indices[i])
         if rec.mask is None:
             raise DataError(f"slice {rec.index} of volume {rec.volume} has no mask; training needs labels")
@@ -95,7 +94,8 @@ class SegmentationDataset(Dataset[Sample]):
         window = self.crop
         if isinstance(window, RandomCrops):
             window = window.window(brain=brain, tumour=target > 0)
-        return rec, brain, target, window
+        h, w = target.shape if window is None else (window.y1 - window.y0, window.x1 - window.x0)
+        return rec, brain, target, window, (h, w)
 
     def _write(self, rec: SliceRecord, brain: Bool2D, target: U8, window: Window | None, out: Mapping[str, torch.Tensor]) -> None:
         image = rec.image

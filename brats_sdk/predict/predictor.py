@@ -152,6 +152,9 @@ class CombinedPredictor:
         self._seg_net: torch.nn.Module = fold_batchnorm(self.segmenter) if fold else self.segmenter
         if fold and self.config.fuse_upsampling:
             self._seg_net = fuse_upsampling(self._seg_net)
+        # The U-Net whose last layers can run on windows of a crop (None: run it whole).
+        unet = getattr(self._seg_net, "unet", None)
+        self._window_unet: smp.Unet | None = unet if isinstance(unet, smp.Unet) and supports_windows(unet) else None
         self._surv_net: torch.nn.Module | None = (
             fold_batchnorm(self.survival) if fold and self.survival is not None else self.survival
         )
@@ -330,8 +333,8 @@ class CombinedPredictor:
                 # background): the network's last layers run on the boxes' union.
                 boxes = [(b[0] + top - r0, b[1] + top - r0, b[2] + left - c0, b[3] + left - c0) for _, r0, c0, b in batch]
                 # Snapped to 16 pixels: few window shapes, so oneDNN's kernels get reused.
-                wy = _snap16(min(b[0] for b in boxes), max(b[1] for b in boxes), rows)
-                wx = _snap16(min(b[2] for b in boxes), max(b[3] for b in boxes), cols)
+                wy = _grid_span(min(b[0] for b in boxes), max(b[1] for b in boxes), rows, 0, grid=16)
+                wx = _grid_span(min(b[2] for b in boxes), max(b[3] for b in boxes), cols, 0, grid=16)
                 labels = self._unet_labels(crop[start : start + bs], wy, wx)
                 for k, ((i, _, _, b), cb) in enumerate(zip(batch, boxes, strict=True)):
                     classes[i, b[0] : b[1], b[2] : b[3]] = labels[k, cb[0] - wy[0] : cb[1] - wy[0], cb[2] - wx[0] : cb[3] - wx[0]]
@@ -343,9 +346,8 @@ class CombinedPredictor:
             x = torch.from_numpy(images).to(self.device)
             if self.config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            unet = getattr(self._seg_net, "unet", None)
-            if isinstance(unet, smp.Unet) and supports_windows(unet):
-                logits = window_logits(unet, x, rows, cols)
+            if self._window_unet is not None:
+                logits = window_logits(self._window_unet, x, rows, cols)
             else:
                 logits = self._seg_net(x)[..., rows[0] : rows[1], cols[0] : cols[1]]
             return logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
@@ -458,15 +460,11 @@ def _with_tumour_windows(net: torch.nn.Module) -> torch.nn.Module:
     return out
 
 
-def _snap16(lo: int, hi: int, size: int) -> tuple[int, int]:
-    return lo // 16 * 16, min(size, -(-hi // 16) * 16)
-
-
-def _grid_span(lo: int, hi: int, size: int, margin: int) -> tuple[int, int]:
-    """[lo, hi) widened by ``margin`` and snapped outwards to multiples of 32 within [0, size]."""
-    a = max(0, (lo - margin) // _GRID * _GRID)
-    b = min(size, -(-(hi + margin) // _GRID) * _GRID)
-    return a, max(b, a + _GRID)
+def _grid_span(lo: int, hi: int, size: int, margin: int, *, grid: int = _GRID) -> tuple[int, int]:
+    """[lo, hi) widened by ``margin`` and snapped outwards to multiples of ``grid`` within [0, size]."""
+    a = max(0, (lo - margin) // grid * grid)
+    b = min(size, -(-(hi + margin) // grid) * grid)
+    return a, max(b, a + grid)
 
 
 def region_volumes_ml(classes: npt.NDArray[np.integer], spacing: Sequence[float] = VOXEL_SPACING_MM) -> dict[str, float]:
