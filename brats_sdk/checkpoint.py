@@ -119,6 +119,11 @@ def save_checkpoint(path: Path, *, kind: CheckpointKind, payload: Mapping[str, o
         tmp_name = None
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from exc
+    except RuntimeError as exc:
+        # torch's zip writer turns a failed write (a full disk, a file-size limit) into
+        # "unexpected pos ..."; the OSError behind it is what the user needs to read.
+        cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
+        raise CheckpointError(f"cannot write checkpoint {path}: {_first_line(cause)}") from exc
     finally:
         if tmp_name is not None:
             Path(tmp_name).unlink(missing_ok=True)

@@ -4,10 +4,16 @@ Each cohort fixture returns the data folder that :func:`make_cohort` writes
 (``ROOT/BraTS2020_training_data/content/data``): it holds the h5 slices and, beside
 them, ``survival_info.csv``, ``meta_data.csv`` and ``name_mapping.csv``. Treat the
 folders as read-only; tests that write put their output under ``tmp_path``.
+
+Module fixtures that train write their runs under :func:`module_tmp`, which is removed
+when the module's tests pass, as ``tmp_path`` is (``tmp_path_retention_policy``): a
+training run holds hundreds of MB of checkpoints.
 """
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +37,13 @@ def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Data folder of the :data:`SMALL` synthetic cohort (96 slices)."""
     return make_cohort(tmp_path_factory.mktemp("small_cohort"), SMALL)
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder for one test module, removed at its end unless one of its tests failed."""
+    path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    failed_before = request.session.testsfailed
+    yield path
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(path, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,5 +124,35 @@ def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(CheckpointError, match="disk full"):
         save_checkpoint(path, kind=CheckpointKind.SEGMENTER, payload={"epoch": 2})
     monkeypatch.undo()
+    assert load_checkpoint(path, kind=CheckpointKind.SEGMENTER)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_real_failed_write_names_the_os_error(tmp_path: Path) -> None:
+    """A write that really fails inside torch's zip writer, here at a 1 MB file-size limit.
+
+    torch reports it as "unexpected pos ..."; the error must name the OSError instead, and
+    the previous checkpoint must survive with no temporary file left behind.
+    """
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, kind=CheckpointKind.SEGMENTER, payload={"epoch": 1})
+    script = f"""
+import resource, signal, sys
+import torch
+from brats_sdk.checkpoint import CheckpointKind, save_checkpoint
+from brats_sdk.errors import CheckpointError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    save_checkpoint({str(path)!r}, kind=CheckpointKind.SEGMENTER, payload={{"w": torch.ones(1 << 20)}})
+except CheckpointError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    message = done.stdout.strip()
+    assert message.startswith(f"cannot write checkpoint {path}: ") and "\n" not in message
+    assert "File too large" in message and "unexpected pos" not in message
     assert load_checkpoint(path, kind=CheckpointKind.SEGMENTER)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]

@@ -32,8 +32,8 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run_dir(cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("run")
+def run_dir(cohort: Path, module_tmp: Path) -> Path:
+    out = module_tmp / "run"
     result = CliRunner().invoke(
         cli,
         ["train", "all", str(cohort), "--out", str(out), "--epochs", "1", "--stage-epochs", "1,1,0",

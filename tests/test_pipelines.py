@@ -67,8 +67,8 @@ class SegRun:
 
 
 @pytest.fixture(scope="module")
-def seg_run(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> SegRun:
-    out = tmp_path_factory.mktemp("seg_run")
+def seg_run(tiny_cohort: Path, module_tmp: Path) -> SegRun:
+    out = module_tmp / "seg_run"
     return SegRun(out, train_segmenter(seg_config(tiny_cohort, out)))
 
 
@@ -158,8 +158,8 @@ def test_segmenter_pipeline_resume_matches_uninterrupted_run(tiny_cohort: Path, 
 
 # ------------------------------------------------------------------------------ survival
 @pytest.fixture(scope="module")
-def surv_run(tiny_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SurvivalTrainResult]:
-    out = tmp_path_factory.mktemp("surv_run")
+def surv_run(tiny_cohort: Path, module_tmp: Path) -> tuple[Path, SurvivalTrainResult]:
+    out = module_tmp / "surv_run"
     config = SurvivalTrainConfig(
         data_dir=tiny_cohort, survival_csv=tiny_cohort / SURVIVAL_CSV, out_dir=out, epochs=1, batch_size=4,
         max_steps_per_epoch=1, device="cpu", amp=False,

@@ -136,8 +136,8 @@ def _dice(p: npt.NDArray[np.bool_], t: npt.NDArray[np.bool_]) -> float:
 
 
 @pytest.fixture(scope="module")
-def full_report(cohort: Cohort, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("full_report")
+def full_report(cohort: Cohort, module_tmp: Path) -> Path:
+    tmp = module_tmp / "full_report"
     pred_dir = _predictions(cohort, tmp / "pred")
     model = SurvivalClassifier(SurvivalConfig(n_bins=3, input_size=32), bins=BINS, age_scaler=AgeScaler(20.0, 80.0))
     model.save(tmp / "survival.pt")
