@@ -31,14 +31,21 @@ def synth_cmd(out_dir: Path, volumes: int, seed: int, slices: int, size: int, qu
 
 @click.command("inspect")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--require-masks", is_flag=True,
+              help="Count an unlabelled folder (no slice has a mask) as a problem: a folder to train on.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def inspect_cmd(data_dir: Path, quiet: bool) -> None:
-    """Check a folder in the Kaggle h5 layout; exit 1 if it has problems."""
+def inspect_cmd(data_dir: Path, require_masks: bool, quiet: bool) -> None:
+    """Check a folder in the Kaggle h5 layout; exit 1 if it has problems.
+
+    A folder where no slice has a mask is unlabelled: fine for `brats predict`, a
+    problem with --require-masks. Slices without a mask beside slices with one are
+    always a problem.
+    """
     from brats_sdk.data.h5_folder import scan_h5_folder
 
     total = len(scan_h5_folder(data_dir))
     with progress_bar("Inspecting", total, quiet=quiet) as advance:
-        result = inspect_h5_folder(data_dir, progress=advance)
+        result = inspect_h5_folder(data_dir, require_masks=require_masks, progress=advance)
     table = Table(title=f"{data_dir}", show_header=True)
     table.add_column("property")
     table.add_column("value")
@@ -47,10 +54,14 @@ def inspect_cmd(data_dir: Path, quiet: bool) -> None:
     table.add_row("slices per volume", _counts(result.slices_per_volume))
     table.add_row("image shapes", _counts(result.image_shapes))
     table.add_row("image dtypes", _counts(result.image_dtypes))
-    table.add_row("mask dtypes", _counts(result.mask_dtypes))
-    for name, n in result.voxels_per_channel.items():
-        table.add_row(f"voxels {name}", f"{n:,}")
-    table.add_row("slices with tumour", f"{result.slices_with_tumour:,}")
+    if result.labelled:
+        table.add_row("slices with a mask", f"{result.slices_with_mask:,}")
+        table.add_row("mask dtypes", _counts(result.mask_dtypes))
+        for name, n in result.voxels_per_channel.items():
+            table.add_row(f"voxels {name}", f"{n:,}")
+        table.add_row("slices with tumour", f"{result.slices_with_tumour:,}")
+    else:
+        table.add_row("masks", "none: unlabelled (can be predicted on, not trained on)")
     for name, found in result.tables.items():
         table.add_row(name, "found" if found else "absent")
     table.add_row("problems", str(len(result.problems)))

@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import pytest
 from click.testing import CliRunner
 
+from brats_sdk.data.inspect import inspect_h5_folder
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.models.survival import SurvivalClassifier
 from cli.main import cli
@@ -74,6 +76,33 @@ def test_synth_then_inspect_good_and_broken(tmp_path: Path) -> None:
     assert broken.exit_code == 1
     assert "volume_2_slice_3.h5" in broken.output and "not a readable HDF5 file" in broken.output
     assert "volume 1 is missing slices [5]" in broken.output
+
+
+def _drop_masks(paths: list[Path]) -> None:
+    for path in paths:
+        with h5py.File(path, "r+") as f:
+            del f["mask"]
+
+
+def test_inspect_unlabelled_and_partly_labelled_folders(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = make_cohort(tmp_path, SynthConfig(volumes=2, slices=8, size=32, seed=0))
+    files = sorted(data.glob("*.h5"))
+    _drop_masks(files[:1])
+    partly = runner.invoke(cli, ["inspect", str(tmp_path), "--quiet"])
+    assert partly.exit_code == 1
+    assert f"{files[0]}: no 'mask' dataset, unlike other slices" in partly.output.replace("\n", "")
+    assert inspect_h5_folder(tmp_path).slices_with_mask == len(files) - 1
+
+    _drop_masks(files[1:])
+    unlabelled = runner.invoke(cli, ["inspect", str(tmp_path), "--quiet"])
+    assert unlabelled.exit_code == 0, unlabelled.output
+    assert "none: unlabelled" in unlabelled.output and "problem" not in unlabelled.output.replace("problems", "")
+    result = inspect_h5_folder(tmp_path)
+    assert result.ok and not result.labelled and result.n_slices == 16
+    required = runner.invoke(cli, ["inspect", str(tmp_path), "--quiet", "--require-masks"])
+    assert required.exit_code == 1
+    assert f"{tmp_path}: unlabelled, no slice file has a 'mask' dataset" in required.output.replace("\n", "")
 
 
 def test_library_errors_are_one_line_exit_1(tmp_path: Path, run_dir: Path, cohort: Path) -> None:

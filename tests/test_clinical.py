@@ -9,13 +9,12 @@ import pytest
 
 from brats_sdk.data.clinical import (
     AgeTable,
-    CohortEntry,
     PatientIdMap,
     SurvivalRecord,
     read_age_table,
     read_survival_csv,
-    survival_cohort,
 )
+from brats_sdk.data.cohort import CohortEntry, survival_cohort
 from brats_sdk.errors import ConfigError, DataError
 
 HEADER = "Brats20ID,Age,Survival_days,Extent_of_Resection\n"

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from brats_sdk.constants import SURVIVAL_CSV
-from brats_sdk.data.clinical import PatientIdMap, read_survival_csv, survival_cohort
+from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
+from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset, random_pose
 from brats_sdk.data.sources import open_source
 from brats_sdk.models.fuse import fold_batchnorm

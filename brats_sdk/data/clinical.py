@@ -16,7 +16,6 @@ import io
 import logging
 import math
 import re
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +28,10 @@ from brats_sdk.errors import ConfigError, DataError
 __all__ = [
     "RESECTION_VALUES",
     "AgeTable",
-    "CohortEntry",
     "PatientIdMap",
-    "SurvivalCohort",
     "SurvivalRecord",
     "read_age_table",
     "read_survival_csv",
-    "survival_cohort",
 ]
 
 logger = logging.getLogger(__name__)
@@ -416,116 +412,3 @@ class PatientIdMap:
             overrides[volume] = pid
         logger.info("%s: %d volume -> patient id overrides", path, len(overrides))
         return cls(fmt=fmt, overrides=overrides)
-
-
-# --------------------------------------------------------------------------- survival cohort
-
-
-class CohortEntry(NamedTuple):
-    """One volume with usable survival data."""
-
-    volume: int
-    patient_id: str
-    age: float
-    days: float
-    resection: str
-
-
-@dataclass(frozen=True, slots=True)
-class SurvivalCohort:
-    """The volumes usable for survival training and why the others were left out.
-
-    A volume is counted under the first reason that applies, in this order:
-    no survival row, censored, missing days, missing age.
-
-    Attributes:
-        entries: Usable volumes (numeric days, not censored, known age), in the order
-            of the ``volumes`` argument.
-        n_no_survival: Volumes whose patient has no row in ``survival_info.csv``.
-        n_censored: Volumes whose patient was alive at last follow-up.
-        n_missing_days: Volumes whose row has no Survival_days.
-        n_missing_age: Volumes whose row has no Age.
-    """
-
-    entries: tuple[CohortEntry, ...]
-    n_no_survival: int = 0
-    n_censored: int = 0
-    n_missing_days: int = 0
-    n_missing_age: int = 0
-
-    @property
-    def n_excluded(self) -> int:
-        """Volumes left out, all reasons together."""
-        return self.n_no_survival + self.n_censored + self.n_missing_days + self.n_missing_age
-
-    @property
-    def volumes(self) -> tuple[int, ...]:
-        """Volume numbers of the usable entries."""
-        return tuple(e.volume for e in self.entries)
-
-    def summary(self) -> str:
-        """One line for logs, e.g. ``236 usable of 369 volumes; excluded: 133 no survival row``."""
-        reasons = [
-            (self.n_no_survival, "no survival row"),
-            (self.n_censored, "censored"),
-            (self.n_missing_days, "missing days"),
-            (self.n_missing_age, "missing age"),
-        ]
-        excluded = ", ".join(f"{n} {why}" for n, why in reasons if n) or "none"
-        return (
-            f"{len(self.entries)} usable of {len(self.entries) + self.n_excluded} volumes; "
-            f"excluded: {excluded}"
-        )
-
-
-def survival_cohort(
-    records: Sequence[SurvivalRecord],
-    volumes: Sequence[int],
-    id_map: PatientIdMap | None = None,
-) -> SurvivalCohort:
-    """Match volumes to survival records and keep those usable for survival training.
-
-    Args:
-        records: Rows of ``survival_info.csv`` (see :func:`read_survival_csv`).
-        volumes: Volume numbers to consider; each must appear once.
-        id_map: Volume -> patient id; the default format when None.
-
-    Returns:
-        The :class:`SurvivalCohort`; its summary is logged at INFO level.
-
-    Raises:
-        DataError: ``volumes`` repeats a volume, or ``records`` repeats a patient id.
-    """
-    id_map = id_map if id_map is not None else PatientIdMap()
-    by_id: dict[str, SurvivalRecord] = {}
-    for rec in records:
-        if rec.patient_id in by_id:
-            raise DataError(f"duplicate survival record for patient {rec.patient_id!r}")
-        by_id[rec.patient_id] = rec
-    dupes = sorted(v for v, n in Counter(volumes).items() if n > 1)
-    if dupes:
-        raise DataError(f"volume(s) listed more than once: {', '.join(map(str, dupes))}")
-    entries: list[CohortEntry] = []
-    counts = {"no_survival": 0, "censored": 0, "missing_days": 0, "missing_age": 0}
-    for volume in volumes:
-        pid = id_map.patient_id(volume)
-        row = by_id.get(pid)
-        if row is None:
-            counts["no_survival"] += 1
-        elif row.censored:
-            counts["censored"] += 1
-        elif row.survival_days is None:
-            counts["missing_days"] += 1
-        elif row.age is None:
-            counts["missing_age"] += 1
-        else:
-            entries.append(CohortEntry(volume, pid, row.age, row.survival_days, row.resection))
-    cohort = SurvivalCohort(
-        tuple(entries),
-        n_no_survival=counts["no_survival"],
-        n_censored=counts["censored"],
-        n_missing_days=counts["missing_days"],
-        n_missing_age=counts["missing_age"],
-    )
-    logger.info("survival cohort: %s", cohort.summary())
-    return cohort

@@ -1,4 +1,9 @@
-"""Checking a Kaggle-layout folder: what it holds and every problem found."""
+"""Checking a Kaggle-layout folder: what it holds and every problem found.
+
+A folder where no slice holds a ``mask`` is unlabelled, which is fine for prediction
+(``brats convert`` of cases without a segmentation writes one); a folder where only some
+slices hold one has a problem per slice without.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ class Inspection:
         image_shapes: Counter of image shapes (as stored, e.g. ``(240, 240, 4)``).
         image_dtypes: Counter of stored image dtypes.
         mask_dtypes: Counter of stored mask dtypes.
+        slices_with_mask: Slices that hold a ``mask`` dataset (0: an unlabelled folder).
         voxels_per_channel: Mask voxel counts per channel name.
         slices_with_tumour: Slices whose mask is not empty.
         tables: Which of ``meta_data.csv`` / ``survival_info.csv`` were found.
@@ -41,6 +47,7 @@ class Inspection:
     image_shapes: dict[str, int]
     image_dtypes: dict[str, int]
     mask_dtypes: dict[str, int]
+    slices_with_mask: int
     voxels_per_channel: dict[str, int]
     slices_with_tumour: int
     tables: dict[str, bool]
@@ -50,12 +57,21 @@ class Inspection:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def labelled(self) -> bool:
+        """Whether the folder holds masks (training needs them, prediction does not)."""
+        return self.slices_with_mask > 0
 
-def inspect_h5_folder(root: Path, *, progress: Callable[[int], None] | None = None) -> Inspection:
+
+def inspect_h5_folder(
+    root: Path, *, require_masks: bool = False, progress: Callable[[int], None] | None = None
+) -> Inspection:
     """Read every slice file under ``root`` and report its contents and problems.
 
     Args:
         root: A folder in the Kaggle layout (the data folder or a parent).
+        require_masks: Make an unlabelled folder a problem too (a folder to train on).
+            Either way, a slice without a mask in a folder where others have one is.
         progress: Called with 1 after each file.
 
     Returns:
@@ -72,6 +88,7 @@ def inspect_h5_folder(root: Path, *, progress: Callable[[int], None] | None = No
     mask_dtypes: Counter[str] = Counter()
     voxels = dict.fromkeys(MASK_CHANNELS, 0)
     tumour = 0
+    unlabelled: list[Path] = []
     for info in folder.volumes():
         per_volume[info.n_slices] += 1
         if info.missing_slices:
@@ -88,17 +105,24 @@ def inspect_h5_folder(root: Path, *, progress: Callable[[int], None] | None = No
         except OSError:
             pass  # read_h5_slice below reports the file
         try:
-            _, mask = read_h5_slice(path)
+            _, mask = read_h5_slice(path, require_mask=False)
         except DataError as exc:
             problems.append(str(exc))
         else:
-            if mask is not None:
+            if mask is None:
+                unlabelled.append(path)
+            else:
                 counts = mask.reshape(mask.shape[0], -1).sum(axis=1)
                 for name, c in zip(MASK_CHANNELS, counts, strict=True):
                     voxels[name] += int(c)
                 tumour += int(counts.sum() > 0)
         if progress is not None:
             progress(1)
+    n_masked = sum(mask_dtypes.values())
+    if n_masked:
+        problems.extend(f"{path}: no '{H5_MASK_KEY}' dataset, unlike other slices" for path in unlabelled)
+    elif require_masks and unlabelled:
+        problems.append(f"{root}: unlabelled, no slice file has a '{H5_MASK_KEY}' dataset")
     if len(shapes) > 1:
         problems.append(f"{root}: images of different shapes {dict(shapes)}")
     data_dirs = folder.data_dirs
@@ -111,6 +135,7 @@ def inspect_h5_folder(root: Path, *, progress: Callable[[int], None] | None = No
         image_shapes=dict(shapes),
         image_dtypes=dict(img_dtypes),
         mask_dtypes=dict(mask_dtypes),
+        slices_with_mask=n_masked,
         voxels_per_channel=voxels,
         slices_with_tumour=tumour,
         tables=tables,

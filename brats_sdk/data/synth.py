@@ -50,7 +50,6 @@ import numpy as np
 import numpy.typing as npt
 
 from brats_sdk.constants import (
-    DEFAULT_PATIENT_ID_FORMAT,
     H5_FILE_PATTERN,
     H5_IMAGE_KEY,
     H5_MASK_KEY,
@@ -61,6 +60,13 @@ from brats_sdk.constants import (
     NAME_MAPPING_CSV,
     SURVIVAL_CSV,
 )
+from brats_sdk.data.synth_tables import (
+    NAME_MAPPING_HEADER,
+    SURVIVAL_HEADER,
+    name_mapping_rows,
+    survival_rows,
+    volume_rng,
+)
 from brats_sdk.errors import ConfigError, DataError
 
 __all__ = ["SynthConfig", "make_cohort"]
@@ -70,13 +76,11 @@ logger = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
-# Per-volume random streams (the third entry of the seed sequence).
+# Per-volume random streams (the third entry of the seed sequence); 3 and 4 are the
+# clinical tables' (synth_tables).
 _STREAM_ANATOMY = 1
 _STREAM_TUMOUR = 2
-_STREAM_CLINICAL = 3
-_STREAM_IDS = 4
 _STREAM_NOISE = 5
-_COHORT_STREAM = 0x5EED
 
 # Raw tissue intensities, one column per channel in IMAGE_CHANNELS order
 # (FLAIR, T1, T1ce, T2), before bias, noise and the per-slice z-score.
@@ -89,29 +93,8 @@ _NCR = np.array([0.60, 0.35, 0.30, 0.85], dtype=np.float32)
 _NOISE_SD = 0.07
 
 _SMALL_TUMOUR_P = 0.25
-_SURVIVAL_MIN_DAYS = 5
-# log(days) = log(BASE) - AGE_COEF * (age - 55) - SIZE_COEF * (r - 0.09) + N(0, NOISE_SD^2)
-_SURVIVAL_BASE_DAYS = 400.0
-_SURVIVAL_AGE_COEF = 0.04
-_SURVIVAL_SIZE_COEF = 12.0
-_SURVIVAL_NOISE_SD = 0.4
-_SURVIVAL_MAX_DAYS = 1800
-_AGE_RANGE = (20.0, 85.0)
-# Cohorts up to this size get survival rows for all volumes but one, so that small
-# test cohorts still form three quantile bins with non-empty patient splits.
-_SMALL_COHORT = 12
-
 _H5_RE = re.compile(H5_FILE_PATTERN)
 
-_SURVIVAL_HEADER = ("Brats20ID", "Age", "Survival_days", "Extent_of_Resection")
-_NAME_MAPPING_HEADER = (
-    "Grade",
-    "BraTS_2017_subject_ID",
-    "BraTS_2018_subject_ID",
-    "TCGA_TCIA_subject_ID",
-    "BraTS_2019_subject_ID",
-    "BraTS_2020_subject_ID",
-)
 _META_HEADER = ("slice_path", "target", "volume", "slice")
 
 
@@ -153,20 +136,6 @@ class _TumourSpec:
     r: float
     ncr: float
     et: float
-
-
-@dataclass(frozen=True)
-class _Clinical:
-    """One patient's clinical row before the per-cohort choices."""
-
-    volume: int
-    age: float
-    days: int
-    resection: str
-
-
-def _rng(seed: int, volume: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, volume, stream])
 
 
 def _interp_axis(a: F32, n: int, axis: int) -> F32:
@@ -217,7 +186,7 @@ def _smooth_noise(rng: np.random.Generator, shape: Sequence[int], cells: Sequenc
 
 
 def _tumour_spec(config: SynthConfig, volume: int) -> _TumourSpec:
-    rng = _rng(config.seed, volume, _STREAM_TUMOUR)
+    rng = volume_rng(config.seed, volume, _STREAM_TUMOUR)
     small = rng.random() < _SMALL_TUMOUR_P
     r = float(rng.uniform(0.03, 0.05) if small else rng.uniform(0.06, 0.13))
     # Centre inside the inner 55% of the brain ellipsoid, snapped to a voxel centre.
@@ -270,7 +239,7 @@ def _volume(config: SynthConfig, volume: int) -> tuple[F32, npt.NDArray[np.uint8
     """
     s, n = config.slices, config.size
     shape = (s, n, n)
-    rng = _rng(config.seed, volume, _STREAM_ANATOMY)
+    rng = volume_rng(config.seed, volume, _STREAM_ANATOMY)
     z, y, x = _coords(config)
 
     # Brain: a lumpy ellipsoid that varies a little per volume, inside box ``bb``.
@@ -309,7 +278,7 @@ def _volume(config: SynthConfig, volume: int) -> tuple[F32, npt.NDArray[np.uint8
 
     # Tumour labels (0 none, channel + 1 otherwise) in the tumour's own box ``tb``.
     spec = _tumour_spec(config, volume)
-    trng = _rng(config.seed, volume, _STREAM_TUMOUR + 100)
+    trng = volume_rng(config.seed, volume, _STREAM_TUMOUR + 100)
     labels = np.zeros(shape, dtype=np.uint8)
     ed_full = np.zeros(shape, dtype=np.float32)
     brain_full = np.zeros(shape, dtype=np.bool_)
@@ -337,7 +306,7 @@ def _volume(config: SynthConfig, volume: int) -> tuple[F32, npt.NDArray[np.uint8
     ncr_m, et_m = labels[bb] == 1, labels[bb] == 3
 
     # Intensities per channel: tissue mix, tumour, bias field, noise, z-score.
-    nrng = _rng(config.seed, volume, _STREAM_NOISE)
+    nrng = volume_rng(config.seed, volume, _STREAM_NOISE)
     sub_noise = _smooth_noise(nrng, box, fine)
     image = np.zeros((*shape, len(IMAGE_CHANNELS)), dtype=np.float32)
     for c in range(len(IMAGE_CHANNELS)):
@@ -382,96 +351,6 @@ def _zscore_slices(chan: F32, brain: BoolArray) -> tuple[F32, F32]:
     background = np.where(count > 0, zmin, np.float32(0.0)).astype(np.float32)
     normed: F32 = np.where(brain, z, background[:, None, None])
     return normed, background
-
-
-def _clinical(config: SynthConfig, volume: int) -> _Clinical:
-    rng = _rng(config.seed, volume, _STREAM_CLINICAL)
-    age = float(np.clip(rng.normal(60.0, 13.0), *_AGE_RANGE))
-    r = _tumour_spec(config, volume).r
-    log_days = (
-        math.log(_SURVIVAL_BASE_DAYS)
-        - _SURVIVAL_AGE_COEF * (age - 55.0)
-        - _SURVIVAL_SIZE_COEF * (r - 0.09)
-        + rng.normal(0.0, _SURVIVAL_NOISE_SD)
-    )
-    days = int(np.clip(round(math.exp(log_days)), _SURVIVAL_MIN_DAYS, _SURVIVAL_MAX_DAYS))
-    u = float(rng.random())
-    resection = "NA" if u < 0.30 else ("STR" if u < 0.40 else "GTR")
-    return _Clinical(volume=volume, age=round(age, 3), days=days, resection=resection)
-
-
-def _survival_rows(config: SynthConfig) -> tuple[list[tuple[str, str, str, str]], set[int]]:
-    """Survival CSV rows and the set of volumes that have one."""
-    n = config.volumes
-    rng = np.random.default_rng([config.seed, _COHORT_STREAM, n])
-    order = [int(v) + 1 for v in rng.permutation(n)]
-    small_rows = n - 1 if n >= 4 else n
-    n_rows = small_rows if n <= _SMALL_COHORT else round(2 * n / 3)
-    included = sorted(order[:n_rows])
-    censored = included[int(rng.integers(len(included)))]
-    clinical = {v: _clinical(config, v) for v in included}
-    # Distinct days so that quantile bins never collapse on ties.
-    used: set[int] = set()
-    days: dict[int, int] = {}
-    for v in included:
-        d = clinical[v].days
-        step = 1 if d < _SURVIVAL_MAX_DAYS else -1
-        while d in used:
-            d += step
-        used.add(d)
-        days[v] = d
-    resection = {v: clinical[v].resection for v in included}
-    # At least one NA resection and, given two rows or more, at least one GTR.
-    picks = [included[int(i)] for i in rng.permutation(len(included))]
-    if "NA" not in resection.values():
-        resection[picks[0]] = "NA"
-    if "GTR" not in resection.values() and len(picks) > 1:
-        resection[picks[1]] = "GTR"
-    rows = []
-    for v in included:
-        text = f"ALIVE ({days[v]} days later)" if v == censored else str(days[v])
-        rows.append(
-            (
-                DEFAULT_PATIENT_ID_FORMAT.format(volume=v),
-                f"{clinical[v].age:.3f}",
-                text,
-                resection[v],
-            )
-        )
-    return rows, set(included)
-
-
-def _letters(k: int) -> str:
-    out = ""
-    for _ in range(3):
-        out = chr(ord("A") + k % 26) + out
-        k //= 26
-    return out
-
-
-def _name_mapping_rows(config: SynthConfig, with_survival: set[int]) -> list[tuple[str, ...]]:
-    crng = np.random.default_rng([config.seed, _COHORT_STREAM, config.volumes, 1])
-    rows: list[tuple[str, ...]] = []
-    for v in range(1, config.volumes + 1):
-        lgg = v not in with_survival and crng.random() < 0.57
-        rng = _rng(config.seed, v, _STREAM_IDS)
-        inst = str(rng.choice(["CBICA", "TCIA02", "TCIA08", "TMC", "2013"]))
-        code = _letters(v + 17 * config.seed) if inst == "CBICA" else f"{v % 1000:03d}"
-        has18 = rng.random() < 0.75
-        has17 = has18 and rng.random() < 0.8
-        tcga = inst.startswith("TCIA") or inst == "2013"
-        tcga_id = f"TCGA-{rng.choice(['02', '06', '08', '12', '14', '19', '76'])}-{int(rng.integers(10000)):04d}"
-        rows.append(
-            (
-                "LGG" if lgg else "HGG",
-                f"Brats17_{inst}_{code}_1" if has17 else "NA",
-                f"Brats18_{inst}_{code}_1" if has18 else "NA",
-                tcga_id if tcga else "NA",
-                f"BraTS19_{inst}_{code}_1",
-                DEFAULT_PATIENT_ID_FORMAT.format(volume=v),
-            )
-        )
-    return rows
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -547,12 +426,14 @@ def make_cohort(
             if progress is not None:
                 progress(v)
         _write_csv(data_dir / META_CSV, _META_HEADER, meta)
-        survival, with_survival = _survival_rows(config)
-        _write_csv(data_dir / SURVIVAL_CSV, _SURVIVAL_HEADER, survival)
+        survival, with_survival = survival_rows(
+            config.seed, config.volumes, lambda v: _tumour_spec(config, v).r
+        )
+        _write_csv(data_dir / SURVIVAL_CSV, SURVIVAL_HEADER, survival)
         _write_csv(
             data_dir / NAME_MAPPING_CSV,
-            _NAME_MAPPING_HEADER,
-            _name_mapping_rows(config, with_survival),
+            NAME_MAPPING_HEADER,
+            name_mapping_rows(config.seed, config.volumes, with_survival),
         )
         removed = _remove_stale(data_dir, config)
     except OSError as exc:

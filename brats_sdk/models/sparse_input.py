@@ -25,6 +25,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
+from brats_sdk.models.layout import memory_format_of
+
 __all__ = ["BackgroundSkippingResNet"]
 
 _T = TypeVar("_T")
@@ -116,7 +118,7 @@ class BackgroundSkippingResNet(nn.Module):
         bg = self._background_maps(x)
         foreground = (x != background.to(x.dtype)).any(dim=1)
         rows, cols = foreground.any(dim=2), foreground.any(dim=1)
-        maps = bg[-1].expand(x.shape[0], -1, -1, -1).contiguous(memory_format=_format_of(bg[-1]))
+        maps = bg[-1].expand(x.shape[0], -1, -1, -1).contiguous(memory_format=memory_format_of(bg[-1]))
         boxes: list[tuple[int, Span, Span]] = []
         for i in range(x.shape[0]):
             ys, xs = torch.nonzero(rows[i]).flatten(), torch.nonzero(cols[i]).flatten()
@@ -143,7 +145,7 @@ class BackgroundSkippingResNet(nn.Module):
             wy, wx = geo.window(*ry, source.shape[2]), geo.window(*rx, source.shape[3])
             patch = source[:, :, wy[0] : wy[1], wx[0] : wx[1]]
             if part is not source:  # background around, the computed part pasted in
-                patch = patch.clone(memory_format=_format_of(source))
+                patch = patch.clone(memory_format=memory_format_of(source))
                 iy, ix = _meet(span_y, wy), _meet(span_x, wx)
                 patch[:, :, iy[0] - wy[0] : iy[1] - wy[0], ix[0] - wx[0] : ix[1] - wx[0]] = part[
                     :, :, iy[0] - span_y[0] : iy[1] - span_y[0], ix[0] - span_x[0] : ix[1] - span_x[0]
@@ -156,13 +158,13 @@ class BackgroundSkippingResNet(nn.Module):
     def _background_maps(self, x: Tensor) -> list[Tensor]:
         """Every unit's output map for an all-background input like ``x``, cached."""
         key = (
-            tuple(x.shape[1:]), x.dtype, x.device, _format_of(x),
+            tuple(x.shape[1:]), x.dtype, x.device, memory_format_of(x),
             torch.is_autocast_enabled(x.device.type), torch.is_inference_mode_enabled(),
         )
         maps = self._cache.get(key)
         if maps is None:
             background: Tensor = self.background  # type: ignore[assignment]  # a registered buffer
-            h = background.to(x.dtype).expand(1, *x.shape[1:]).contiguous(memory_format=_format_of(x))
+            h = background.to(x.dtype).expand(1, *x.shape[1:]).contiguous(memory_format=memory_format_of(x))
             maps = []
             for unit in self.units:
                 h = unit(h)
@@ -219,7 +221,3 @@ def _snap(lo: int, hi: int, size: int) -> Span:
 
 def _meet(a: Span, b: Span) -> Span:
     return max(a[0], b[0]), min(a[1], b[1])
-
-
-def _format_of(x: Tensor) -> torch.memory_format:
-    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and x.dim() == 4 else torch.contiguous_format

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder, UnetDecoderBlock
 from torch import Tensor, nn
 
+from brats_sdk.models.layout import memory_format_of
+
 __all__ = ["PhaseUpsampleBlock", "fuse_upsampling"]
 
 M = TypeVar("M", bound=nn.Module)
@@ -82,8 +84,10 @@ class PhaseUpsampleBlock(nn.Module):
                 out[:, :, py::2, px::2] += phases[:, k * n : (k + 1) * n, py : py + h, px : px + w]
         else:
             phases = F.conv2d(padded, self.phase_weight, self.phase_bias)
-            fmt = torch.channels_last if phases.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-            out = torch.empty((phases.shape[0], n, 2 * h, 2 * w), dtype=phases.dtype, device=phases.device, memory_format=fmt)
+            out = torch.empty(
+                (phases.shape[0], n, 2 * h, 2 * w), dtype=phases.dtype, device=phases.device,
+                memory_format=memory_format_of(phases),
+            )
             for k, (py, px) in enumerate(_PHASES):
                 out[:, :, py::2, px::2] = phases[:, k * n : (k + 1) * n, py : py + h, px : px + w]
         return self.conv2(self.post(out))  # type: ignore[no-any-return]

@@ -18,7 +18,8 @@ import torch
 
 from brats_sdk.constants import SURVIVAL_CSV
 from brats_sdk.data.bins import BinMethod, SurvivalBins
-from brats_sdk.data.clinical import PatientIdMap, SurvivalCohort, read_survival_csv, survival_cohort
+from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
+from brats_sdk.data.cohort import SurvivalCohort, survival_cohort
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SourceScan, scan_source
 from brats_sdk.data.sources import DataFormat, open_source

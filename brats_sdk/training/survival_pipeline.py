@@ -26,7 +26,8 @@ from brats_sdk._version import __version__
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.constants import MASK_CHANNELS
 from brats_sdk.data.bins import BinMethod, SurvivalBins
-from brats_sdk.data.clinical import PatientIdMap, read_survival_csv, survival_cohort
+from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
+from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.sources import DataFormat, source_dirs
