@@ -207,6 +207,11 @@ def main() -> None:
     margins = [int(m) for m in args.margins.split(",") if m.strip()]
     seg, surv, what = _models(model_dir)
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, weights: {what}")
+    if model_dir is None:
+        # An untrained U-Net labels tumour on every brain slice, so the survival network
+        # runs on all of them, on windows as large as the brain: ours' worst case.
+        print("note=random weights mark every brain slice as tumour, the worst case for ours; "
+              "`make demo` trains the weights that benchmarks/README.md's figures use")
     ratios: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

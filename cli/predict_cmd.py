@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich import box
 from rich.table import Table
 
 from brats_sdk.data.clinical import PatientIdMap, read_age_table
@@ -99,14 +100,20 @@ def predict_cmd(
     if not is_main_process():
         return
     bins = predictor.bins
-    table = Table(title=f"Predictions ({summary.predictions} volumes, {summary.seconds:.1f} s)")
-    for col in ("volume", "patient", "age", "bin", "days", "votes", "slices", "WT mL", "TC mL", "ET mL", "status"):
-        table.add_column(col, justify="right" if col not in ("patient", "status", "bin") else "left")
+    labels = "/".join(bins.labels) if bins else ""
+    table = Table(title=f"Predictions ({summary.predictions} volumes, {summary.seconds:.1f} s)",
+                  caption=f"votes: slices per bin ({labels}); WT / TC / ET: region volumes in mL; all columns in "
+                          f"{PREDICTIONS_CSV}", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    # Fits 80 columns: patient ids stay whole, the other cells fold rather than end in "…".
+    for col in ("patient", "age", "bin (days)", "votes", "WT", "TC", "ET", "status"):
+        left = col in ("patient", "status", "bin (days)")
+        table.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=col == "patient")
     for row in summary.rows:
-        votes = "/".join(str(row.get(f"votes_{lab}", "")) for lab in bins.labels) if bins and row.get("predicted_bin") is not None else "-"
+        voted = bins is not None and row.get("predicted_bin") is not None
+        votes = "/".join(str(row.get(f"votes_{lab}", "")) for lab in bins.labels) if voted and bins else "-"
+        label = f"{row['bin_label']} ({row['bin_days']})" if voted else "-"
         table.add_row(
-            str(row["volume"]), str(row.get("patient_id", "")), _fmt(row.get("age")), str(row.get("bin_label") or "-"),
-            str(row.get("bin_days") or "-"), votes, _fmt(row.get("slices_used")), _fmt(row.get("WT_ml")),
+            str(row.get("patient_id", "")), _fmt(row.get("age")), label, votes, _fmt(row.get("WT_ml")),
             _fmt(row.get("TC_ml")), _fmt(row.get("ET_ml")), str(row.get("status", "")),
         )
     console.print(table)

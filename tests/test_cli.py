@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
     return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -159,6 +159,9 @@ def test_predict_skips_a_corrupt_volume_and_exits_2(cohort: Path, run_dir: Path,
     res = _run("predict", str(data), "--model-dir", str(run_dir), "--age-csv", str(ages), "--out", str(out),
                "--device", "cpu", "--save-masks", "--quiet")
     assert res.returncode == 2, res.stderr
+    # The table fits rich's 80 columns (stdout is not a terminal) and cuts nothing.
+    assert all(len(line) <= 80 for line in res.stdout.splitlines()), res.stdout
+    assert "BraTS20_Training_003" in res.stdout and "…" not in res.stdout, res.stdout
     with (out / "predictions.csv").open() as f:
         rows = {int(r["volume"]): r for r in csv.DictReader(f)}
     assert set(rows) == {1, 2, 3}
