@@ -54,6 +54,7 @@ _ENDING_RE = re.compile(r"([_-][a-z0-9]+)$")
 # them two levels down: BraTS2020_TrainingData/MICCAI_BraTS2020_TrainingData/<case>).
 _MAX_DEPTH = 3
 
+
 def nifti_suffix(name: str) -> str | None:
     lower = name.lower()
     for suffix in NIFTI_SUFFIXES:
