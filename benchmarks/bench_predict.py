@@ -1,6 +1,7 @@
 """Prediction speed: CombinedPredictor against the paper's pipeline, same weights, same run.
 
     python benchmarks/bench_predict.py [--model-dir RUN_DIR] [--rss-volumes 10] [--margins 0,8]
+                                       [--paper-channels-last]
 
 The baseline (`paper_pipeline` below, not in the library) does what the paper did: every
 one of the 155 slices resized to 256x256, the U-Net in batches of 50 in fp32, every mask
@@ -14,6 +15,8 @@ between the two (the resize's interpolation) and between our shortcuts and our o
 full-slice run; what the inference rewrites of the networks (folded BatchNorm, fused
 upsampling, survival tumour windows) change against the networks as trained; bf16 speed
 and changed labels; with `--margins`, the time and changed labels of other crop margins;
+with `--paper-channels-last`, the paper pipeline again with channels-last weights (how
+much of the speed-up that one change of ours gives on its own);
 peak RSS of `brats predict` on 1 and on N volumes. The last line is `speedup_vs_paper_pipeline=<ratio>` (the smaller of the two
 volumes' speed-ups).
 """
@@ -21,6 +24,7 @@ volumes' speed-ups).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -120,6 +124,8 @@ def bench_volume(
     surv: SurvivalClassifier,
     ours: CombinedPredictor,
     margins: Sequence[int] = (),
+    paper_channels_last: bool = False,
+    warm_paper: bool = True,
 ) -> float:
     """Time both pipelines on ``image``; ``ours`` has predicted another volume before, as
     in ``brats predict`` over a folder (a process's first volume also pays oneDNN's kernel
@@ -128,8 +134,15 @@ def bench_volume(
     surv.eval()
     brain = brain_mask(image)
     print(f"{name}_slices={image.shape[0]} {name}_brain_slices={int(brain.any(axis=(1, 2)).sum())}")
-    paper_pipeline(seg, surv, image[:50], AGE)  # warm-up, as for ours: oneDNN builds its kernels on first use
+    if warm_paper:  # as for ours: oneDNN builds its kernels on first use (later volumes reuse them)
+        paper_pipeline(seg, surv, image[:50], AGE)
     t_base, (base_labels, base_bin) = _time(lambda: paper_pipeline(seg, surv, image, AGE))  # type: ignore[misc]
+    if paper_channels_last:
+        seg_cl = copy.deepcopy(seg).to(memory_format=torch.channels_last)
+        surv_cl = copy.deepcopy(surv).to(memory_format=torch.channels_last)
+        paper_pipeline(seg_cl, surv_cl, image[:50], AGE)
+        t_cl, _ = _time(lambda: paper_pipeline(seg_cl, surv_cl, image, AGE))
+        print(f"{name}_paper_pipeline_channels_last_weights_s={t_cl:.2f}")
     t_ours, res = _time(lambda: ours.predict_volume(image, AGE))
     full = CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
                              config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False))
@@ -168,27 +181,33 @@ def bench_volume(
     return t_base / t_ours
 
 
-def peak_rss_mb(data: Path, model_dir: Path, n: int, workdir: Path) -> float:
-    """Peak RSS of one `brats predict` process over the first n volumes."""
+def peak_rss_mb(data: Path, model_dir: Path, n: int, workdir: Path) -> tuple[float, float]:
+    """Peak RSS of one `brats predict` process after its first volume and after n volumes."""
     out = workdir / f"pred_{n}"
     volumes = ",".join(str(v) for v in range(1, n + 1))
     # VmHWM (not ru_maxrss): ru_maxrss survives fork+exec, so the child would report
-    # this benchmark's own peak; VmHWM belongs to the new process image alone.
+    # this benchmark's own peak; VmHWM belongs to the new process image alone. It is read
+    # after each volume by wrapping predict_volume; the CLI runs as it always does.
     code = (
+        "from brats_sdk.predict.predictor import CombinedPredictor\n"
         "from cli.main import cli\n"
-        "try:\n"
-        f"    cli(['predict', {str(data)!r}, '--model-dir', {str(model_dir)!r}, '--out', {str(out)!r},"
+        "def hwm():\n"
+        "    return [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "plain = CombinedPredictor.predict_volume\n"
+        "def traced(self, *a, **k):\n"
+        "    result = plain(self, *a, **k)\n"
+        "    print('RSS_KB', hwm(), flush=True)\n"
+        "    return result\n"
+        "CombinedPredictor.predict_volume = traced\n"
+        f"cli(['predict', {str(data)!r}, '--model-dir', {str(model_dir)!r}, '--out', {str(out)!r},"
         f" '--volumes', {volumes!r}, '--device', 'cpu', '--quiet'], standalone_mode=False)\n"
-        "finally:\n"
-        "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-        "    print('RSS_KB', hwm)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
-    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RSS_KB")]
-    if res.returncode != 0 or not line:
+    peaks = [int(ln.split()[1]) / 1024 for ln in res.stdout.splitlines() if ln.startswith("RSS_KB")]
+    if res.returncode != 0 or len(peaks) != n:
         raise RuntimeError(f"brats predict failed: {res.stderr[-2000:]}")
-    return int(line[-1].split()[1]) / 1024
+    return peaks[0], peaks[-1]
 
 
 def main() -> None:
@@ -199,6 +218,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
     parser.add_argument("--skip-speed", action="store_true", help="Only the peak-RSS figures.")
     parser.add_argument("--margins", default="", help="Also time these crop margins, e.g. 0,8 (comma-separated).")
+    parser.add_argument("--paper-channels-last", action="store_true",
+                        help="Also time the paper pipeline with channels-last weights.")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -224,17 +245,17 @@ def main() -> None:
             ours = CombinedPredictor(segmenter=seg, survival=surv, device="cpu")
             ours.predict_volume(synthetic_2, AGE)  # its first volume: untimed
             if real is not None:
-                ratios.append(bench_volume("real", real, seg, surv, ours, margins))
+                ratios.append(bench_volume("real", real, seg, surv, ours, margins, args.paper_channels_last))
             else:
                 print("real_case=absent (../shared/data/real not found)")
-            ratios.append(bench_volume("synthetic", synthetic, seg, surv, ours, margins))
+            ratios.append(bench_volume("synthetic", synthetic, seg, surv, ours, margins, args.paper_channels_last,
+                                       warm_paper=real is None))
         if args.rss_volumes:
             run = work / "run"
             run.mkdir()
             seg.save(run / "segmenter.pt")
             surv.save(run / "survival.pt")
-            small = peak_rss_mb(data, run, 1, work)
-            large = peak_rss_mb(data, run, args.rss_volumes, work)
+            small, large = peak_rss_mb(data, run, args.rss_volumes, work)
             print(f"predict_peak_rss_mb_1_volume={small:.0f}")
             print(f"predict_peak_rss_mb_{args.rss_volumes}_volumes={large:.0f}")
             print(f"predict_peak_rss_growth_ratio={large / small:.3f}")

@@ -130,3 +130,26 @@ def test_skipping_and_cropping_are_exact_where_the_model_is_local(cohort: Path) 
     assert inside.any() and not inside.all()
     assert np.array_equal(a[inside], b[inside])
     assert not b[~inside].any()
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_the_models_passed_in_are_left_as_they_are(cohort: Path, fold: bool) -> None:
+    """Mode, memory layout and weights of the caller's models survive building and using a predictor.
+
+    The predictor once turned them channels-last and eval in place, which changed the speed
+    of everything else that ran them.
+    """
+    torch.manual_seed(0)
+    segmenter = Segmenter().train()
+    survival = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(30.0, 80.0)).train()
+    before = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in (("seg", segmenter), ("surv", survival))}
+    predictor = CombinedPredictor(segmenter=segmenter, survival=survival, device="cpu",
+                                  config=PredictorConfig(fold_batchnorm=fold, channels_last=True))
+    predictor.predict_volume(H5SliceFolder(cohort).load_volume(1).image, 55.0)
+    for name, model in (("seg", segmenter), ("surv", survival)):
+        assert model.training, name
+        convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(w.is_contiguous() for w in convs), name
+        state = model.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in before[name].items()), name
+    assert predictor.segmenter is segmenter and predictor.survival is survival
