@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich import box
 from rich.table import Table
 
 from brats_sdk.data.bins import BinMethod
@@ -201,13 +202,17 @@ def _print_segmenter(r: SegmenterTrainResult) -> None:
 
 
 def _print_survival(r: SurvivalTrainResult) -> None:
-    table = Table(title=f"Survival classifier -> {r.model_path} (test patients, ground-truth masks)")
-    table.add_column("level")
+    ranges = ", ".join(f"{r.bins.labels[b]} {r.bins.range_text(b)} d" for b in range(r.bins.n_bins))
+    # Day ranges in the caption, not the headers: the table then fits 80 columns.
+    table = Table(title=f"Survival classifier -> {r.model_path}",
+                  caption=f"test patients, ground-truth masks; accuracy per true bin (n); bins: {ranges}",
+                  box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+    table.add_column("level", no_wrap=True)
     table.add_column("accuracy", justify="right")
     table.add_column("n", justify="right")
     for b in range(r.bins.n_bins):
-        table.add_column(f"{r.bins.labels[b]} ({r.bins.range_text(b)} d)", justify="right")
-    for name, label in (("per_slice", "per slice"), ("per_slice_nonempty", "per slice, non-empty masks"), ("per_patient", "per patient (vote)")):
+        table.add_column(r.bins.labels[b], justify="right", overflow="fold")
+    for name, label in (("per_slice", "per slice"), ("per_slice_nonempty", "per slice, non-empty mask"), ("per_patient", "per patient (vote)")):
         s = getattr(r.levels, name)
         if s is None:
             table.add_row(label, "-", "0", *["-"] * r.bins.n_bins)
