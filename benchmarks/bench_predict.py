@@ -150,10 +150,12 @@ def bench_volume(
     t_full, res_full = _time(lambda: full.predict_volume(image, AGE))
     # No folded BatchNorm, no fused upsampling, no tumour windows: the networks as trained
     # (on the first volume only: the check is the same on every volume, and it costs 15-20 s).
-    plain = CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
-                              config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False,
-                                                     fold_batchnorm=False, fuse_upsampling=False, tumour_windows=False))
-    t_plain, res_plain = _time(lambda: plain.predict_volume(image, AGE)) if as_trained else (0.0, None)
+    t_plain, res_plain = 0.0, None
+    if as_trained:
+        plain = CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
+                                  config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False, fold_batchnorm=False,
+                                                         fuse_upsampling=False, tumour_windows=False))
+        t_plain, res_plain = _time(lambda: plain.predict_volume(image, AGE))
     bf16 = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(precision=Precision.BF16))
     t_bf16, res_bf16 = _time(lambda: bf16.predict_volume(image, AGE))
     labels = res.labels  # type: ignore[attr-defined]

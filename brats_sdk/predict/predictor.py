@@ -37,7 +37,7 @@ import torch
 from torchvision.models.resnet import ResNet
 
 from brats_sdk.checkpoint import CheckpointKind, peek_kind
-from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_INPUT_SIZE, VOXEL_SPACING_MM
+from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
 from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap
 from brats_sdk.data.crops import box_of
@@ -143,27 +143,28 @@ class CombinedPredictor:
     ) -> None:
         self.config = config or PredictorConfig()
         self.device = resolve_device(device)
-        fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
-        # The models passed in keep their mode, device and memory layout: what runs are
-        # eval-mode copies, with BatchNorm folded into the convolutions unless told not to.
-        # (A caller's model once turned channels-last here, which sped up whatever else
-        # ran it: the benchmark's paper pipeline, 31.7 -> 21.7 s.)
+        # The layout of the networks' weights and of every input batch.
+        self._fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        # What runs are eval-mode copies (BatchNorm folded unless told not to): the models
+        # passed in keep their mode, device and layout, so whatever else runs them is not
+        # changed by building a predictor.
         self.segmenter = segmenter
         self.survival = survival
         fold = self.config.fold_batchnorm
         seg_net: torch.nn.Module = fold_batchnorm(segmenter) if fold else copy.deepcopy(segmenter).eval()
         if fold and self.config.fuse_upsampling:
             seg_net = fuse_upsampling(seg_net)
-        self._seg_net = seg_net.to(self.device).to(memory_format=fmt)
+        self._seg_net = seg_net.to(self.device).to(memory_format=self._fmt)
         # The U-Net whose last layers can run on windows of a crop (None: run it whole).
         unet = getattr(self._seg_net, "unet", None)
         self._window_unet: smp.Unet | None = unet if isinstance(unet, smp.Unet) and supports_windows(unet) else None
         self._surv_net: torch.nn.Module | None = None
         if survival is not None:
             surv_net = fold_batchnorm(survival) if fold else copy.deepcopy(survival).eval()
-            self._surv_net = surv_net.to(self.device).to(memory_format=fmt)
+            surv_net = surv_net.to(self.device).to(memory_format=self._fmt)
             if self.config.tumour_windows and self.device.type == "cpu":
-                self._surv_net = _with_tumour_windows(self._surv_net)
+                _use_tumour_windows(surv_net)
+            self._surv_net = surv_net
         if self.survival is not None and (self.survival.bins is None or self.survival.age_scaler is None):
             raise ConfigError("the survival model has no bins or age scaling; train it with brats_sdk or set them")
 
@@ -347,9 +348,7 @@ class CombinedPredictor:
         """Class indices of ``images`` (a batch of crops, sides multiples of 32) in the
         window ``rows x cols``."""
         with torch.inference_mode(), self._autocast():
-            x = torch.from_numpy(images).to(self.device)
-            if self.config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = torch.from_numpy(images).to(self.device).contiguous(memory_format=self._fmt)
             if self._window_unet is not None:
                 logits = window_logits(self._window_unet, x, rows, cols)
             else:
@@ -369,9 +368,7 @@ class CombinedPredictor:
         with torch.inference_mode(), self._autocast():
             for start in range(0, classes.shape[0], bs):
                 one_hot = torch.from_numpy(classes_to_one_hot(classes[start : start + bs])).to(self.device)
-                x = prepare_masks(one_hot, size=model.config.input_size)
-                if self.config.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                x = prepare_masks(one_hot, size=model.config.input_size).contiguous(memory_format=self._fmt)
                 a = torch.full((x.shape[0], 1), scaler.transform(age), dtype=torch.float32, device=self.device)
                 out.append(torch.softmax(net(x, a).double(), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, model.config.n_bins))
@@ -381,9 +378,7 @@ class CombinedPredictor:
         bs = self.config.batch_size
         with torch.inference_mode(), self._autocast():
             for start in range(0, images.shape[0], bs):
-                x = torch.from_numpy(images[start : start + bs]).to(self.device)
-                if self.config.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                x = torch.from_numpy(images[start : start + bs]).to(self.device).contiguous(memory_format=self._fmt)
                 out.append(self._seg_net(x).argmax(dim=1).to(torch.uint8).cpu().numpy())
         return np.concatenate(out)
 
@@ -445,21 +440,16 @@ def _age_of(ages: AgeLookup | Mapping[int, float] | None, volume: int, patient_i
     return ages(volume, patient_id)
 
 
-def _with_tumour_windows(net: torch.nn.Module) -> torch.nn.Module:
-    """``net`` (the predictor's own copy of a survival classifier) with its backbone running
-    the first layers on tumour windows, in place."""
-    backbone = getattr(net, "backbone", None)
-    if not isinstance(backbone, ResNet):
-        return net
-    size = int(net.config.input_size) if isinstance(net, SurvivalClassifier) else SURVIVAL_INPUT_SIZE
+def _use_tumour_windows(net: SurvivalClassifier) -> None:
+    """Make ``net`` (the predictor's own copy) run its backbone's first layers on tumour windows."""
+    if not isinstance(net.backbone, ResNet):
+        return
+    size = net.config.input_size
     background = prepare_masks(torch.zeros(1, len(MASK_CHANNELS), size, size), size=size)[0, :, 0, 0]
     try:
-        windowed = BackgroundSkippingResNet(backbone, background)
+        net.backbone = BackgroundSkippingResNet(net.backbone, background)
     except TypeError as exc:  # a backbone of another shape: the plain network
         logger.debug("survival network runs on whole masks: %s", exc)
-        return net
-    net.backbone = windowed
-    return net
 
 
 def _grid_span(lo: int, hi: int, size: int, margin: int, *, grid: int = _GRID) -> tuple[int, int]:
