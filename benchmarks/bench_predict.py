@@ -70,7 +70,7 @@ def paper_pipeline(
     and the volume's bin (None when every mask is empty).
     """
     d, _, h, w = image.shape
-    normed = torch.from_numpy(normalise_volume(image))
+    normed = torch.from_numpy(normalise_volume(image, seg.config.normalisation))
     if surv.age_scaler is None:
         raise SystemExit("the survival model has no age scaling")
     classes_256: list[torch.Tensor] = []

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from brats_sdk.data.clinical import AgeTable, PatientIdMap, read_age_table, read_survival_csv
     from brats_sdk.data.h5_folder import H5SliceFolder
     from brats_sdk.data.nifti import NiftiFolder
-    from brats_sdk.data.normalise import normalise_volume
+    from brats_sdk.data.normalise import Normalisation, normalise_volume
     from brats_sdk.data.protocols import DataSource, SliceSource, VolumeSource
     from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
     from brats_sdk.data.sources import DataFormat, open_source
@@ -63,6 +63,7 @@ _LAZY: dict[str, str] = {
     "H5SliceFolder": "brats_sdk.data.h5_folder",
     "HeadKind": "brats_sdk.models.segmenter",
     "NiftiFolder": "brats_sdk.data.nifti",
+    "Normalisation": "brats_sdk.data.normalise",
     "PatientIdMap": "brats_sdk.data.clinical",
     "Precision": "brats_sdk.predict.predictor",
     "PredictorConfig": "brats_sdk.predict.predictor",
@@ -122,6 +123,7 @@ __all__ = [
     "H5SliceFolder",
     "HeadKind",
     "NiftiFolder",
+    "Normalisation",
     "PatientIdMap",
     "Precision",
     "PredictorConfig",

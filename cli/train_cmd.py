@@ -11,6 +11,7 @@ from rich import box
 from rich.table import Table
 
 from brats_sdk.data.bins import BinMethod
+from brats_sdk.data.normalise import Normalisation
 from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import SplitMode
 from brats_sdk.errors import DataError
@@ -103,6 +104,9 @@ def _segmenter_options(f: F) -> F:
                           "validate on the brain box, instead of whole slices (the paper's)."),
         click.option("--tumour-fraction", type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True), default=None,
                      help="Draw slices with tumour this share of the time instead of every slice once an epoch."),
+        click.option("--normalisation", type=click.Choice([m.value for m in Normalisation]), default="slice", show_default=True,
+                     help="slice: z-score each slice over its brain (the same input from NIfTI and Kaggle's h5); "
+                          "volume: over the volume's brain."),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -139,7 +143,7 @@ def _seg_config(kw: dict[str, Any], device: str) -> SegmenterTrainConfig:
         encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
         accumulate_steps=kw["accumulate"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"],
         resume=kw["resume"], data_format=DataFormat(kw["data_format"]),
-        survival_csv=kw.get("survival_csv"),
+        survival_csv=kw.get("survival_csv"), normalisation=Normalisation(kw["normalisation"]),
     )
 
 

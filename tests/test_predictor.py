@@ -14,6 +14,7 @@ from brats_sdk import (
     DataError,
     PredictorConfig,
     Segmenter,
+    SegmenterConfig,
     SurvivalBins,
     SurvivalClassifier,
     VolumeFailure,
@@ -21,7 +22,7 @@ from brats_sdk import (
 )
 from brats_sdk.data.crops import box_of
 from brats_sdk.data.h5_folder import H5SliceFolder
-from brats_sdk.data.normalise import brain_mask
+from brats_sdk.data.normalise import Normalisation, brain_mask, normalise_volume
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.metrics.survival import majority_vote
 from brats_sdk.predict.predictor import region_volumes_ml
@@ -153,3 +154,23 @@ def test_the_models_passed_in_are_left_as_they_are(cohort: Path, fold: bool) -> 
         state = model.state_dict()
         assert all(torch.equal(state[k], v) for k, v in before[name].items()), name
     assert predictor.segmenter is segmenter and predictor.survival is survival
+
+
+def test_the_predictor_applies_the_segmenters_normalisation(cohort: Path) -> None:
+    """Per-slice normalisation makes the input, and so the labels, independent of how each
+    slice was scaled; a per-volume model gets per-volume statistics."""
+    vol = H5SliceFolder(cohort).load_volume(1).image
+    rng = np.random.default_rng(0)
+    scale = rng.uniform(0.01, 20.0, size=(vol.shape[0], vol.shape[1], 1, 1))
+    shift = rng.uniform(-50.0, 50.0, size=(vol.shape[0], vol.shape[1], 1, 1))
+    rescaled = (vol.astype(np.float64) * scale + shift).astype(np.float32)
+    torch.manual_seed(2)
+    for rule in Normalisation:
+        seg = Segmenter(SegmenterConfig(normalisation=rule))
+        plain = PredictorConfig(fold_batchnorm=False, skip_empty_slices=False, crop_to_brain=False, channels_last=False)
+        predictor = CombinedPredictor(segmenter=seg, device="cpu", config=plain)
+        normed = normalise_volume(vol, rule)
+        np.testing.assert_array_equal(predictor.predict_volume(vol).labels, seg.predict_labels(normed, batch_size=plain.batch_size))
+    slice_model = CombinedPredictor(segmenter=Segmenter(SegmenterConfig(normalisation="slice")), device="cpu")
+    a, b = slice_model.predict_volume(vol).labels, slice_model.predict_volume(rescaled).labels
+    assert (a != b).mean() < 1e-4

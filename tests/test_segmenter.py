@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from brats_sdk.checkpoint import CheckpointKind, save_checkpoint
+from brats_sdk.data.normalise import Normalisation
 from brats_sdk.errors import CheckpointError, ConfigError, DataError, WeightsUnavailableError
 from brats_sdk.models.losses import DiceLoss
 from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig, config_to_dict
@@ -138,6 +139,21 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     assert Segmenter.config_from_dict(config_to_dict(model.config)) == model.config
     with pytest.raises(ConfigError, match="unknown segmenter config fields"):
         Segmenter.config_from_dict({"colour": "red"})
+
+
+def test_checkpoint_records_the_normalisation(tmp_path: Path) -> None:
+    for rule in Normalisation:
+        path = tmp_path / f"{rule.value}.pt"
+        Segmenter(SegmenterConfig(normalisation=rule)).save(path)
+        assert Segmenter.from_checkpoint(path).config.normalisation is rule
+    # A checkpoint whose config has no normalisation field was trained per volume.
+    legacy = tmp_path / "legacy.pt"
+    Segmenter().save(legacy)
+    data = torch.load(legacy, weights_only=True)
+    del data["config"]["normalisation"]
+    torch.save(data, legacy)
+    assert Segmenter.from_checkpoint(legacy).config.normalisation is Normalisation.VOLUME
+    assert Segmenter().config.normalisation is Normalisation.SLICE
 
 
 def test_checkpoint_errors(tmp_path: Path) -> None:

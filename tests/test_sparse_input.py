@@ -1,4 +1,5 @@
-"""The survival ResNet run on tumour windows equals the plain network."""
+"""The survival ResNet run on tumour windows equals the plain network (compared in float64,
+where the two agree to about 1e-10 on every CPU; float32 differences depend on the kernels)."""
 
 from __future__ import annotations
 
@@ -30,18 +31,18 @@ def _masks(g: torch.Generator) -> torch.Tensor:
     return masks
 
 
-def _randomised_classifier() -> SurvivalClassifier:
+def _randomised_classifier(dtype: torch.dtype = torch.float32) -> SurvivalClassifier:
     torch.manual_seed(0)
-    model = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(20.0, 85.0))
+    model = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(20.0, 85.0)).to(dtype)
     randomise_norms(model, seed=1)
     return model.eval()
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_windowed_backbone_equals_the_plain_one(threads: int) -> None:
-    model = fold_batchnorm(_randomised_classifier())
-    x = prepare_masks(_masks(torch.Generator().manual_seed(2)))
-    background = prepare_masks(torch.zeros(1, 3, 8, 8))[0, :, 0, 0]
+    model = fold_batchnorm(_randomised_classifier(torch.float64))
+    x = prepare_masks(_masks(torch.Generator().manual_seed(2))).double()
+    background = prepare_masks(torch.zeros(1, 3, 8, 8))[0, :, 0, 0].double()
     windowed = BackgroundSkippingResNet(model.backbone, background)  # type: ignore[arg-type]  # a torchvision ResNet
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -53,7 +54,8 @@ def test_windowed_backbone_equals_the_plain_one(threads: int) -> None:
     finally:
         torch.set_num_threads(before)
     assert torch.get_num_threads() == before
-    assert torch.allclose(got, plain, atol=1e-4, rtol=1e-4) and torch.allclose(got_cl, plain, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got, plain, atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(got_cl, plain, atol=1e-9, rtol=1e-9)
     assert torch.equal(got[-1], plain[-1])  # the empty mask: the cached background maps' own result
 
 

@@ -1,7 +1,8 @@
 """Thin torch ``Dataset`` wrappers over the slice-source protocol, for training.
 
-Both apply the SDK's normalisation (with the per-volume statistics of a
-:class:`~brats_sdk.data.scan.SourceScan`) so that training sees exactly what
+The segmentation dataset applies the model's normalisation rule
+(:class:`~brats_sdk.data.normalise.Normalisation`; per volume it takes the statistics of
+a :class:`~brats_sdk.data.scan.SourceScan`) so that training sees exactly what
 prediction sees.
 """
 
@@ -15,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from brats_sdk.data.crops import RandomCrops, Window
-from brats_sdk.data.normalise import NormStats, apply_stats, brain_mask
+from brats_sdk.data.normalise import Normalisation, NormStats, apply_stats, brain_mask, slice_stats
 from brats_sdk.data.protocols import SliceSource
 from brats_sdk.data.records import SliceRecord
 from brats_sdk.errors import DataError
@@ -38,23 +39,34 @@ class SegmentationDataset(Dataset[Sample]):
     Args:
         source: The slice source (must have masks).
         indices: Which slices of ``source`` to serve.
-        stats: Normalisation statistics per volume.
+        stats: Normalisation statistics per volume (used by ``VOLUME`` normalisation only).
         crop: None (whole slices, the paper's), one fixed :class:`Window` for every slice
             (validation on the brain box), or :class:`RandomCrops` (training windows).
+        normalisation: The model's rule; per-slice statistics come from the whole slice,
+            also when a window of it is served, as prediction computes them.
+
+    Raises:
+        DataError: ``VOLUME`` normalisation without statistics for a served volume.
     """
 
     def __init__(
         self,
         source: SliceSource,
         indices: Sequence[int],
-        stats: Mapping[int, NormStats],
+        stats: Mapping[int, NormStats] | None = None,
         *,
         crop: Window | RandomCrops | None = None,
+        normalisation: Normalisation | str = Normalisation.SLICE,
     ) -> None:
         self.source = source
         self.indices = list(indices)
-        self.stats = dict(stats)
+        self.stats = dict(stats or {})
         self.crop = crop
+        self.normalisation = Normalisation.parse(normalisation)
+        if self.normalisation is Normalisation.VOLUME and self.indices:
+            missing = sorted({source.slice_key(i)[0] for i in self.indices} - set(self.stats))
+            if missing:
+                raise DataError(f"volume normalisation needs statistics of volumes {missing[:5]}")
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -99,9 +111,14 @@ class SegmentationDataset(Dataset[Sample]):
 
     def _write(self, rec: SliceRecord, brain: Bool2D, target: U8, window: Window | None, out: Mapping[str, torch.Tensor]) -> None:
         image = rec.image
+        stats = self.stats.get(rec.volume)
+        if self.normalisation is Normalisation.SLICE:
+            stats = slice_stats(image, brain)  # over the whole slice, as prediction computes it
         if window is not None:  # normalising is per voxel: the window of the result is the result of the window
             image, brain, target = window.cut(image), window.cut(brain), window.cut(target)
-        apply_stats(image, self.stats[rec.volume], brain, out=out["image"].numpy())
+        if stats is None:
+            raise DataError(f"volume {rec.volume}: no normalisation statistics")
+        apply_stats(image, stats, brain, out=out["image"].numpy())
         out["target"].numpy()[...] = target
         out["volume"].fill_(rec.volume)
         out["slice"].fill_(rec.index)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import IMAGE_CHANNELS, N_CLASSES
+from brats_sdk.data.normalise import Normalisation
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
 from brats_sdk.models.persist import config_from_dict, load_weights, read_model_record, save_model
@@ -58,6 +59,9 @@ class SegmenterConfig:
             cropped back (no interpolation). An int (the paper: 256): images are resized
             bilinearly to ``input_size x input_size`` and the logits back to ``H x W``.
             Must be a positive multiple of 32.
+        normalisation: The intensity normalisation the network's input gets (a
+            :class:`~brats_sdk.data.normalise.Normalisation` or its value); training and
+            prediction both apply it.
 
     Raises:
         ConfigError: An invalid value.
@@ -69,9 +73,11 @@ class SegmenterConfig:
     n_classes: int = N_CLASSES
     head: HeadKind = HeadKind.DEFAULT
     input_size: int | None = None
+    normalisation: Normalisation = Normalisation.SLICE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "head", HeadKind.parse(self.head))
+        object.__setattr__(self, "normalisation", Normalisation.parse(self.normalisation))
         check_encoder_weights(self.encoder_weights)
         if not isinstance(self.encoder_name, str) or not self.encoder_name:
             raise ConfigError(f"encoder_name must be a non-empty string, got {self.encoder_name!r}")
@@ -420,7 +426,9 @@ class Segmenter(nn.Module):
         """Load a segmenter saved with :meth:`save`.
 
         The encoder is built with ``encoder_weights=None`` (the weights come from the
-        file, nothing is downloaded), so the loaded ``config.encoder_weights`` is None.
+        file, nothing is downloaded), so the loaded ``config.encoder_weights`` is None. A
+        checkpoint whose config records no normalisation was trained with per-volume
+        normalisation (the rule before per-slice became the default) and is loaded with it.
 
         Args:
             path: Checkpoint file.
@@ -434,8 +442,12 @@ class Segmenter(nn.Module):
                 stored config and weights do not fit together.
         """
         record = read_model_record(Path(path), kind=CheckpointKind.SEGMENTER, what="segmenter", map_location=map_location)
+        stored = dict(record.config)
+        if "normalisation" not in stored:
+            logger.info("%s records no normalisation: trained with per-volume normalisation", path)
+            stored["normalisation"] = Normalisation.VOLUME.value
         try:
-            config = dataclasses.replace(cls.config_from_dict(record.config), encoder_weights=None)
+            config = dataclasses.replace(cls.config_from_dict(stored), encoder_weights=None)
         except ConfigError as exc:
             raise CheckpointError(f"{path} holds an invalid segmenter config: {exc}") from exc
         model = cls(config)

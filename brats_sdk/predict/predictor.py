@@ -41,7 +41,7 @@ from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
 from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap
 from brats_sdk.data.crops import box_of
-from brats_sdk.data.normalise import apply_stats, brain_mask, compute_stats
+from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
 from brats_sdk.data.records import VolumeInfo
 from brats_sdk.device import resolve_device
@@ -222,7 +222,8 @@ class CombinedPredictor:
         """Predict one raw volume.
 
         Args:
-            image: ``(D, 4, H, W)`` raw intensities (the predictor normalises them).
+            image: ``(D, 4, H, W)`` raw intensities (the predictor normalises them with
+                the segmenter's rule, ``segmenter.config.normalisation``).
             age: Age in years, or None (the survival fields are then empty).
             spacing: Voxel spacing in mm (slice, row, column), for the region volumes.
             volume, name, patient_id: Identity carried into the result.
@@ -241,7 +242,7 @@ class CombinedPredictor:
             raise DataError("volume holds NaN or infinite values")
         arr = arr.astype(np.float32, copy=False)
         brain = brain_mask(arr)
-        normed = apply_stats(arr, compute_stats(arr), brain)
+        normed = normalise_volume(arr, self.segmenter.config.normalisation, brain=brain)
         classes = self.segment_normalised(normed, brain)
         labels = classes_to_labels(classes)
         regions = region_volumes_ml(classes, spacing)

@@ -24,6 +24,7 @@ from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.crops import RandomCrops, Window, union_box, window_around
 from brats_sdk.data.datasets import SegmentationDataset
+from brats_sdk.data.normalise import Normalisation
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SliceFacts
 from brats_sdk.data.sources import DataFormat, source_dirs
@@ -50,7 +51,6 @@ __all__ = ["SEGMENTER_FILE", "SegmenterTrainConfig", "SegmenterTrainResult", "tr
 logger = logging.getLogger(__name__)
 
 SEGMENTER_FILE = "segmenter.pt"
-NORMALISATION = "per-volume per-channel z-score over brain voxels (any channel above its slice minimum); background 0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,8 @@ class SegmenterTrainConfig:
         data_format: Layout of ``data_dir``.
         survival_csv: Used only to stratify the split by survival bin (found beside the
             data when None).
+        normalisation: Intensity normalisation of the network's input (``slice``, the
+            default, gives the same input from raw NIfTI and Kaggle's h5; ``volume``).
     """
 
     data_dir: Path
@@ -121,9 +123,11 @@ class SegmenterTrainConfig:
     resume: bool = False
     data_format: DataFormat = DataFormat.AUTO
     survival_csv: Path | None = None
+    normalisation: Normalisation = Normalisation.SLICE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
+        object.__setattr__(self, "normalisation", Normalisation.parse(self.normalisation))
         if len(self.stage_epochs) != 3 or any(e < 0 for e in self.stage_epochs) or not any(self.stage_epochs):
             raise ConfigError(f"stage_epochs must be three non-negative ints, not all 0, got {self.stage_epochs}")
         if len(self.lrs) != 3 or any(lr <= 0 for lr in self.lrs):
@@ -214,16 +218,20 @@ def train_segmenter(
     parts = part_indices(source, split, keep=keep)
     if not parts.train or not parts.val:
         raise ConfigError(f"{config.data_dir}: the split leaves no training or validation slice; use more volumes")
+    norm = config.normalisation
     train_ds = SegmentationDataset(
-        source, parts.train, scan.stats, crop=None if config.crop_size is None else RandomCrops(config.crop_size)
+        source, parts.train, scan.stats, crop=None if config.crop_size is None else RandomCrops(config.crop_size),
+        normalisation=norm,
     )
-    val_ds = SegmentationDataset(source, parts.val, scan.stats, crop=_brain_window(config, source, facts, parts.val))
-    test_ds = SegmentationDataset(source, parts.test, scan.stats, crop=_brain_window(config, source, facts, parts.test))
+    val_ds = SegmentationDataset(source, parts.val, scan.stats, crop=_brain_window(config, source, facts, parts.val), normalisation=norm)
+    test_ds = SegmentationDataset(source, parts.test, scan.stats, crop=_brain_window(config, source, facts, parts.test), normalisation=norm)
     weights = None
     if config.tumour_fraction is not None:
         weights = tumour_weights([facts[i].has_tumour for i in parts.train], config.tumour_fraction)
 
-    model = Segmenter(SegmenterConfig(input_size=config.input_size, encoder_weights=config.encoder_weights)).to(device)
+    model = Segmenter(SegmenterConfig(
+        input_size=config.input_size, encoder_weights=config.encoder_weights, normalisation=norm,
+    )).to(device)
     history = HistoryFile(out / "history.csv") if dist.is_main else None
     task = SegmentationTask(
         DiceLoss(class_weights=(config.background_weight, 1.0, 1.0, 1.0), batch_dice=config.batch_dice)
@@ -274,7 +282,7 @@ def train_segmenter(
         "best_stage": stages_run[best_i],
         "image_channels": list(IMAGE_CHANNELS),
         "mask_channels": list(MASK_CHANNELS),
-        "normalisation": NORMALISATION,
+        "normalisation": norm.description,
         "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
         "leaks_patients": split.leaks_patients,
         "data_dirs": source_dirs(source),
