@@ -20,6 +20,15 @@ import pytest
 
 from brats_sdk.data.synth import SynthConfig, make_cohort
 
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+"""``../shared`` beside the repository: real data for development and CI, never shipped."""
+
+REAL_LABELLED = SHARED / "data" / "real-labelled"
+"""14 real labelled BraTS 2018 cases (NIfTI), one folder each."""
+
+REAL_CLINICAL = SHARED / "data" / "real-clinical" / "survival_info.csv"
+"""The real BraTS 2020 survival table."""
+
 TINY = SynthConfig(volumes=10, slices=16, size=48, seed=0)
 """10 patients x 16 slices of 48 x 48: enough for a patient split with survival bins."""
 
@@ -47,3 +56,11 @@ def module_tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     yield path
     if request.session.testsfailed == failed_before:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def real_labelled() -> Path:
+    """The folder of real labelled cases; the test skips when ``../shared`` is absent."""
+    if not REAL_LABELLED.is_dir() or not any(REAL_LABELLED.iterdir()):
+        pytest.skip("../shared/data/real-labelled is absent")
+    return REAL_LABELLED

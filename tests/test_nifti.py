@@ -21,6 +21,7 @@ from brats_sdk.data.protocols import DataSource, SliceSource, VolumeSource
 from brats_sdk.data.records import VolumeRecord
 from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.nifti_out import default_affine, write_label_nifti
+from tests.conftest import SHARED
 
 SHAPE = (24, 20, 12)  # file axes (x, y, z); z is axial
 # LPS with 1.5 x 2 x 3 mm voxels and an offset, as BraTS files are (but not 1 mm).
@@ -29,7 +30,7 @@ AFFINE = np.array([[-1.5, 0, 0, 30.0], [0, -2.0, 0, 50.0], [0, 0, 3.0, -20.0], [
 AFFINE_AXIS1 = np.array([[1.0, 0, 0, 0], [0, 0, 1.0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])
 NAMES_2020 = {"flair": "_flair", "t1": "_t1", "t1ce": "_t1ce", "t2": "_t2", "seg": "_seg"}
 NAMES_2021 = {"flair": "-t2f", "t1": "-t1n", "t1ce": "-t1c", "t2": "-t2w", "seg": "-seg"}
-REAL_CASE = Path("/work/shared/data/real/BraTS-GLI-00001-000")
+REAL_CASE = SHARED / "data" / "real" / "BraTS-GLI-00001-000"
 
 
 def load(path: Path) -> nib.Nifti1Image:
