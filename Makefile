@@ -25,8 +25,13 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy --strict brats_sdk cli
 
+# The numerically sensitive tests (marked numerics) once more with torch's AVX2 kernels and
+# with its default ones, oneDNN held to the same level: the suite must pass on every CPU
+# kind, not only on the one CI happens to run on.
 test: lint typecheck
 	$(BIN)/python -m pytest -q
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -q -p no:cacheprovider -m numerics
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(BIN)/python -m pytest -q -p no:cacheprovider -m numerics
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .mypy_cache build *.egg-info

@@ -1,15 +1,18 @@
-"""Choosing the compute device: one function, used by every command that runs a model."""
+"""Choosing the compute device (one function, used by every command that runs a model) and
+telling whether this CPU computes bf16 natively."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from pathlib import Path
 
 import torch
 
 from brats_sdk.errors import ConfigError, DeviceError
 
-__all__ = ["DEVICE_CHOICES", "resolve_device"]
+__all__ = ["DEVICE_CHOICES", "cpu_has_native_bf16", "resolve_device", "warn_if_slow_bf16"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +76,53 @@ def _describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
+
+
+# CPU flags that give oneDNN native bf16 arithmetic (AVX-512 BF16, or AMX tiles).
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether bf16 convolutions run natively on this CPU (AVX-512 BF16 or AMX) and
+    torch's kernels may use them.
+
+    Without native support bf16 is emulated and slower than fp32; with
+    ``ATEN_CPU_CAPABILITY`` set below AVX-512 the answer is False too.
+    """
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if not (capability.startswith("AVX512") or "AMX" in capability):
+        return False
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    if callable(probe) and bool(probe()):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+    except OSError:
+        return False
+    return any(f in flags for f in _BF16_FLAGS)
+
+
+_warned_bf16 = False
+
+
+def warn_if_slow_bf16(device: torch.device, what: str) -> bool:
+    """Log once per process that bf16 on this CPU is emulated and slow.
+
+    Args:
+        device: Where the work runs (only a CPU is checked).
+        what: What asked for bf16, for the message (e.g. ``"--precision bf16"``).
+
+    Returns:
+        True when the warning applies (a CPU without native bf16).
+    """
+    global _warned_bf16
+    if device.type != "cpu" or cpu_has_native_bf16():
+        return False
+    if not _warned_bf16:
+        _warned_bf16 = True
+        logger.warning(
+            "%s: this CPU has no native bf16 (no AVX-512 BF16 or AMX; capability %s), so bf16 "
+            "is emulated and slower than fp32", what, torch.backends.cpu.get_cpu_capability(),
+        )
+    return True

@@ -1,14 +1,15 @@
-"""Option sets: a StrEnum base whose parsing error lists the valid values."""
+"""Option sets: a StrEnum base whose parsing error lists the valid values; configs as plain dicts."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Self
 
 from brats_sdk.errors import ConfigError
 
-__all__ = ["OptionEnum"]
+__all__ = ["OptionEnum", "config_to_dict"]
 
 
 class OptionEnum(StrEnum):
@@ -31,3 +32,19 @@ class OptionEnum(StrEnum):
             noun = re.sub(r"(?<!^)(?=[A-Z][a-z])", " ", cls.__name__).lower()
             supported = ", ".join(m.value for m in cls)
             raise ConfigError(f"unknown {noun} {value!r}; supported: {supported}") from None
+
+
+def config_to_dict(config: object) -> dict[str, object]:
+    """``dataclasses.asdict`` of a config with enum members turned into their values.
+
+    Args:
+        config: A dataclass instance.
+
+    Returns:
+        A plain dict fit for a checkpoint or JSON.
+    """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"expected a dataclass instance, got {type(config).__name__}")
+    return {
+        k: (v.value if isinstance(v, Enum) else v) for k, v in dataclasses.asdict(config).items()
+    }

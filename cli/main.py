@@ -19,7 +19,7 @@ from cli.console import setup_logging
 # name -> (module, attribute, one-line help shown by `brats --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("cli.data_cmds", "synth_cmd", "Write a synthetic cohort in the Kaggle h5 layout."),
-    "inspect": ("cli.data_cmds", "inspect_cmd", "Check a Kaggle-layout folder; exit 1 on problems."),
+    "inspect": ("cli.data_cmds", "inspect_cmd", "Check a data folder (h5, NIfTI or packed); exit 1 on problems."),
     "train": ("cli.train_cmd", "train_group", "Train the segmenter, the survival classifier, or both."),
     "predict": ("cli.predict_cmd", "predict_cmd", "Segment and classify a folder of volumes."),
     "report": ("cli.report_cmd", "report_cmd", "Score predictions and write an HTML report."),

@@ -9,13 +9,16 @@ from typing import Any, TypeVar
 import click
 
 from brats_sdk.data.sources import DataFormat
-from brats_sdk.device import DEVICE_CHOICES, resolve_device
 from cli.console import console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def device_option(f: F) -> F:
+    # brats_sdk.device imports torch: imported here, not at the top, so that commands
+    # without a device (inspect, convert, synth) start without paying for torch.
+    from brats_sdk.device import DEVICE_CHOICES
+
     return click.option(
         "--device", default="auto", show_default=True, metavar=DEVICE_CHOICES,
         help="Compute device; auto picks CUDA, then MPS, then the CPU.",
@@ -50,7 +53,24 @@ def is_main_process() -> bool:
 
 def announce_device(spec: str) -> str:
     """Resolve the device once and say which it is."""
+    from brats_sdk.device import resolve_device
+
     device = resolve_device(spec)
     if is_main_process():
         console.print(f"Device: [bold]{device}[/bold]" + (" (chosen automatically)" if spec == "auto" else ""))
     return str(device)
+
+
+def warn_slow_bf16(device: str, asked: bool, what: str) -> None:
+    """Say once, in yellow, that bf16 on this CPU is emulated and slower than fp32."""
+    if not asked or not is_main_process():
+        return
+    import torch
+
+    from brats_sdk.device import cpu_has_native_bf16
+
+    if torch.device(device).type == "cpu" and not cpu_has_native_bf16():
+        console.print(
+            f"[yellow]{what}: this CPU has no native bf16 (AVX-512 BF16 or AMX); bf16 is emulated "
+            "here and slower than fp32.[/yellow]"
+        )

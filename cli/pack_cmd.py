@@ -1,4 +1,4 @@
-"""``brats pack``: convert the Kaggle one-file-per-slice release into one file per volume."""
+"""``brats pack``: convert a data folder (Kaggle h5 or NIfTI release) into one brain-box file per volume."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from brats_sdk.data.h5_folder import H5SliceFolder
-from brats_sdk.data.pack import pack_folder
+from brats_sdk.data.pack import open_pack_source, pack_folder
 from brats_sdk.data.packed import ImageDtype
 from cli.console import console, err_console, progress_bar
 
@@ -24,7 +23,7 @@ EXIT_VOLUMES_FAILED = 2
     type=click.Choice(["float32", "float16"]),
     default="float32",
     show_default=True,
-    help="Image storage type: float32 reads back bit-identical, float16 halves the size (nearest float16 values).",
+    help="Image storage type: float32 reads back identical, float16 halves the size (values rounded to float16, brain masks kept).",
 )
 @click.option(
     "--require-mask/--no-require-mask",
@@ -36,12 +35,14 @@ EXIT_VOLUMES_FAILED = 2
 def pack_cmd(
     data_dir: Path, out_dir: Path, image_dtype: ImageDtype, require_mask: bool, quiet: bool
 ) -> None:
-    """Pack DATA_DIR (Kaggle h5 layout) into one h5 file per volume in OUT_DIR.
+    """Pack DATA_DIR (Kaggle h5 layout or a NIfTI release) into one h5 file per volume in OUT_DIR.
 
-    Resumable: volumes already packed and verified are skipped. Exits 2 if some
+    Each file holds the volume's brain box, its class indices and per-slice statistics;
+    readers give back the whole frame. Resumable: volumes already packed and verified
+    are skipped, and folders packed by an older format are rewritten. Exits 2 if some
     volumes could not be packed (each is listed); the others are still packed.
     """
-    folder = H5SliceFolder(data_dir, require_mask=require_mask)
+    folder = open_pack_source(data_dir, require_mask=require_mask)
     with progress_bar("Packing", len(folder.volumes()), quiet=quiet) as advance:
         result = pack_folder(
             folder, out_dir, image_dtype=image_dtype, require_mask=require_mask, progress=advance

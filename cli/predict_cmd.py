@@ -10,12 +10,14 @@ from rich.table import Table
 
 from brats_sdk.data.clinical import PatientIdMap, read_age_table
 from brats_sdk.data.sources import open_source
+from brats_sdk.data.splits import PARTS, SplitMode, read_split_csv
 from brats_sdk.errors import ConfigError
 from brats_sdk.predict.batch import BatchOptions, run_batch
 from brats_sdk.predict.outputs import PREDICTIONS_CSV
 from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
 from brats_sdk.training.distributed import DistContext
+from brats_sdk.training.run import SPLIT_FILE
 from cli.console import console, err_console, progress_bar
 from cli.options import (
     announce_device,
@@ -24,6 +26,7 @@ from cli.options import (
     is_main_process,
     parse_int_list,
     quiet_option,
+    warn_slow_bf16,
 )
 
 EXIT_SOME_FAILED = 2
@@ -40,7 +43,8 @@ EXIT_SOME_FAILED = 2
 @click.option("--survival", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Survival checkpoint.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Slices per U-Net pass.")
 @click.option("--precision", type=click.Choice([p.value for p in Precision]), default="fp32", show_default=True,
-              help="bf16 autocast is faster on CPUs with bf16 support; may change a few labels.")
+              help="bf16 autocast: faster on GPUs and on CPUs with native bf16 (AVX-512 BF16, AMX), slower "
+                   "than fp32 on other CPUs; may change a few labels.")
 @click.option("--full-slices", is_flag=True, help="Run the U-Net on every full slice (no brain crop or skipping).")
 @click.option("--crop-margin", type=click.IntRange(min=0), default=16, show_default=True,
               help="Background pixels kept around each slice's brain box; 0 is ~5 % faster but moves tumour "
@@ -51,6 +55,9 @@ EXIT_SOME_FAILED = 2
 @click.option("--save-masks", is_flag=True, help="Write masks/volume_<V>_pred.h5 per volume.")
 @click.option("--save-nifti", is_flag=True, help="Write nifti/<case>_pred.nii.gz per volume (aligned with NIfTI input).")
 @click.option("--volumes", "volumes_text", default=None, help="Predict only these volumes, e.g. 1,5,9.")
+@click.option("--part", type=click.Choice(list(PARTS)), default=None,
+              help="Predict only the volumes of this part of the --model-dir run's split.csv (e.g. test: the "
+                   "patients the run held out), on the data the run was trained on.")
 @click.option("--id-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="CSV volume,patient_id overriding BraTS20_Training_{V:03d}.")
 @format_option
@@ -60,7 +67,7 @@ def predict_cmd(
     volumes_dir: Path, out_dir: Path, age_csv: Path | None, model_dir: Path | None, segmenter: Path | None,
     survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, plain_networks: bool,
     save_masks: bool, save_nifti: bool,
-    volumes_text: str | None, id_map: Path | None, data_format: str, device: str, quiet: bool,
+    volumes_text: str | None, part: str | None, id_map: Path | None, data_format: str, device: str, quiet: bool,
 ) -> None:
     """Segment and classify every volume in VOLUMES_DIR; exit 2 if some volumes failed."""
     if model_dir is None and segmenter is None:
@@ -75,12 +82,15 @@ def predict_cmd(
         tumour_windows=not plain_networks,
     )
     resolved = announce_device(device)
+    warn_slow_bf16(resolved, config.precision is Precision.BF16, "--precision bf16")
     if model_dir is not None:
         predictor = CombinedPredictor.from_run_dir(model_dir, device=resolved, config=config)
     else:
         predictor = CombinedPredictor.from_checkpoints(segmenter=segmenter, survival=survival, device=resolved, config=config)  # type: ignore[arg-type]  # checked above
     source = open_source(volumes_dir, fmt=data_format, require_mask=False)
     subset = parse_int_list(volumes_text, name="--volumes")
+    if part is not None:
+        subset = _part_volumes(model_dir, part, subset)
     total = len([i for i in source.volumes() if subset is None or i.volume in subset])
     dist = DistContext.from_env(predictor.device.type)
     quiet = quiet or not is_main_process()
@@ -121,6 +131,19 @@ def predict_cmd(
     if summary.failures:
         console.print(f"[red]{len(summary.failures)} volume(s) failed; see {out_dir / 'errors.csv'}[/red]")
         raise SystemExit(EXIT_SOME_FAILED)
+
+
+def _part_volumes(model_dir: Path | None, part: str, subset: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The volumes of ``part`` in the run's split (within ``subset`` when given)."""
+    if model_dir is None:
+        raise ConfigError("--part reads the run's split.csv: give --model-dir")
+    split = read_split_csv(model_dir / SPLIT_FILE)
+    if split.mode is not SplitMode.PATIENT:
+        raise ConfigError(f"{model_dir / SPLIT_FILE}: a {split.mode.value} split has no held-out volumes; --part needs a patient split")
+    volumes = dict(zip(PARTS, (split.train, split.val, split.test), strict=True))[part]
+    if not volumes:
+        raise ConfigError(f"{model_dir / SPLIT_FILE}: the {part} part is empty")
+    return tuple(v for v in volumes if subset is None or v in subset)
 
 
 def _fmt(value: object) -> str:

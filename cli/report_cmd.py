@@ -19,7 +19,8 @@ from cli.options import device_option, quiet_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Report folder: report.html, metrics.json, per_volume.csv, figures/.")
 @click.option("--ground-truth", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Labelled data folder (Kaggle layout) to score the segmentation against.")
+              help="Labelled data folder (Kaggle h5, NIfTI cases or packed) to score the segmentation "
+                   "against; NIfTI cases are matched by case name, others by volume number.")
 @click.option("--survival-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="survival_info.csv to score the survival classes against.")
 @click.option("--survival-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from rich import box
 from rich.table import Table
 
@@ -16,7 +17,9 @@ from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import SplitMode
 from brats_sdk.errors import DataError
 from brats_sdk.training.distributed import DistContext
+from brats_sdk.training.presets import SegmenterPreset, describe, preset_config
 from brats_sdk.training.run import find_survival_csv
+from brats_sdk.training.schedule import LrSchedule
 from brats_sdk.training.segmenter_pipeline import (
     SegmenterTrainConfig,
     SegmenterTrainResult,
@@ -36,6 +39,7 @@ from cli.options import (
     is_main_process,
     parse_int_list,
     quiet_option,
+    warn_slow_bf16,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +66,9 @@ def _common(f: F) -> F:
                      help="Encoder initialisation; imagenet needs the weights cached or a network."),
         click.option("--no-amp", is_flag=True, help="Disable mixed precision on CUDA."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoints."),
+        click.option("--split-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="Use this split (an earlier run's split.csv, or columns volume,slice,part,mode,seed written "
+                          "by hand) instead of planning one."),
         format_option,
         device_option,
         quiet_option,
@@ -91,6 +98,12 @@ def _survival_options(f: F) -> F:
 
 def _segmenter_options(f: F) -> F:
     decorators = [
+        click.option("--preset", type=click.Choice([p.value for p in SegmenterPreset]), default="paper", show_default=True,
+                     help="A named recipe: paper (three stages on whole slices, the paper's settings) or cpu (one "
+                          "stage on tumour windows, about an hour on a 2-core CPU). Options given explicitly "
+                          "override it; --show-preset prints its settings."),
+        click.option("--show-preset", type=click.Choice([p.value for p in SegmenterPreset]), default=None, is_eager=True,
+                     expose_value=False, callback=_show_preset, help="Print every setting of a preset and exit."),
         click.option("--stage-epochs", default="50,50,50", show_default=True, help="Maximum epochs of stages 1,2,3 (0 skips a stage)."),
         click.option("--lr", "lr_text", default="1e-4,1e-3,1e-5", show_default=True, help="Learning rates of stages 1,2,3."),
         click.option("--drop-no-brain", is_flag=True, help="Leave out slices without brain."),
@@ -107,6 +120,20 @@ def _segmenter_options(f: F) -> F:
         click.option("--normalisation", type=click.Choice([m.value for m in Normalisation]), default="slice", show_default=True,
                      help="slice: z-score each slice over its brain (the same input from NIfTI and Kaggle's h5); "
                           "volume: over the volume's brain."),
+        click.option("--schedule", type=click.Choice([m.value for m in LrSchedule]), default="step", show_default=True,
+                     help="step: StepLR every --step-size epochs (the paper's); cosine: per step, with warm-up, "
+                          "over the epochs or the time limit."),
+        click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Linear warm-up steps of the cosine schedule."),
+        click.option("--time-limit", "time_limit", type=click.FloatRange(min=0.0, min_open=True), default=None,
+                     help="Minutes of training (all stages, validation included); then validate and stop."),
+        click.option("--cpu-bf16", is_flag=True,
+                     help="bf16 autocast when training on a CPU (fast only on CPUs with native bf16)."),
+        click.option("--ce-weight", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+                     help="Add this times the cross-entropy to the Dice loss (the paper: 0)."),
+        click.option("--augment", is_flag=True, help="Random mirroring and intensity jitter of training slices."),
+        click.option("--max-val-slices", type=click.IntRange(min=1), default=None,
+                     help="Validate each epoch on at most this many slices (a fixed subset, tumour first)."),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -131,20 +158,68 @@ def _triple(text: str, name: str, cast: Callable[[str], Any]) -> tuple[Any, Any,
     return values
 
 
+# Segmenter config field -> the CLI parameter that sets it. A preset gives every field;
+# parameters given on the command line override it.
+_SEG_PARAMS: dict[str, str] = {
+    "batch_size": "batch_size", "stage_epochs": "stage_epochs", "epochs": "epochs", "lrs": "lr_text",
+    "patience": "patience", "step_size": "step_size", "seed": "seed", "max_volumes": "max_volumes",
+    "volumes": "volumes_text", "num_workers": "num_workers", "split_mode": "split_mode",
+    "drop_no_brain": "drop_no_brain", "input_size": "input_size", "batch_dice": "batch_dice",
+    "background_weight": "background_weight", "crop_size": "crop_size", "tumour_fraction": "tumour_fraction",
+    "encoder_weights": "encoder_weights", "accumulate_steps": "accumulate", "max_steps_per_epoch": "max_steps",
+    "amp": "no_amp", "resume": "resume", "data_format": "data_format", "normalisation": "normalisation",
+    "schedule": "schedule", "warmup_steps": "warmup_steps", "time_limit_minutes": "time_limit",
+    "cpu_bf16": "cpu_bf16", "ce_weight": "ce_weight", "augment": "augment", "max_val_slices": "max_val_slices",
+    "split_csv": "split_csv",
+}
+
+
+def _seg_values(kw: dict[str, Any]) -> dict[str, Any]:
+    """Every segmenter field as the command line's options give it."""
+    return {
+        "batch_size": kw["batch_size"] or 120, "stage_epochs": _triple(kw["stage_epochs"], "--stage-epochs", int),
+        "epochs": kw["epochs"], "lrs": _triple(kw["lr_text"], "--lr", float), "patience": kw["patience"],
+        "step_size": kw["step_size"], "seed": kw["seed"], "max_volumes": kw["max_volumes"],
+        "volumes": parse_int_list(kw["volumes_text"], name="--volumes"), "num_workers": kw["num_workers"],
+        "split_mode": SplitMode(kw["split_mode"]), "drop_no_brain": kw["drop_no_brain"], "input_size": kw["input_size"],
+        "batch_dice": kw["batch_dice"], "background_weight": kw["background_weight"], "crop_size": kw["crop_size"],
+        "tumour_fraction": kw["tumour_fraction"],
+        "encoder_weights": None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
+        "accumulate_steps": kw["accumulate"], "max_steps_per_epoch": kw["max_steps"], "amp": not kw["no_amp"],
+        "resume": kw["resume"], "data_format": DataFormat(kw["data_format"]),
+        "normalisation": Normalisation(kw["normalisation"]), "schedule": LrSchedule(kw["schedule"]),
+        "warmup_steps": kw["warmup_steps"], "time_limit_minutes": kw["time_limit"], "cpu_bf16": kw["cpu_bf16"],
+        "ce_weight": kw["ce_weight"], "augment": kw["augment"], "max_val_slices": kw["max_val_slices"],
+        "split_csv": kw["split_csv"],
+    }
+
+
+def _given(param: str) -> bool:
+    """Whether ``param`` was set on the command line (or by an environment variable)."""
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source(param)
+    return source is not None and source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
 def _seg_config(kw: dict[str, Any], device: str) -> SegmenterTrainConfig:
-    return SegmenterTrainConfig(
-        data_dir=kw["data_dir"], out_dir=kw["out_dir"], batch_size=kw["batch_size"] or 120,
-        stage_epochs=_triple(kw["stage_epochs"], "--stage-epochs", int), epochs=kw["epochs"],
-        lrs=_triple(kw["lr_text"], "--lr", float), patience=kw["patience"], step_size=kw["step_size"],
-        seed=kw["seed"], max_volumes=kw["max_volumes"], volumes=parse_int_list(kw["volumes_text"], name="--volumes"),
-        num_workers=kw["num_workers"], device=device, split_mode=SplitMode(kw["split_mode"]),
-        drop_no_brain=kw["drop_no_brain"], input_size=kw["input_size"], batch_dice=kw["batch_dice"],
-        background_weight=kw["background_weight"], crop_size=kw["crop_size"], tumour_fraction=kw["tumour_fraction"],
-        encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
-        accumulate_steps=kw["accumulate"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"],
-        resume=kw["resume"], data_format=DataFormat(kw["data_format"]),
-        survival_csv=kw.get("survival_csv"), normalisation=Normalisation(kw["normalisation"]),
-    )
+    values = _seg_values(kw)
+    explicit = {field: values[field] for field, param in _SEG_PARAMS.items() if _given(param)}
+    explicit.update(device=device, survival_csv=kw.get("survival_csv"))
+    return preset_config(kw["preset"], data_dir=kw["data_dir"], out_dir=kw["out_dir"], overrides=explicit)
+
+
+def _show_preset(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--show-preset NAME``: print every setting of the preset and exit."""
+    if value is None or ctx.resilient_parsing:
+        return
+    config = preset_config(value, data_dir=Path("DATA_DIR"), out_dir=Path("RUN_DIR"))
+    table = Table(title=f"Preset {value} of brats train segmenter", box=box.SIMPLE_HEAD)
+    table.add_column("setting")
+    table.add_column("value")
+    for name, setting in describe(config).items():
+        table.add_row(name, str(setting))
+    console.print(table)
+    ctx.exit(0)
 
 
 def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path) -> SurvivalTrainConfig:
@@ -155,7 +230,7 @@ def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path) -> Surviva
         volumes=parse_int_list(kw["volumes_text"], name="--volumes"), num_workers=kw["num_workers"], device=device,
         split_mode=SplitMode(kw["split_mode"]), encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
         id_map_csv=kw["id_map"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"], resume=kw["resume"],
-        data_format=DataFormat(kw["data_format"]), augment=kw["survival_augment"],
+        data_format=DataFormat(kw["data_format"]), augment=kw["survival_augment"], split_csv=kw["split_csv"],
     )
 
 
@@ -177,6 +252,7 @@ def _scan_bar(kw: dict[str, Any]) -> int:
 
 def _run_segmenter(kw: dict[str, Any], device: str) -> SegmenterTrainResult:
     config = _seg_config(kw, device)
+    warn_slow_bf16(device, config.cpu_bf16, "--cpu-bf16")
     quiet = kw["quiet"] or not is_main_process()
     with progress_bar("Scanning slices", _scan_bar(kw), quiet=quiet) as advance, RichObserver(quiet=quiet) as observer:
         return train_segmenter(config, observer=observer, progress=advance)

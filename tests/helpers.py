@@ -46,3 +46,26 @@ def randomise_norms(model: nn.Module, seed: int = 0) -> None:
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)  # type: ignore[union-attr]
                 m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def kaggle_style(volume: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """A raw ``(D, C, H, W)`` volume normalised as the Kaggle h5 release is reported to be:
+    each slice and channel z-scored over its whole frame, background included, float64
+    (a constant slice, such as one without brain, becomes zeros)."""
+    raw = np.asarray(volume, dtype=np.float64)
+    mean = raw.mean(axis=(-2, -1), keepdims=True)
+    std = raw.std(axis=(-2, -1), keepdims=True)
+    out = np.zeros_like(raw)
+    np.divide(raw - mean, std, out=out, where=std > 0)
+    return out
+
+
+def write_kaggle_volume(data_dir: Path, volume: int, image: npt.NDArray[np.floating], mask: npt.NDArray[np.uint8]) -> None:
+    """Write one ``(D, C, H, W)`` volume and its ``(D, 3, H, W)`` one-hot mask as Kaggle
+    slice files ``volume_<V>_slice_<S>.h5`` (``image`` (H, W, 4) float64, ``mask`` (H, W, 3))."""
+    for s in range(image.shape[0]):
+        write_slice(
+            data_dir / f"volume_{volume}_slice_{s}.h5",
+            np.moveaxis(image[s], 0, -1),
+            np.ascontiguousarray(np.moveaxis(mask[s], 0, -1)),
+        )

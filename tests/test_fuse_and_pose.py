@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -23,6 +24,8 @@ from brats_sdk.models.segmenter import HeadKind, Segmenter
 from brats_sdk.models.survival import SurvivalClassifier, SurvivalConfig
 from brats_sdk.models.upsample_conv import PhaseUpsampleBlock, fuse_upsampling
 from tests.helpers import randomise_norms
+
+pytestmark = pytest.mark.numerics
 
 
 def _count_norms(model: nn.Module) -> int:

@@ -15,6 +15,8 @@ from brats_sdk.data.normalise import (
 )
 from brats_sdk.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.numerics
+
 
 def _raw_volume() -> np.ndarray:
     rng = np.random.default_rng(0)

@@ -27,6 +27,8 @@ from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.metrics.survival import majority_vote
 from brats_sdk.predict.predictor import region_volumes_ml
 
+pytestmark = pytest.mark.numerics
+
 
 @pytest.fixture(scope="module")
 def predictor() -> CombinedPredictor:

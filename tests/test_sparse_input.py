@@ -19,6 +19,8 @@ from brats_sdk.models.sparse_input import BackgroundSkippingResNet
 from brats_sdk.models.survival import prepare_masks
 from tests.helpers import randomise_norms
 
+pytestmark = pytest.mark.numerics
+
 
 def _masks(g: torch.Generator) -> torch.Tensor:
     """One-hot masks (N, 3, 240, 240): tumours of many sizes and places, borders included."""

@@ -13,6 +13,8 @@ from brats_sdk.models.unet_window import head_halo, supports_windows, window_log
 from brats_sdk.models.upsample_conv import fuse_upsampling
 from tests.helpers import randomise_norms
 
+pytestmark = pytest.mark.numerics
+
 
 def _segmenter(head: HeadKind) -> Segmenter:
     torch.manual_seed(0)

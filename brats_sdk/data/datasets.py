@@ -16,7 +16,14 @@ import torch
 from torch.utils.data import Dataset
 
 from brats_sdk.data.crops import RandomCrops, Window
-from brats_sdk.data.normalise import Normalisation, NormStats, apply_stats, brain_mask, slice_stats
+from brats_sdk.data.normalise import (
+    Normalisation,
+    NormStats,
+    apply_stats,
+    brain_mask,
+    slice_stats,
+    stats_from_moments,
+)
 from brats_sdk.data.protocols import SliceSource
 from brats_sdk.data.records import SliceRecord
 from brats_sdk.errors import DataError
@@ -44,6 +51,9 @@ class SegmentationDataset(Dataset[Sample]):
             (validation on the brain box), or :class:`RandomCrops` (training windows).
         normalisation: The model's rule; per-slice statistics come from the whole slice,
             also when a window of it is served, as prediction computes them.
+        augment: Random mirroring of each item along each in-plane axis and a random
+            scale (0.9-1.1) and shift (-0.1-0.1) of each channel's normalised brain
+            intensities, drawn from torch's global generator (training only).
 
     Raises:
         DataError: ``VOLUME`` normalisation without statistics for a served volume.
@@ -57,12 +67,14 @@ class SegmentationDataset(Dataset[Sample]):
         *,
         crop: Window | RandomCrops | None = None,
         normalisation: Normalisation | str = Normalisation.SLICE,
+        augment: bool = False,
     ) -> None:
         self.source = source
         self.indices = list(indices)
         self.stats = dict(stats or {})
         self.crop = crop
         self.normalisation = Normalisation.parse(normalisation)
+        self.augment = augment
         if self.normalisation is Normalisation.VOLUME and self.indices:
             missing = sorted({source.slice_key(i)[0] for i in self.indices} - set(self.stats))
             if missing:
@@ -101,8 +113,9 @@ class SegmentationDataset(Dataset[Sample]):
         if rec.mask is None:
             raise DataError(f"slice {rec.index} of volume {rec.volume} has no mask; training needs labels")
         # The brain test uses the whole slice's own minimum, also when a window is cut.
-        brain = brain_mask(rec.image)
-        target = one_hot_to_classes(rec.mask)  # uint8: 8x less to move between workers
+        # A source that stores the brain and class indices (packed) hands them over.
+        brain = brain_mask(rec.image) if rec.brain is None else rec.brain
+        target = one_hot_to_classes(rec.mask) if rec.classes is None else rec.classes  # uint8: 8x less to move between workers
         window = self.crop
         if isinstance(window, RandomCrops):
             window = window.window(brain=brain, tumour=target > 0)
@@ -113,7 +126,8 @@ class SegmentationDataset(Dataset[Sample]):
         image = rec.image
         stats = self.stats.get(rec.volume)
         if self.normalisation is Normalisation.SLICE:
-            stats = slice_stats(image, brain)  # over the whole slice, as prediction computes it
+            # Over the whole slice, as prediction computes it (or from its stored moments).
+            stats = slice_stats(image, brain) if rec.moments is None else stats_from_moments((rec.moments,), n_channels=image.shape[0])
         if window is not None:  # normalising is per voxel: the window of the result is the result of the window
             image, brain, target = window.cut(image), window.cut(brain), window.cut(target)
         if stats is None:
@@ -122,6 +136,26 @@ class SegmentationDataset(Dataset[Sample]):
         out["target"].numpy()[...] = target
         out["volume"].fill_(rec.volume)
         out["slice"].fill_(rec.index)
+        if self.augment:
+            _augment(out["image"], out["target"], torch.from_numpy(brain))
+
+
+_INTENSITY_JITTER = 0.1
+
+
+def _augment(image: torch.Tensor, target: torch.Tensor, brain: torch.Tensor) -> None:
+    """Mirror ``image`` ``(C, H, W)`` and ``target`` ``(H, W)`` in place along each axis
+    with probability 1/2, and jitter each channel's brain intensities (background stays 0)."""
+    flips = torch.rand(2) < 0.5
+    for axis, flip in zip((-2, -1), flips.tolist(), strict=True):
+        if flip:
+            image.copy_(image.flip(axis))
+            target.copy_(target.flip(axis))
+            brain = brain.flip(axis)
+    n = image.shape[0]
+    scale = 1.0 + _INTENSITY_JITTER * (2.0 * torch.rand(n) - 1.0)
+    shift = _INTENSITY_JITTER * (2.0 * torch.rand(n) - 1.0)
+    image.mul_(scale.view(n, 1, 1)).add_(shift.view(n, 1, 1) * brain)
 
 
 class SurvivalDataset(Dataset[Sample]):

@@ -14,9 +14,11 @@ labels   ``<case>_seg``           ``<case>-seg``
 
 Images come in :data:`~brats_sdk.constants.IMAGE_CHANNELS` order, the order the h5
 adapter uses, and segmentation labels {1, 2, 4} become the one-hot channels of
-:data:`~brats_sdk.constants.MASK_CHANNELS`. BraTS 2023 labels enhancing tumour 3
-instead of 4: a segmentation with 3 and no 4 is read with 3 mapped to 4 (one log
-warning per case).
+:data:`~brats_sdk.constants.MASK_CHANNELS`. A segmentation is read whatever dtype it is
+stored in (:mod:`brats_sdk.data.nifti_labels`: int16 and uint8 in the BraTS releases; a
+float one is rounded when its values are integers up to float rounding). BraTS 2023
+labels enhancing tumour 3 instead of 4: a segmentation with 3 and no 4 is read with 3
+mapped to 4 (one log warning per case).
 
 Orientation: the axial axis is the voxel axis whose direction
 (:func:`nibabel.aff2axcodes`) is S or I. It becomes axis 0 of the returned volume and
@@ -40,6 +42,7 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_LABELS
+from brats_sdk.data.nifti_labels import LABEL_TOLERANCE, segmentation_labels
 from brats_sdk.data.nifti_layout import (
     LABEL_KEY,
     NIFTI_SUFFIXES,
@@ -52,6 +55,7 @@ from brats_sdk.errors import DataError
 
 __all__ = [
     "LABEL_KEY",
+    "LABEL_TOLERANCE",
     "NIFTI_SUFFIXES",
     "NiftiFolder",
     "NiftiReference",
@@ -62,10 +66,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# BraTS 2023 label of enhancing tumour, read as the BraTS 2020 label 4.
-_ET_2023 = 3
-_ET_2020 = MASK_LABELS[2]
-_ALLOWED_LABELS = frozenset((0, *MASK_LABELS))
 _READ_ERRORS = (ImageFileError, HeaderDataError, OSError, EOFError, ValueError, zlib.error)
 
 F32 = npt.NDArray[np.float32]
@@ -113,6 +113,10 @@ def _copy_header(header: nib.Nifti1Header) -> nib.Nifti1Header:
 
 def _zooms(header: nib.Nifti1Header) -> tuple[float, ...]:
     return tuple(float(z) for z in header.get_zooms())  # type: ignore[no-untyped-call]  # unannotated in nibabel
+
+
+def _stored_dtype(img: nib.Nifti1Image) -> str:
+    return str(img.get_data_dtype())  # type: ignore[no-untyped-call]  # unannotated in nibabel
 
 
 def axial_axis(affine: npt.NDArray[np.floating]) -> int:
@@ -207,6 +211,11 @@ class NiftiFolder:
     :func:`brats_sdk.data.convert.convert_nifti_to_h5` first. Arrays returned are
     copies; changing them does not change the cache.
 
+    Attributes:
+        root: The folder given.
+        data_dirs: The folders holding the case folders (``root`` when it is itself a
+            case folder), where a release keeps ``survival_info.csv``.
+
     Args:
         root: A folder of case folders (or a parent of one, up to three levels up),
             or a single case folder.
@@ -251,6 +260,10 @@ class NiftiFolder:
         if max_volumes is not None:
             cases = cases[: max(0, max_volumes)]
         self._cases: dict[int, _Case] = {c.volume: c for c in cases}
+        # The folders holding the case folders (``root`` itself for a single case folder):
+        # where survival_info.csv and name_mapping.csv sit in the BraTS release.
+        parents = {self.root} if dirs == [self.root] else {c.folder.parent for c in cases}
+        self.data_dirs: tuple[Path, ...] = tuple(sorted(parents))
         self._indexed: dict[int, _Indexed] = {}
         self._keys: list[tuple[int, int]] | None = None
         self._cache: tuple[int, VolumeRecord] | None = None
@@ -263,6 +276,14 @@ class NiftiFolder:
         return state
 
     # Case access
+    def volume_numbers(self) -> tuple[int, ...]:
+        """The volume numbers kept, in order, without opening any file.
+
+        Unlike :meth:`volumes`, this does not read headers, so one malformed case does not
+        hide the others (``brats inspect`` checks case by case with it).
+        """
+        return tuple(self._cases)
+
     def case_name(self, volume: int) -> str:
         """The case folder name of ``volume``."""
         return self._case(volume).name
@@ -279,6 +300,31 @@ class NiftiFolder:
         """
         files = self._index(volume).files
         return {k: files[k] for k in (*IMAGE_CHANNELS, LABEL_KEY) if k in files}
+
+    def volume_files(self, volume: int) -> list[Path]:
+        """Every file :meth:`load_volume` reads for ``volume`` (modalities, then the segmentation if any).
+
+        Raises:
+            DataError: The volume is unknown, or a modality is missing or doubled.
+        """
+        return list(self.case_files(volume).values())
+
+    def stored_dtypes(self, volume: int) -> dict[str, str]:
+        """The data type each file of ``volume`` stores its voxels in, from its header.
+
+        Args:
+            volume: Volume number.
+
+        Returns:
+            Channel name (and ``seg``) -> dtype name as stored, e.g. ``{"flair": "int16",
+            ..., "seg": "uint8"}``; :meth:`load_volume` returns float32 images and uint8
+            masks whatever these are.
+
+        Raises:
+            DataError: The volume is unknown, a modality is missing or doubled, or a file
+                is not NIfTI.
+        """
+        return {key: _stored_dtype(_load_image(path)) for key, path in self.case_files(volume).items()}
 
     def reference_image(self, volume: int) -> NiftiReference:
         """Affine, header and shape of ``volume``'s first modality (reads the header only).
@@ -317,7 +363,8 @@ class NiftiFolder:
         Raises:
             DataError: The volume is unknown, a modality is missing, shapes or orientations
                 disagree, a file is not NIfTI, or the segmentation holds labels outside
-                {0, 1, 2, 4} (3 without 4 is read as 4). The message names the file.
+                {0, 1, 2, 4} (3 without 4 is read as 4) or non-integer values. The message
+                names the file.
         """
         rec = self._cached(volume)
         mask = None if rec.mask is None else rec.mask.copy()
@@ -410,23 +457,12 @@ class NiftiFolder:
         img = _load_image(path)
         _check_same_grid(path, img, first, shape, codes)
         raw = _read_data(path, img, shape, as_float=False)
-        labels = _as_labels(path, raw)
-        present = set(np.flatnonzero(np.bincount(labels.ravel(), minlength=1)).tolist())
-        if _ET_2023 in present:
-            if _ET_2020 in present:
-                raise DataError(
-                    f"{path}: holds both labels 3 and 4; cannot tell which is enhancing tumour"
-                )
-            labels[labels == _ET_2023] = _ET_2020
-            present = (present - {_ET_2023}) | {_ET_2020}
-            if volume not in self._warned_3_to_4:
-                self._warned_3_to_4.add(volume)
-                logger.warning(
-                    "%s: label 3 read as enhancing tumour (BraTS 2023 labels), mapped to 4", path
-                )
-        bad = sorted(present - _ALLOWED_LABELS)
-        if bad:
-            raise DataError(f"{path}: labels {bad} are not BraTS labels {sorted(_ALLOWED_LABELS)}")
+        labels, mapped_3_to_4 = segmentation_labels(path, raw)
+        if mapped_3_to_4 and volume not in self._warned_3_to_4:
+            self._warned_3_to_4.add(volume)
+            logger.warning(
+                "%s: label 3 read as enhancing tumour (BraTS 2023 labels), mapped to 4", path
+            )
         sdk = _to_sdk(labels, axis)
         mask: U8 = np.stack([sdk == lab for lab in MASK_LABELS], axis=1).astype(np.uint8)
         return mask
@@ -447,25 +483,6 @@ def _check_same_grid(
         raise DataError(
             f"{path}: orientation {''.join(map(str, got_codes))} differs from {first.name} {''.join(map(str, codes))}"
         )
-
-
-def _as_labels(path: Path, raw: npt.NDArray[np.generic]) -> U8:
-    """Segmentation data -> uint8 labels.
-
-    Raises:
-        DataError: Non-integer values, or values outside 0..255 (named as bad labels).
-    """
-    arr = np.asarray(raw)
-    if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
-            raise DataError(f"{path}: segmentation holds non-integer values")
-    elif arr.dtype.kind not in "iub":
-        raise DataError(f"{path}: segmentation has dtype {arr.dtype}, expected integers")
-    lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
-    if lo < 0 or hi > 255:
-        bad = sorted({lo, hi} - _ALLOWED_LABELS)
-        raise DataError(f"{path}: labels {bad} are not BraTS labels {sorted(_ALLOWED_LABELS)}")
-    return arr.astype(np.uint8)
 
 
 def _spacing(img: nib.Nifti1Image, axis: int) -> tuple[float, float, float]:

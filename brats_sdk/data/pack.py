@@ -1,5 +1,10 @@
-"""Writing the packed layout: :func:`pack_folder` converts the Kaggle per-slice release
-into one h5 file per volume (format in :mod:`brats_sdk.data.packed`, which reads it).
+"""Writing the packed layout: :func:`pack_folder` converts a data folder (Kaggle's per-slice
+release, ``brats convert`` output or a NIfTI release) into one h5 file per volume holding
+its brain box (format in :mod:`brats_sdk.data.packed`, which reads it).
+
+Each volume is encoded, then decoded slice by slice with the reader's own code, which
+must give back every brain mask and slice minimum (and, in float32, every value); the
+normalisation moments stored are those of the decoded slices.
 
 Packing is resumable: a second run skips volumes already packed and verified (same
 source fingerprint, CRC-32 of the stored bytes, ``complete`` flag), and every file is
@@ -16,32 +21,75 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Protocol
 
 import h5py
 import numpy as np
 import numpy.typing as npt
 
 from brats_sdk.atomic import atomic_path, atomic_write_text
-from brats_sdk.constants import H5_IMAGE_KEY, H5_MASK_KEY, IMAGE_CHANNELS, MASK_CHANNELS
+from brats_sdk.constants import H5_IMAGE_KEY, IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.h5_folder import H5SliceFolder
+from brats_sdk.data.nifti import NiftiFolder
+from brats_sdk.data.normalise import brain_mask, slice_moments
 from brats_sdk.data.packed import (
-    _FLOAT16_MAX,
     _IMAGE_DTYPES,
     _TABLES,
+    CLASSES_KEY,
+    F32,
+    MINIMUM_KEY,
+    MOMENT_KEYS,
     PACKED_FORMAT,
     PACKED_FORMAT_VERSION,
     PACKED_MANIFEST,
+    U8,
     ImageDtype,
     _listed_volumes,
     _short,
     packed_path,
 )
-from brats_sdk.data.records import VolumeRecord
+from brats_sdk.data.packed_codec import Box, as_float32, decode_slice, moments_probe
+from brats_sdk.data.records import VolumeInfo, VolumeRecord
 from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.labels import one_hot_to_classes
 
-__all__ = ["PackFailure", "PackResult", "pack_folder"]
+__all__ = ["PackFailure", "PackResult", "PackSource", "open_pack_source", "pack_folder"]
 
 logger = logging.getLogger(__name__)
+
+_FLOAT16_MAX: Final[float] = float(np.finfo(np.float16).max)
+
+
+class PackSource(Protocol):
+    """What :func:`pack_folder` reads: volumes, the files behind each (for the resume
+    fingerprint) and the folders holding them (for the clinical tables)."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def data_dirs(self) -> Sequence[Path]: ...
+
+    def volumes(self) -> Sequence[VolumeInfo]: ...
+
+    def load_volume(self, volume: int) -> VolumeRecord: ...
+
+    def volume_files(self, volume: int) -> list[Path]: ...
+
+
+def open_pack_source(path: Path, *, require_mask: bool = True) -> PackSource:
+    """The Kaggle h5 layout (or ``brats convert`` output) or a NIfTI release at ``path``.
+
+    Raises:
+        DataError: ``path`` is not a folder, or holds neither layout.
+    """
+    from brats_sdk.data.nifti_layout import looks_like_nifti_folder
+
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder")
+    if looks_like_nifti_folder(path):
+        return NiftiFolder(path, require_mask=require_mask)
+    return H5SliceFolder(path, require_mask=require_mask)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +155,17 @@ def _fingerprint(paths: Sequence[Path]) -> _Fingerprint:
 
 
 def pack_folder(
-    src: Path | str | H5SliceFolder,
+    src: Path | str | PackSource,
     out_dir: Path | str,
     *,
     image_dtype: ImageDtype = "float32",
     require_mask: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> PackResult:
-    """Convert a Kaggle one-file-per-slice folder into one packed file per volume.
+    """Convert a data folder into one packed file per volume.
 
-    Each volume is read with :meth:`H5SliceFolder.load_volume` (which validates every
-    slice), written to a temporary file and moved into place, so ``out_dir`` never
+    Each volume is read with its source's ``load_volume`` (which validates every slice
+    or file), written to a temporary file and moved into place, so ``out_dir`` never
     holds a partial volume. Resumable: a volume whose packed file opens, is complete,
     has the expected slice count, dtype and source fingerprint (number, total size
     and latest modification time of its slice files) and whose stored bytes match
@@ -127,12 +175,14 @@ def pack_folder(
     does not raise for bad source files.
 
     Args:
-        src: The Kaggle data folder or any parent of it, or an open :class:`H5SliceFolder`.
+        src: The Kaggle data folder or any parent of it, a NIfTI release (a folder of case
+            folders), or an open source (:class:`H5SliceFolder`, :class:`NiftiFolder`).
         out_dir: Output folder (created if missing); must differ from the source folders.
-        image_dtype: ``"float32"`` (bit-identical reads) or ``"float16"`` (half the size,
-            nearest-float16 values).
+        image_dtype: ``"float32"`` (reads back equal) or ``"float16"`` (half the size;
+            each value's distance from its slice minimum rounded to float16, brain masks
+            kept; see :mod:`brats_sdk.data.packed`).
         require_mask: Whether every slice must have a mask (False packs unlabelled data,
-            without a ``mask`` dataset). When ``src`` is an :class:`H5SliceFolder`, its own
+            without a ``classes`` dataset). When ``src`` is an open source, its own
             setting (and its choice of volumes) applies.
         progress: Called with 1 after each volume (packed, skipped or failed).
 
@@ -149,11 +199,7 @@ def pack_folder(
         raise ConfigError(
             f"unknown image dtype {image_dtype!r}; supported: {', '.join(_IMAGE_DTYPES)}"
         )
-    folder = (
-        src
-        if isinstance(src, H5SliceFolder)
-        else H5SliceFolder(Path(src), require_mask=require_mask)
-    )
+    folder = open_pack_source(Path(src), require_mask=require_mask) if isinstance(src, (str, Path)) else src
     out = Path(out_dir)
     if out.exists() and any(out.resolve() == d.resolve() for d in folder.data_dirs):
         raise ConfigError(f"{out}: the output folder must not be the source folder")
@@ -183,7 +229,7 @@ def pack_folder(
                 logger.debug("volume %d: packing (%s)", v, reason)
                 try:
                     rec = folder.load_volume(v)
-                    image = _stored_image(rec, image_dtype)
+                    enc = _encode(rec, image_dtype)
                 except DataError as exc:
                     message = _short(exc)
                     logger.warning("volume %d not packed: %s", v, message)
@@ -191,7 +237,7 @@ def pack_folder(
                     _remove(target)
                 else:
                     # A write error (disk full, no permission) would hit every volume: it propagates.
-                    _write_volume(target, rec, image, image_dtype, fp)
+                    _write_volume(target, rec, enc, image_dtype, fp)
                     packed.append(v)
         if progress is not None:
             progress(1)
@@ -257,6 +303,7 @@ def _stale_reason(
                 "volume": volume,
                 "n_slices": n_slices,
                 "image_dtype": image_dtype,
+                "moments_probe": moments_probe(),
                 "source_files": fp.files,
                 "source_bytes": fp.bytes,
                 "source_mtime_ns": fp.mtime_ns,
@@ -267,20 +314,14 @@ def _stale_reason(
                 if got != want:
                     return f"attribute {key} is {got!r}, expected {want!r}"
             image = f[H5_IMAGE_KEY]
-            if (
-                not isinstance(image, h5py.Dataset)
-                or image.shape[0] != n_slices
-                or image.dtype != np.dtype(image_dtype)
-            ):
-                return "image dataset has the wrong shape or dtype"
-            if _crc(image) != int(a["image_crc32"]):
-                return "image bytes do not match their checksum"
-            if H5_MASK_KEY in f:
-                mask = f[H5_MASK_KEY]
-                if not isinstance(mask, h5py.Dataset) or mask.shape[0] != n_slices:
-                    return "mask dataset has the wrong shape"
-                if _crc(mask) != int(a["mask_crc32"]):
-                    return "mask bytes do not match their checksum"
+            if not isinstance(image, h5py.Dataset) or image.dtype != np.dtype(image_dtype):
+                return "image dataset has the wrong dtype"
+            for key in (H5_IMAGE_KEY, MINIMUM_KEY, *MOMENT_KEYS, CLASSES_KEY):
+                if key == CLASSES_KEY and key not in f:
+                    continue
+                ds = f[key]
+                if not isinstance(ds, h5py.Dataset) or _crc(ds) != int(ds.attrs["crc32"]):
+                    return f"{key} bytes do not match their checksum"
     except (OSError, KeyError, ValueError, TypeError) as exc:
         return f"unreadable ({_short(exc)})"
     return None
@@ -288,6 +329,8 @@ def _stale_reason(
 
 def _crc(ds: h5py.Dataset) -> int:
     """CRC-32 of a dataset's bytes, read one slice at a time."""
+    if ds.ndim == 0 or ds.shape[0] == 0:
+        return zlib.crc32(np.ascontiguousarray(ds[()]).data)
     crc = 0
     buf = np.empty(ds.shape[1:], dtype=ds.dtype)
     for s in range(ds.shape[0]):
@@ -296,30 +339,116 @@ def _crc(ds: h5py.Dataset) -> int:
     return crc
 
 
-def _stored_image(rec: VolumeRecord, image_dtype: str) -> npt.NDArray[np.floating]:
-    """The volume's image in the storage dtype, C-contiguous.
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """One volume as the packed file stores it (see :mod:`brats_sdk.data.packed`)."""
+
+    box: Box
+    image: npt.NDArray[np.floating]
+    minimum: F32
+    classes: U8 | None
+    count: npt.NDArray[np.int64]
+    total: npt.NDArray[np.float64]
+    total_sq: npt.NDArray[np.float64]
+
+
+def _box(brain: npt.NDArray[np.bool_], labelled: npt.NDArray[np.bool_] | None) -> Box:
+    """The box of the voxels that hold brain or a label, ``(D, H, W)``; one voxel if none."""
+    keep = brain if labelled is None else brain | labelled
+    zs = np.flatnonzero(keep.any(axis=(1, 2)))
+    if zs.size == 0:
+        return Box(0, 1, 0, 1, 0, 1)  # an empty volume: one stored voxel keeps one code path
+    ys = np.flatnonzero(keep.any(axis=(0, 2)))
+    xs = np.flatnonzero(keep.any(axis=(0, 1)))
+    return Box(int(zs[0]), int(zs[-1]) + 1, int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
+
+
+def _half_offsets(x: F32, m: F32, brain: npt.NDArray[np.bool_], volume: int, s: int) -> npt.NDArray[np.float16]:
+    """``x - m`` as float16 (``x``: one slice's box ``(C, h, w)``, ``m``: its ``(C, 1, 1)``
+    minima), with every brain voxel still above the minimum once decoded.
 
     Raises:
-        DataError: A value beyond the float16 range when packing as float16.
+        DataError: A distance from the minimum beyond the float16 range.
     """
-    if image_dtype == "float16":
-        peak = float(np.abs(rec.image).max(initial=0.0))
-        if peak > _FLOAT16_MAX:
+    distance = x.astype(np.float64) - m.astype(np.float64)
+    peak = float(distance.max(initial=0.0))
+    if peak > _FLOAT16_MAX:
+        raise DataError(
+            f"volume {volume}: slice {s} spans {peak:g} above its minimum, beyond the float16 "
+            f"range ({_FLOAT16_MAX:g}); pack with float32"
+        )
+    offsets = distance.astype(np.float16)
+    decoded = as_float32(offsets) + m
+    lost = brain & ~(decoded > m).any(axis=0)
+    if lost.any():
+        # A distance that rounds to nothing would make a brain voxel background: each
+        # channel that was above its minimum there gets the least step that stays above.
+        for c in range(x.shape[0]):
+            where = lost & (x[c] > m[c])
+            offsets[c][where] = np.maximum(offsets[c][where], _least_step(float(m[c, 0, 0])))
+    return offsets
+
+
+def _least_step(m: float) -> np.float16:
+    """The smallest float16 ``q > 0`` with ``float32(q) + m > m`` in float32."""
+    m32 = np.float32(m)
+    step = np.float16(abs(float(np.spacing(m32))))
+    while np.isfinite(step) and not np.float32(step) + m32 > m32:
+        step = np.nextafter(step, np.float16(np.inf))
+    return step
+
+
+def _encode(rec: VolumeRecord, image_dtype: str) -> _Encoded:
+    """Encode a volume and check, slice by slice, that decoding gives back its brain masks,
+    minima and (float32) values; the moments are those of the decoded slices.
+
+    Raises:
+        DataError: The volume cannot be stored as ``image_dtype`` (float16 range), or a
+            decoded slice would differ (the message names it).
+    """
+    v = rec.info.volume
+    image = rec.image
+    d, c, rows, cols = image.shape
+    minimum = np.ascontiguousarray(image.min(axis=(2, 3)), dtype=np.float32)
+    brain = brain_mask(image)
+    labelled = None if rec.mask is None else np.asarray(rec.mask.any(axis=1), dtype=np.bool_)
+    box = _box(brain, labelled)
+    y, x = slice(box.y0, box.y1), slice(box.x0, box.x1)
+    dtype = np.float16 if image_dtype == "float16" else np.float32
+    stored = np.empty((box.z1 - box.z0, c, box.y1 - box.y0, box.x1 - box.x0), dtype=dtype)
+    count = np.zeros(d, dtype=np.int64)
+    total = np.zeros((d, c), dtype=np.float64)
+    total_sq = np.zeros((d, c), dtype=np.float64)
+    for s in range(d):
+        inner: npt.NDArray[np.floating] | None = None
+        if box.holds(s):
+            inner = stored[s - box.z0]
+            if dtype == np.float16:
+                m = minimum[s].reshape(-1, 1, 1)
+                inner[...] = _half_offsets(image[s][:, y, x], m, brain[s][y, x], v, s)
+            else:
+                inner[...] = image[s][:, y, x]
+        decoded, decoded_brain = decode_slice(inner, minimum[s], box, (rows, cols))
+        if (
+            not np.array_equal(decoded_brain, brain[s])
+            or not np.array_equal(decoded.min(axis=(1, 2)), minimum[s])
+            or not np.isfinite(decoded).all()
+        ):
             raise DataError(
-                f"volume {rec.info.volume}: intensity {peak:g} exceeds the float16 range "
-                f"({_FLOAT16_MAX:g}); pack with float32"
+                f"volume {v}: slice {s} would change its brain mask once packed as "
+                f"{image_dtype}; pack with float32"
             )
-        return np.ascontiguousarray(rec.image.astype(np.float16))
-    return np.ascontiguousarray(rec.image, dtype=np.float32)
+        if dtype == np.float32 and not np.array_equal(decoded, image[s]):
+            raise DataError(f"volume {v}: slice {s} would change once packed")
+        mom = slice_moments(decoded, decoded_brain)
+        count[s], total[s], total_sq[s] = mom.count, mom.total, mom.total_sq
+    classes = None
+    if rec.mask is not None:
+        classes = one_hot_to_classes(rec.mask[box.z0 : box.z1, :, y, x])
+    return _Encoded(box, stored, minimum, classes, count, total, total_sq)
 
 
-def _write_volume(
-    target: Path,
-    rec: VolumeRecord,
-    image: npt.NDArray[np.floating],
-    image_dtype: str,
-    fp: _Fingerprint,
-) -> None:
+def _write_volume(target: Path, rec: VolumeRecord, enc: _Encoded, image_dtype: str, fp: _Fingerprint) -> None:
     """Write one packed volume atomically (temporary file, ``complete`` last, then rename).
 
     Raises:
@@ -327,43 +456,54 @@ def _write_volume(
     """
     try:
         with atomic_path(target) as tmp:
-            _write_h5(tmp, rec, image, image_dtype, fp)
+            _write_h5(tmp, rec, enc, image_dtype, fp)
     except OSError as exc:
         raise DataError(f"{target}: cannot write ({_short(exc)})") from exc
 
 
-def _write_h5(
-    tmp: Path,
-    rec: VolumeRecord,
-    image: npt.NDArray[np.floating],
-    image_dtype: str,
-    fp: _Fingerprint,
-) -> None:
-    d, c, h, w = image.shape
+def _write_h5(tmp: Path, rec: VolumeRecord, enc: _Encoded, image_dtype: str, fp: _Fingerprint) -> None:
+    d, _, rows, cols = rec.image.shape
+    box = enc.box
     with h5py.File(tmp, "w") as f:
-        f.create_dataset(H5_IMAGE_KEY, data=image, chunks=(1, c, h, w), track_times=False)
+        datasets: dict[str, npt.NDArray[np.generic]] = {
+            H5_IMAGE_KEY: enc.image,
+            MINIMUM_KEY: enc.minimum,
+            MOMENT_KEYS[0]: enc.count,
+            MOMENT_KEYS[1]: enc.total,
+            MOMENT_KEYS[2]: enc.total_sq,
+        }
+        if enc.classes is not None:
+            datasets[CLASSES_KEY] = enc.classes
+        for key, data in datasets.items():
+            data = np.ascontiguousarray(data)
+            # One chunk per slice for the slice-shaped datasets: a slice is one raw read.
+            chunks = (1, *data.shape[1:]) if key in (H5_IMAGE_KEY, CLASSES_KEY) else None
+            ds = f.create_dataset(key, data=data, chunks=chunks, track_times=False)
+            ds.attrs["crc32"] = zlib.crc32(data.data)
         a = f.attrs
         a["format"] = PACKED_FORMAT
         a["format_version"] = PACKED_FORMAT_VERSION
         a["volume"] = rec.info.volume
+        a["name"] = rec.info.name
         a["n_slices"] = d
+        a["height"] = rows
+        a["width"] = cols
+        a["box"] = np.array([box.z0, box.z1, box.y0, box.y1, box.x0, box.x1], dtype=np.int64)
         a["image_dtype"] = image_dtype
+        a["image_offsets"] = image_dtype == "float16"
         a["image_channels"] = ",".join(IMAGE_CHANNELS)
+        if enc.classes is not None:
+            a["mask_channels"] = ",".join(MASK_CHANNELS)
+        a["moments_probe"] = moments_probe()
         a["source_files"] = fp.files
         a["source_bytes"] = fp.bytes
         a["source_mtime_ns"] = fp.mtime_ns
-        a["image_crc32"] = zlib.crc32(image.data)
-        if rec.mask is not None:
-            mask = np.ascontiguousarray(rec.mask, dtype=np.uint8)
-            f.create_dataset(H5_MASK_KEY, data=mask, chunks=(1, *mask.shape[1:]), track_times=False)
-            a["mask_channels"] = ",".join(MASK_CHANNELS)
-            a["mask_crc32"] = zlib.crc32(mask.data)
         f.flush()
         # Last: a file without it was cut short (readers refuse it, pack rewrites it).
         a["complete"] = True
 
 
-def _copy_tables(folder: H5SliceFolder, out: Path) -> None:
+def _copy_tables(folder: PackSource, out: Path) -> None:
     for name in _TABLES:
         candidates = [d / name for d in folder.data_dirs] + [folder.root / name]
         found = next((c for c in candidates if c.is_file()), None)

@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from brats_sdk.data.normalise import SliceMoments
+
 __all__ = ["SliceRecord", "VolumeInfo", "VolumeRecord"]
 
 FloatArray = npt.NDArray[np.float32]
 UInt8Array = npt.NDArray[np.uint8]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +26,22 @@ class SliceRecord:
         image: ``(4, H, W)`` float32, channels in :data:`~brats_sdk.constants.IMAGE_CHANNELS`.
         mask: ``(3, H, W)`` uint8 one-hot in :data:`~brats_sdk.constants.MASK_CHANNELS`,
             or None when the source has no labels.
+        brain: ``(H, W)`` bool, :func:`~brats_sdk.data.normalise.brain_mask` of ``image``,
+            when the source stores what gives it cheaply (the packed layout); else None.
+        classes: ``(H, W)`` uint8 class indices 0..3,
+            :func:`~brats_sdk.labels.one_hot_to_classes` of ``mask``, when the source
+            stores them; else None.
+        moments: :func:`~brats_sdk.data.normalise.slice_moments` of ``image`` over
+            ``brain``, when the source stores them; else None.
     """
 
     volume: int
     index: int
     image: FloatArray = field(repr=False)
     mask: UInt8Array | None = field(repr=False)
+    brain: BoolArray | None = field(default=None, repr=False)
+    classes: UInt8Array | None = field(default=None, repr=False)
+    moments: SliceMoments | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from brats_sdk.errors import ConfigError
 
-__all__ = ["DiceLoss", "dice_per_class"]
+__all__ = ["DiceCELoss", "DiceLoss", "dice_per_class"]
 
 
 def _target_as_one_hot(target: Tensor, shape: torch.Size, dtype: torch.dtype) -> Tensor:
@@ -175,3 +175,48 @@ class DiceLoss(nn.Module):
         w = self.class_weights.to(device=dice.device, dtype=dice.dtype)
         per_sample = (dice * w).sum(dim=1) / w.sum()
         return 1.0 - per_sample.mean()
+
+
+class DiceCELoss(nn.Module):
+    """:class:`DiceLoss` plus ``ce_weight`` times the cross-entropy of the classes.
+
+    The Dice term follows the metric; the cross-entropy gives every pixel a gradient
+    from the first step, which makes training on few steps faster and the softmax
+    better calibrated (nnU-Net trains with the same sum).
+
+    Args:
+        dice: The Dice term.
+        ce_weight: Weight of the cross-entropy term (finite, >= 0; 0 gives ``dice``'s loss).
+
+    Raises:
+        ConfigError: ``ce_weight`` is negative or not finite.
+    """
+
+    def __init__(self, dice: DiceLoss, *, ce_weight: float = 1.0) -> None:
+        super().__init__()
+        if not (math.isfinite(ce_weight) and ce_weight >= 0):
+            raise ConfigError(f"ce_weight must be finite and >= 0, got {ce_weight}")
+        if not dice.from_logits:
+            raise ConfigError("DiceCELoss needs a Dice term on logits (from_logits=True)")
+        self.dice = dice
+        self.ce_weight = float(ce_weight)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        """The loss.
+
+        Args:
+            input: Logits ``(B, C, H, W)``.
+            target: Class indices ``(B, H, W)`` or one-hot ``(B, C, H, W)``.
+
+        Returns:
+            Scalar loss.
+
+        Raises:
+            ConfigError: As :class:`DiceLoss`.
+        """
+        loss: Tensor = self.dice(input, target)
+        if self.ce_weight == 0:
+            return loss
+        index = target.argmax(dim=1) if target.shape == input.shape else target.long()
+        ce: Tensor = F.cross_entropy(input.float(), index)
+        return loss + self.ce_weight * ce

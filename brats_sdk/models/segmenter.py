@@ -6,7 +6,6 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Self
 
@@ -24,7 +23,7 @@ from brats_sdk.errors import CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
 from brats_sdk.models.persist import config_from_dict, load_weights, read_model_record, save_model
 from brats_sdk.models.pretrained import check_encoder_weights, ensure_smp_encoder_weights
-from brats_sdk.options import OptionEnum
+from brats_sdk.options import OptionEnum, config_to_dict
 
 __all__ = ["HeadKind", "Segmenter", "SegmenterConfig", "config_to_dict"]
 
@@ -91,22 +90,6 @@ class SegmenterConfig:
             raise ConfigError(
                 f"input_size must be None or a positive multiple of {_STRIDE}, got {self.input_size!r}"
             )
-
-
-def config_to_dict(config: object) -> dict[str, object]:
-    """``dataclasses.asdict`` of a config with enum members turned into their values.
-
-    Args:
-        config: A dataclass instance.
-
-    Returns:
-        A plain dict fit for a checkpoint or JSON.
-    """
-    if not dataclasses.is_dataclass(config) or isinstance(config, type):
-        raise TypeError(f"expected a dataclass instance, got {type(config).__name__}")
-    return {
-        k: (v.value if isinstance(v, Enum) else v) for k, v in dataclasses.asdict(config).items()
-    }
 
 
 def _paper_head(in_channels: int, n_classes: int) -> nn.Sequential:

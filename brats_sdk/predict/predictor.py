@@ -44,7 +44,7 @@ from brats_sdk.data.crops import box_of
 from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
 from brats_sdk.data.records import VolumeInfo
-from brats_sdk.device import resolve_device
+from brats_sdk.device import resolve_device, warn_if_slow_bf16
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels, classes_to_one_hot
 from brats_sdk.metrics.survival import majority_vote
@@ -143,6 +143,8 @@ class CombinedPredictor:
     ) -> None:
         self.config = config or PredictorConfig()
         self.device = resolve_device(device)
+        if self.config.precision is Precision.BF16:
+            warn_if_slow_bf16(self.device, "bf16 prediction")
         # The layout of the networks' weights and of every input batch.
         self._fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
         # What runs are eval-mode copies (BatchNorm folded unless told not to): the models

@@ -64,7 +64,8 @@ def write_report(
     Args:
         pred_dir: What ``brats predict --save-masks`` wrote.
         out_dir: The report folder (created; files in it are replaced atomically).
-        ground_truth: Labelled data folder (Kaggle layout) to score segmentation against.
+        ground_truth: Labelled data folder of any layout to score segmentation against
+            (see :func:`~brats_sdk.report.evaluate.evaluate_predictions`).
         survival_csv: ``survival_info.csv`` to score survival against.
         survival_model: Survival checkpoint for the PCA figure (Fig. 8).
         options: Figure options.

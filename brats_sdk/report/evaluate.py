@@ -45,6 +45,7 @@ from brats_sdk.report.records import (
     VolumeReport,
 )
 from brats_sdk.report.survival_eval import TrueBin, score_survival, true_bins
+from brats_sdk.report.truth import match_ground_truth
 
 __all__ = ["evaluate_predictions", "resolve_survival_model"]
 
@@ -98,8 +99,10 @@ def evaluate_predictions(
 
     Args:
         pred_dir: The prediction folder.
-        ground_truth: A labelled data folder (Kaggle layout); volume V of the masks is
-            compared with volume V here. Volumes it lacks are listed, not fatal.
+        ground_truth: A labelled data folder of any layout (Kaggle h5, NIfTI cases,
+            packed). Predicted volumes are matched to its volumes by case name when both
+            name cases (NIfTI), else by volume number (:func:`~brats_sdk.report.truth.match_ground_truth`).
+            Volumes it lacks are listed, not fatal.
         survival_csv: ``survival_info.csv``; patients are matched by ``patient_id``.
         survival_model: Survival checkpoint for the PCA of image features (Fig. 8);
             without it that figure is skipped with a note.
@@ -118,9 +121,12 @@ def evaluate_predictions(
     opts = options or ReportOptions()
     folder = read_prediction_folder(pred_dir)
     gt = open_source(ground_truth, require_mask=True) if ground_truth is not None else None
-    gt_volumes = {i.volume: i for i in gt.volumes()} if gt is not None else {}
+    gt_of = match_ground_truth(folder.volumes, gt.volumes()) if gt is not None else {}
     images = gt if gt is not None else _input_source(folder)
-    image_volumes = {i.volume for i in images.volumes()} if images is not None else set()
+    # Predicted volume -> its volume in ``images``: the matched ground truth, else the input.
+    image_of = gt_of if gt is not None else (
+        {i.volume: i.volume for i in images.volumes()} if images is not None else {}
+    )
     extractor = FeatureExtractor(Path(survival_model), device=opts.device) if survival_model is not None else None
     per_volume_features = min(opts.feature_slices_per_volume, max(1, opts.max_feature_slices // max(len(folder.volumes), 1)))
     records = read_survival_csv(Path(survival_csv)) if survival_csv is not None else None
@@ -135,9 +141,10 @@ def evaluate_predictions(
     for pv in folder.volumes:
         _one_volume(
             folder, pv, state, opts,
-            gt=gt if pv.volume in gt_volumes else None,
+            gt=gt if pv.volume in gt_of else None,
             gt_given=gt is not None,
-            images=images if pv.volume in figure_volumes and pv.volume in image_volumes else None,
+            images=images if pv.volume in figure_volumes and pv.volume in image_of else None,
+            source_volume=image_of.get(pv.volume, pv.volume),
             figure=pv.volume in figure_volumes,
             extractor=extractor,
             feature_slices=per_volume_features,
@@ -211,6 +218,7 @@ def _one_volume(
     gt: DataSource | None,
     gt_given: bool,
     images: DataSource | None,
+    source_volume: int,
     figure: bool,
     extractor: FeatureExtractor | None,
     feature_slices: int,
@@ -250,7 +258,7 @@ def _one_volume(
     image: npt.NDArray[np.float32] | None = None
     if gt is not None:
         try:
-            rec = gt.load_volume(pv.volume)
+            rec = gt.load_volume(source_volume)
             if rec.mask is None:
                 raise DataError(f"volume {pv.volume}: the ground truth has no mask")
             truth_classes = one_hot_to_classes(rec.mask, channel_axis=1)
@@ -266,7 +274,7 @@ def _one_volume(
     if figure:
         if image is None and images is not None:
             try:
-                image = images.load_volume(pv.volume).image
+                image = images.load_volume(source_volume).image
             except BratsError as exc:
                 logger.info("volume %d: no image for the overlay figure: %s", pv.volume, exc)
         state.overlays.extend(_overlays(pv.volume, pred, truth_classes, image, opts.slices_per_volume))

@@ -43,6 +43,8 @@ class PredictedVolume:
     Attributes:
         volume: Volume number.
         patient_id: Patient id.
+        name: The source's name of the volume (the case folder for NIfTI input,
+            ``volume_<V>`` for h5 and packed input; empty in folders without the column).
         status: ``ok``, why the survival fields are empty, or ``failed: ...``.
         predicted_bin: The vote's bin, or None.
         mean_probs: Mean probability per bin (``prob_<label>`` columns), or None.
@@ -53,6 +55,7 @@ class PredictedVolume:
 
     volume: int
     patient_id: str
+    name: str
     status: str
     predicted_bin: int | None
     mean_probs: tuple[float, ...] | None
@@ -205,6 +208,7 @@ def _row(row: Mapping[str, str | None], labels: tuple[str, ...]) -> PredictedVol
     return PredictedVolume(
         volume=int(str(row["volume"])),
         patient_id=_cell(row, "patient_id") or "",
+        name=_cell(row, "name") or "",
         status=_cell(row, "status") or "ok",
         predicted_bin=None if pb is None else int(pb),
         mean_probs=tuple(p for p in probs if p is not None) if labels and all(p is not None for p in probs) else None,

@@ -1,7 +1,8 @@
 """The one training loop, shared by the segmenter and the survival classifier.
 
-Adam, StepLR, early stopping on validation loss, gradient accumulation, AMP on CUDA,
-atomic ``last``/``best`` checkpoints with everything needed to resume, and a
+Adam, StepLR (the paper's) or a cosine schedule, early stopping on validation loss, an
+optional time limit, gradient accumulation, AMP on CUDA and bf16 autocast on a CPU on
+request, atomic ``last``/``best`` checkpoints with everything needed to resume, and a
 deterministic order of samples per epoch, so that a resumed run reaches the same
 weights as an uninterrupted one.
 """
@@ -22,11 +23,13 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
 from brats_sdk.errors import CheckpointError, ConfigError
+from brats_sdk.options import config_to_dict
 from brats_sdk.training.batches import make_loader
 from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.observer import EpochRecord, LoggingObserver, TrainingObserver
 from brats_sdk.training.sampling import epoch_generator, epoch_sampler
+from brats_sdk.training.schedule import LrSchedule, cosine_factor, progress
 from brats_sdk.training.task import Batch, Task
 
 __all__ = ["FitConfig", "FitResult", "fit"]
@@ -54,6 +57,12 @@ class FitConfig:
         num_workers: DataLoader workers.
         amp: Mixed precision on CUDA (bf16 where supported, else fp16 with a scaler).
         seed: Seed of weights' training order and dropout.
+        schedule: ``step`` (StepLR every ``step_size`` epochs, the paper's) or ``cosine``
+            (per optimizer step, over ``max_epochs`` or the time limit).
+        warmup_steps: Optimizer steps of linear warm-up (``cosine`` only).
+        time_limit_s: Stop the stage once it has run this long (validation included),
+            after validating what it has; None: no limit.
+        cpu_bf16: bf16 autocast on a CPU (fast only where the CPU has native bf16).
     """
 
     lr: float = 1e-4
@@ -67,8 +76,13 @@ class FitConfig:
     num_workers: int = 0
     amp: bool = True
     seed: int = 0
+    schedule: LrSchedule = LrSchedule.STEP
+    warmup_steps: int = 0
+    time_limit_s: float | None = None
+    cpu_bf16: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "schedule", LrSchedule.parse(self.schedule))
         checks = {
             "lr": self.lr > 0,
             "max_epochs": self.max_epochs >= 1,
@@ -78,6 +92,8 @@ class FitConfig:
             "batch_size": self.batch_size >= 1,
             "accumulate_steps": 1 <= self.accumulate_steps <= self.batch_size,
             "num_workers": self.num_workers >= 0,
+            "warmup_steps": self.warmup_steps >= 0,
+            "time_limit_s": self.time_limit_s is None or self.time_limit_s > 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -96,6 +112,8 @@ class FitResult:
     epochs_run: int
     stopped_early: bool
     history: tuple[EpochRecord, ...]
+    out_of_time: bool = False
+    seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -107,6 +125,9 @@ class _State:
     bad_epochs: int = 0
     finished: bool = False
     stopped_early: bool = False
+    steps: int = 0
+    elapsed_s: float = 0.0
+    out_of_time: bool = False
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -164,10 +185,10 @@ def fit(
         raise ConfigError(f"stage {stage}: training and validation data must be non-empty")
     params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)
+    # Kept (and saved) with either schedule; stepped only by the paper's.
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
-    amp_on = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if amp_on and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_on and amp_dtype == torch.float16)
+    amp_on, amp_dtype = _autocast_settings(config, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_on and device.type == "cuda" and amp_dtype == torch.float16)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -176,8 +197,8 @@ def fit(
     if resume and last_path.exists():
         state = _restore(last_path, stage, _unwrap(model), optimizer, scheduler, scaler)
         # A run that reached its max_epochs goes on when resumed with a larger one; a run
-        # that early-stopped (under this patience) stays stopped.
-        state.finished = state.bad_epochs >= config.patience
+        # that early-stopped (under this patience) or ran out of time stays stopped.
+        state.finished = state.bad_epochs >= config.patience or state.out_of_time
         state.stopped_early = state.stopped_early and state.finished
         logger.info("stage %s: resumed after epoch %d", stage, state.epoch)
     if history is not None and dist.is_main:
@@ -185,6 +206,12 @@ def fit(
 
     records: list[EpochRecord] = []
     micro = max(1, config.batch_size // config.accumulate_steps)
+    started = time.perf_counter()
+    elapsed_before = state.elapsed_s
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - started
+
     while not state.finished and state.epoch < config.max_epochs:
         epoch = state.epoch + 1
         # A fresh generator per epoch makes the sample order a function of (seed, epoch)
@@ -201,8 +228,11 @@ def fit(
         if config.max_steps_per_epoch is not None:
             n_batches = min(n_batches, config.max_steps_per_epoch * config.accumulate_steps)
         weights = _micro_weights(len(sampler), micro, n_batches, config.accumulate_steps)
+        total_steps = config.max_epochs * -(-n_batches // config.accumulate_steps)
         observer.epoch_started(stage, epoch, config.max_epochs, n_batches)
         t0 = time.perf_counter()
+        if config.schedule is LrSchedule.COSINE:
+            _set_cosine_lr(optimizer, config, state.steps, total_steps, elapsed())
         lr = optimizer.param_groups[0]["lr"]
         model.train()
         meter = task.new_meter()
@@ -216,17 +246,24 @@ def fit(
                 loss, outputs = task.step(model, batch, device)
             scaled: torch.Tensor = scaler.scale(loss * weights[i])
             scaled.backward()  # type: ignore[no-untyped-call]  # torch.Tensor.backward is untyped
-            if (i + 1) % config.accumulate_steps == 0 or i + 1 == n_batches:
+            step_done = (i + 1) % config.accumulate_steps == 0 or i + 1 == n_batches
+            if step_done:
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
+                state.steps += 1
             n = task.batch_size_of(batch)
             seen += n
             loss_sum += torch.tensor([float(loss.detach()) * n, n], dtype=torch.float64)
             meter.update(outputs.detach(), batch)
-            elapsed = max(time.perf_counter() - t0, 1e-9)
-            observer.batch_done(float(loss_sum[0] / loss_sum[1]), meter.summarise(meter.totals()), seen / elapsed)
-        scheduler.step()
+            observer.batch_done(float(loss_sum[0] / loss_sum[1]), meter.summarise(meter.totals()), seen / max(time.perf_counter() - t0, 1e-9))
+            if step_done and config.time_limit_s is not None and dist.broadcast_flag(elapsed() >= config.time_limit_s):
+                state.out_of_time = True
+                break
+            if step_done and config.schedule is LrSchedule.COSINE:
+                _set_cosine_lr(optimizer, config, state.steps, total_steps, elapsed())
+        if config.schedule is LrSchedule.STEP:
+            scheduler.step()
         train_totals = dist.all_reduce_sum(loss_sum)
         train_loss = float(train_totals[0] / max(train_totals[1].item(), 1.0))
         val_loss, val_metrics = evaluate(model=model, task=task, data=val_data, device=device, config=config, dist=dist)
@@ -239,11 +276,12 @@ def fit(
         else:
             state.bad_epochs += 1
         state.epoch = epoch
+        state.elapsed_s = elapsed()
         # Rank 0 decides and broadcasts, so every rank stops at the same epoch.
         stop = dist.broadcast_flag(state.bad_epochs >= config.patience)
         if stop and state.epoch < config.max_epochs:
             state.stopped_early = True
-        state.finished = stop or state.epoch >= config.max_epochs
+        state.finished = stop or state.out_of_time or state.epoch >= config.max_epochs
         observer.epoch_done(record, improved)
         if dist.is_main:
             if history is not None:
@@ -254,6 +292,8 @@ def fit(
         dist.barrier()
         if stop:
             logger.info("stage %s: early stop after epoch %d (best %d)", stage, epoch, state.best_epoch)
+        if state.out_of_time:
+            logger.info("stage %s: time limit reached in epoch %d after %.0f s (best %d)", stage, epoch, state.elapsed_s, state.best_epoch)
 
     best_path = checkpoint_dir / BEST
     # best_epoch 0: no epoch had a finite validation loss, and a best.pt is a stale one.
@@ -267,7 +307,26 @@ def fit(
         epochs_run=state.epoch,
         stopped_early=state.stopped_early,
         history=tuple(records),
+        out_of_time=state.out_of_time,
+        seconds=state.elapsed_s,
     )
+
+
+def _autocast_settings(config: FitConfig, device: torch.device) -> tuple[bool, torch.dtype]:
+    """Whether autocast is on, and its dtype: AMP on CUDA (bf16 where supported, else
+    fp16), bf16 on a CPU when asked."""
+    if device.type == "cuda" and config.amp:
+        return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and config.cpu_bf16:
+        return True, torch.bfloat16
+    return False, torch.float32
+
+
+def _set_cosine_lr(optimizer: torch.optim.Optimizer, config: FitConfig, steps: int, total_steps: int, elapsed_s: float) -> None:
+    done = progress(step=steps, total_steps=total_steps, elapsed_s=elapsed_s, time_limit_s=config.time_limit_s)
+    lr = config.lr * cosine_factor(done, step=steps, warmup_steps=config.warmup_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _micro_weights(n_samples: int, micro: int, n_batches: int, accumulate: int) -> list[float]:
@@ -305,8 +364,7 @@ def evaluate(
         sampler = DistributedSampler(data, num_replicas=dist.world_size, rank=dist.rank, shuffle=False)
     loader = make_loader(data, batch_size=max(1, config.batch_size // config.accumulate_steps), sampler=sampler,
                          num_workers=config.num_workers, pin_memory=device.type == "cuda")
-    amp_on = config.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if amp_on and torch.cuda.is_bf16_supported() else torch.float16
+    amp_on, amp_dtype = _autocast_settings(config, device)
     model.eval()
     meter = task.new_meter()
     loss_sum = torch.zeros(2, dtype=torch.float64)
@@ -325,7 +383,7 @@ def _record(stage: str, state: _State, config: FitConfig, model: nn.Module) -> d
     return {
         "stage": stage,
         "state": dataclasses.asdict(state),
-        "fit_config": dataclasses.asdict(config),
+        "fit_config": config_to_dict(config),
         "model": model.state_dict(),
     }
 

@@ -148,24 +148,32 @@ def load_or_plan_split(
     survival_csv: Path | None,
     bin_method: BinMethod = BinMethod.QUANTILE,
     id_map: PatientIdMap | None = None,
+    given: Path | None = None,
 ) -> Split:
-    """Reuse ``run_dir/split.csv`` or plan and write a new split.
+    """Reuse ``run_dir/split.csv``, take ``given``, or plan and write a new split.
 
     Patient mode splits patients with usable survival data and the others separately, so
     that every part holds patients of both kinds (each part stratified by bin).
 
+    Args:
+        given: A split file to use (an earlier run's ``split.csv`` or one written by hand);
+            it is copied into the run folder, which must not hold another split.
+
     Raises:
-        DataError: The saved split names volumes the data does not have, or too few volumes.
+        DataError: The saved or given split names volumes the data does not have, is of
+            another mode, differs from the run folder's split, or there are too few volumes.
     """
     path = run_dir / SPLIT_FILE
+    if given is not None:
+        chosen = read_split_csv(given)
+        if path.exists() and read_split_csv(path) != chosen:
+            raise DataError(f"{path}: the run folder already holds another split than {given}")
+        _check_split(chosen, given, volumes, mode)
+        write_split_csv(chosen, path)
+        return chosen
     if path.exists():
         split = read_split_csv(path)
-        known = set(volumes)
-        used = set(split.train + split.val + split.test) | {v for v, _ in split.train_slices + split.val_slices + split.test_slices}
-        if not used <= known:
-            raise DataError(f"{path}: names volumes {sorted(used - known)[:10]} that the data does not have")
-        if split.mode is not mode:
-            raise DataError(f"{path}: is a {split.mode.value} split, but a {mode.value} split was asked for")
+        _check_split(split, path, volumes, mode)
         logger.info("reusing split %s", path)
         return split
     strata: Mapping[int, int] = {}
@@ -180,6 +188,15 @@ def load_or_plan_split(
         split = _split_two_groups(list(volumes), set(survivors), strata, seed)
     write_split_csv(split, path)
     return split
+
+
+def _check_split(split: Split, path: Path, volumes: Sequence[int], mode: SplitMode) -> None:
+    known = set(volumes)
+    used = set(split.train + split.val + split.test) | {v for v, _ in split.train_slices + split.val_slices + split.test_slices}
+    if not used <= known:
+        raise DataError(f"{path}: names volumes {sorted(used - known)[:10]} that the data does not have")
+    if split.mode is not mode:
+        raise DataError(f"{path}: is a {split.mode.value} split, but a {mode.value} split was asked for")
 
 
 def _split_two_groups(volumes: list[int], survivors: set[int], strata: Mapping[int, int], seed: int) -> Split:

@@ -29,8 +29,9 @@ from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SliceFacts
 from brats_sdk.data.sources import DataFormat, source_dirs
 from brats_sdk.data.splits import Split, SplitMode
+from brats_sdk.device import warn_if_slow_bf16
 from brats_sdk.errors import ConfigError
-from brats_sdk.models.losses import DiceLoss
+from brats_sdk.models.losses import DiceCELoss, DiceLoss
 from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig
 from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.history import HistoryFile
@@ -44,6 +45,7 @@ from brats_sdk.training.run import (
     start_run,
 )
 from brats_sdk.training.sampling import tumour_weights
+from brats_sdk.training.schedule import LrSchedule
 from brats_sdk.training.tasks import SegmentationTask
 
 __all__ = ["SEGMENTER_FILE", "SegmenterTrainConfig", "SegmenterTrainResult", "train_segmenter"]
@@ -51,6 +53,9 @@ __all__ = ["SEGMENTER_FILE", "SegmenterTrainConfig", "SegmenterTrainResult", "tr
 logger = logging.getLogger(__name__)
 
 SEGMENTER_FILE = "segmenter.pt"
+# Channels-last weights and batches: the convolutions of training run faster in it on
+# CPUs and on GPUs (the batches are made so in SegmentationTask).
+_TRAIN_LAYOUT = torch.channels_last
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,19 @@ class SegmenterTrainConfig:
             data when None).
         normalisation: Intensity normalisation of the network's input (``slice``, the
             default, gives the same input from raw NIfTI and Kaggle's h5; ``volume``).
+        schedule: ``step`` (the paper's StepLR) or ``cosine`` (per step, with warm-up).
+        warmup_steps: Linear warm-up steps of the cosine schedule.
+        time_limit_minutes: Budget of the training stages together (each validated
+            epoch counts); a stage that reaches it stops after validating, and later
+            stages are skipped. None: no limit.
+        cpu_bf16: bf16 autocast when training on a CPU (fast only with native bf16).
+        ce_weight: Add this times the cross-entropy to the Dice loss (the paper: 0).
+        augment: Random mirroring and intensity jitter of training items (the paper: none).
+        split_csv: Use this split file (volumes by number, as ``split.csv`` holds them)
+            instead of planning one.
+        max_val_slices: Validate on at most this many slices each epoch (an evenly spread,
+            fixed subset of the validation slices, all of them with tumour first), so
+            that validation stays cheap on a large release. None: every slice.
     """
 
     data_dir: Path
@@ -124,10 +142,26 @@ class SegmenterTrainConfig:
     data_format: DataFormat = DataFormat.AUTO
     survival_csv: Path | None = None
     normalisation: Normalisation = Normalisation.SLICE
+    schedule: LrSchedule = LrSchedule.STEP
+    warmup_steps: int = 0
+    time_limit_minutes: float | None = None
+    cpu_bf16: bool = False
+    ce_weight: float = 0.0
+    augment: bool = False
+    max_val_slices: int | None = None
+    split_csv: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
         object.__setattr__(self, "normalisation", Normalisation.parse(self.normalisation))
+        object.__setattr__(self, "schedule", LrSchedule.parse(self.schedule))
+        if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
+            raise ConfigError(f"time_limit_minutes must be > 0, got {self.time_limit_minutes}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.max_val_slices is not None and self.max_val_slices < 1:
+            raise ConfigError(f"max_val_slices must be >= 1, got {self.max_val_slices}")
+        DiceCELoss(DiceLoss(), ce_weight=self.ce_weight)  # validates the weight
         if len(self.stage_epochs) != 3 or any(e < 0 for e in self.stage_epochs) or not any(self.stage_epochs):
             raise ConfigError(f"stage_epochs must be three non-negative ints, not all 0, got {self.stage_epochs}")
         if len(self.lrs) != 3 or any(lr <= 0 for lr in self.lrs):
@@ -198,6 +232,8 @@ def train_segmenter(
         source=source, dist=dist,
     )
     device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    if config.cpu_bf16:
+        warn_if_slow_bf16(device, "bf16 training")
     # Rank 0 scans the data and plans the split; the others then read its files.
     with dist.main_first():
         scan = load_or_scan(source, out, progress=progress)
@@ -210,6 +246,7 @@ def train_segmenter(
             mode=config.split_mode,
             seed=config.seed,
             survival_csv=config.survival_csv or find_survival_csv(source),
+            given=config.split_csv,
         )
     if split.leaks_patients:
         logger.warning("slice-level split: slices of one patient are in train and test; test figures leak")
@@ -221,9 +258,10 @@ def train_segmenter(
     norm = config.normalisation
     train_ds = SegmentationDataset(
         source, parts.train, scan.stats, crop=None if config.crop_size is None else RandomCrops(config.crop_size),
-        normalisation=norm,
+        normalisation=norm, augment=config.augment,
     )
-    val_ds = SegmentationDataset(source, parts.val, scan.stats, crop=_brain_window(config, source, facts, parts.val), normalisation=norm)
+    val_part = _validation_subset(parts.val, facts, config.max_val_slices)
+    val_ds = SegmentationDataset(source, val_part, scan.stats, crop=_brain_window(config, source, facts, val_part), normalisation=norm)
     test_ds = SegmentationDataset(source, parts.test, scan.stats, crop=_brain_window(config, source, facts, parts.test), normalisation=norm)
     weights = None
     if config.tumour_fraction is not None:
@@ -231,20 +269,24 @@ def train_segmenter(
 
     model = Segmenter(SegmenterConfig(
         input_size=config.input_size, encoder_weights=config.encoder_weights, normalisation=norm,
-    )).to(device)
+    )).to(device).to(memory_format=_TRAIN_LAYOUT)
     history = HistoryFile(out / "history.csv") if dist.is_main else None
-    task = SegmentationTask(
-        DiceLoss(class_weights=(config.background_weight, 1.0, 1.0, 1.0), batch_dice=config.batch_dice)
-    )
+    dice = DiceLoss(class_weights=(config.background_weight, 1.0, 1.0, 1.0), batch_dice=config.batch_dice)
+    task = SegmentationTask(DiceCELoss(dice, ce_weight=config.ce_weight) if config.ce_weight else dice)
     results: list[FitResult] = []
     stages_run: list[int] = []
+    budget_s = None if config.time_limit_minutes is None else 60.0 * config.time_limit_minutes
     for stage, (max_epochs, lr) in enumerate(zip(config.stage_max_epochs(), config.lrs, strict=True), start=1):
         if max_epochs == 0:
             continue  # before the head swap: a skipped stage must not replace a trained head
+        left_s = None if budget_s is None else budget_s - sum(r.seconds for r in results)
+        if left_s is not None and left_s <= 0 and results:
+            logger.info("time limit reached: stage %d and later are skipped", stage)
+            break
         if stage >= 2 and model.config.head is not HeadKind.PAPER:
             model.replace_head()
             model.freeze_backbone()
-            model.to(device)
+            model.to(device).to(memory_format=_TRAIN_LAYOUT)
         fit_cfg = FitConfig(
             lr=lr,
             max_epochs=max_epochs,
@@ -256,6 +298,10 @@ def train_segmenter(
             num_workers=config.num_workers,
             amp=config.amp,
             seed=config.seed + stage,
+            schedule=config.schedule,
+            warmup_steps=config.warmup_steps,
+            time_limit_s=None if left_s is None else max(left_s, 1.0),
+            cpu_bf16=config.cpu_bf16,
         )
         net: torch.nn.Module = model
         if dist.is_distributed:
@@ -268,7 +314,10 @@ def train_segmenter(
         results.append(result)
         stages_run.append(stage)
     model = _keep_best_stage(model, results, stages_run, out, device)
-    last_cfg = FitConfig(batch_size=config.batch_size, accumulate_steps=config.accumulate_steps, num_workers=config.num_workers, amp=config.amp)
+    last_cfg = FitConfig(
+        batch_size=config.batch_size, accumulate_steps=config.accumulate_steps, num_workers=config.num_workers,
+        amp=config.amp, cpu_bf16=config.cpu_bf16,
+    )
     best_i = min(range(len(results)), key=lambda k: results[k].best_val_loss)
     val_metrics = dict(results[best_i].best_metrics)
     test_loss, test_metrics = float("nan"), dict[str, float]()
@@ -308,6 +357,25 @@ def train_segmenter(
     )
 
 
+def _validation_subset(indices: Sequence[int], facts: Sequence[SliceFacts], limit: int | None) -> list[int]:
+    """At most ``limit`` validation slices: with tumour first, each group evenly spread
+    over its slices, in source order (a fixed subset, the same every epoch)."""
+    if limit is None or len(indices) <= limit:
+        return list(indices)
+    tumour = [i for i in indices if facts[i].has_tumour]
+    other = [i for i in indices if not facts[i].has_tumour]
+    take_t = min(len(tumour), limit)
+    chosen = _spread(tumour, take_t) + _spread(other, limit - take_t)
+    return sorted(chosen)
+
+
+def _spread(items: Sequence[int], k: int) -> list[int]:
+    if k <= 0:
+        return []
+    step = len(items) / k
+    return [items[int(j * step)] for j in range(k)]
+
+
 def _brain_window(
     config: SegmenterTrainConfig, source: DataSource, facts: Sequence[SliceFacts], indices: Sequence[int]
 ) -> Window | None:
@@ -336,7 +404,7 @@ def _keep_best_stage(
     best = Segmenter(dataclasses.replace(model.config, head=head, encoder_weights=None))
     ckpt = load_checkpoint(out / f"stage{stage}" / BEST, kind=CheckpointKind.TRAINING_STATE)
     best.load_state_dict(ckpt["model"])  # type: ignore[arg-type]  # a state dict we saved
-    return best.to(device)
+    return best.to(device).to(memory_format=_TRAIN_LAYOUT)
 
 
 def plain_dict(d: dict[str, object]) -> dict[str, object]:

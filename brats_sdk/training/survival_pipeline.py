@@ -78,6 +78,7 @@ class SurvivalTrainConfig:
         resume: Continue from ``survival/last.pt``.
         data_format: Layout of ``data_dir``.
         augment: Random flips and quarter turns of the training masks (the paper: none).
+        split_csv: Use this split file instead of planning one.
     """
 
     data_dir: Path
@@ -102,6 +103,7 @@ class SurvivalTrainConfig:
     resume: bool = False
     data_format: DataFormat = DataFormat.AUTO
     augment: bool = False
+    split_csv: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bins", BinMethod.parse(self.bins))
@@ -166,6 +168,7 @@ def train_survival(
         split = load_or_plan_split(
             out, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices], mode=config.split_mode,
             seed=config.seed, survival_csv=config.survival_csv, bin_method=config.bins, id_map=id_map,
+            given=config.split_csv,
         )
     if split.leaks_patients:
         logger.warning("slice-level split: a patient's slices are in train and test; survival accuracy leaks")

@@ -1,0 +1,198 @@
+"""Training options beyond the paper: cosine schedule, time limit, CPU bf16 autocast,
+Dice + cross-entropy, augmentation and a capped validation set, with real models on
+small inputs through the one training loop."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from brats_sdk.data.datasets import SegmentationDataset
+from brats_sdk.data.scan import SliceFacts, scan_source
+from brats_sdk.data.sources import open_source
+from brats_sdk.errors import ConfigError
+from brats_sdk.models.losses import DiceCELoss, DiceLoss
+from brats_sdk.training.loop import LAST, FitConfig, fit
+from brats_sdk.training.schedule import COSINE_FLOOR, cosine_factor, progress
+from brats_sdk.training.segmenter_pipeline import (
+    SegmenterTrainConfig,
+    _validation_subset,
+    train_segmenter,
+)
+from brats_sdk.training.task import Batch
+from brats_sdk.training.tasks import SegmentationTask
+
+CPU = torch.device("cpu")
+
+
+class Constant(Dataset[Batch]):
+    """``n`` random 8 x 8 items with random targets (a fixed generator)."""
+
+    def __init__(self, n: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randn(n, 4, 8, 8, generator=g)
+        self.targets = torch.randint(0, 4, (n, 8, 8), generator=g)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> Batch:
+        return {"image": self.images[i], "target": self.targets[i]}
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Conv2d(4, 4, kernel_size=3, padding=1)
+
+
+def _last_lr(path: Path) -> float:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return float(ckpt["optimizer"]["param_groups"][0]["lr"])
+
+
+# ------------------------------------------------------------------------------ schedule
+def test_cosine_factor_warms_up_then_decays_to_the_floor() -> None:
+    assert cosine_factor(0.0, step=0, warmup_steps=4) == pytest.approx(0.25)
+    assert cosine_factor(0.0, step=3, warmup_steps=4) == pytest.approx(1.0)
+    assert cosine_factor(0.5, step=100, warmup_steps=4) == pytest.approx(COSINE_FLOOR + (1 - COSINE_FLOOR) / 2)
+    assert cosine_factor(1.0, step=100, warmup_steps=0) == pytest.approx(COSINE_FLOOR)
+    values = [cosine_factor(d / 10, step=100, warmup_steps=0) for d in range(11)]
+    assert values == sorted(values, reverse=True)
+
+
+def test_progress_takes_steps_or_time_whichever_is_further() -> None:
+    assert progress(step=5, total_steps=10, elapsed_s=1.0, time_limit_s=None) == 0.5
+    assert progress(step=5, total_steps=10, elapsed_s=90.0, time_limit_s=100.0) == pytest.approx(0.9)
+    assert progress(step=50, total_steps=10, elapsed_s=500.0, time_limit_s=100.0) == 1.0
+
+
+def test_cosine_schedule_ends_on_the_floor(tmp_path: Path) -> None:
+    """16 items in batches of 4, 3 epochs: 12 steps; after the last one the rate is on
+    the floor, and epochs record falling rates."""
+    config = FitConfig(lr=1e-2, max_epochs=3, batch_size=4, patience=5, amp=False, schedule="cosine", warmup_steps=2)
+    result = fit(model=_net(), task=SegmentationTask(), train_data=Constant(16), val_data=Constant(4),
+                 config=config, device=CPU, checkpoint_dir=tmp_path)
+    assert result.epochs_run == 3
+    assert _last_lr(tmp_path / LAST) == pytest.approx(1e-2 * COSINE_FLOOR)
+    lrs = [r.lr for r in result.history]
+    assert lrs[0] == pytest.approx(1e-2 * cosine_factor(0.0, step=0, warmup_steps=2))
+    assert lrs[1] > lrs[2]
+
+
+def test_step_schedule_is_the_papers_steplr(tmp_path: Path) -> None:
+    config = FitConfig(lr=1e-2, max_epochs=3, batch_size=8, patience=5, amp=False, step_size=2, gamma=0.1)
+    result = fit(model=_net(), task=SegmentationTask(), train_data=Constant(16), val_data=Constant(4),
+                 config=config, device=CPU, checkpoint_dir=tmp_path)
+    assert [r.lr for r in result.history] == pytest.approx([1e-2, 1e-2, 1e-3])
+
+
+# ------------------------------------------------------------------------------ time limit
+def test_time_limit_stops_after_validating_and_stays_stopped(tmp_path: Path) -> None:
+    config = FitConfig(lr=1e-2, max_epochs=50, batch_size=4, patience=50, amp=False, time_limit_s=1e-6)
+    model = _net()
+    result = fit(model=model, task=SegmentationTask(), train_data=Constant(16), val_data=Constant(4),
+                 config=config, device=CPU, checkpoint_dir=tmp_path)
+    assert result.out_of_time and result.epochs_run == 1 and result.best_epoch == 1
+    assert math.isfinite(result.history[0].val_loss)
+    ckpt = torch.load(tmp_path / LAST, map_location="cpu", weights_only=True)
+    assert ckpt["state"]["steps"] == 1 and ckpt["state"]["out_of_time"] is True
+    resumed = fit(model=_net(), task=SegmentationTask(), train_data=Constant(16), val_data=Constant(4),
+                  config=config, device=CPU, checkpoint_dir=tmp_path, resume=True)
+    assert resumed.history == () and resumed.out_of_time
+
+
+def test_pipeline_time_limit_skips_later_stages(tiny_cohort: Path, tmp_path: Path) -> None:
+    config = SegmenterTrainConfig(
+        data_dir=tiny_cohort, out_dir=tmp_path / "run", batch_size=8, stage_epochs=(5, 5, 0), max_steps_per_epoch=2,
+        device="cpu", amp=False, time_limit_minutes=1e-6,
+    )
+    result = train_segmenter(config)
+    assert len(result.stages) == 1 and result.stages[0].out_of_time and result.stages[0].epochs_run == 1
+    assert result.model_path.is_file()
+
+
+# ------------------------------------------------------------------------------ bf16 on a CPU
+def test_cpu_bf16_runs_the_network_under_autocast(tmp_path: Path) -> None:
+    dtypes: list[torch.dtype] = []
+    for flag in (False, True):
+        model = _net()
+        model.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
+        config = FitConfig(lr=1e-2, max_epochs=1, batch_size=4, amp=False, cpu_bf16=flag)
+        fit(model=model, task=SegmentationTask(), train_data=Constant(4), val_data=Constant(4),
+            config=config, device=CPU, checkpoint_dir=tmp_path / str(flag))
+        assert model.weight.dtype == torch.float32  # autocast leaves the weights in fp32
+    assert set(dtypes[:2]) == {torch.float32} and set(dtypes[2:]) == {torch.bfloat16}
+
+
+# ------------------------------------------------------------------------------ loss
+def test_dice_ce_loss_is_dice_plus_weighted_cross_entropy() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 6, 6, generator=g, requires_grad=True)
+    target = torch.randint(0, 4, (2, 6, 6), generator=g)
+    dice = DiceLoss(class_weights=(0.25, 1, 1, 1), batch_dice=True)
+    got = DiceCELoss(dice, ce_weight=0.5)(logits, target)
+    torch.testing.assert_close(got, dice(logits, target) + 0.5 * F.cross_entropy(logits, target))
+    one_hot = F.one_hot(target, 4).movedim(-1, 1)
+    torch.testing.assert_close(DiceCELoss(dice, ce_weight=0.5)(logits, one_hot), got)
+    torch.testing.assert_close(DiceCELoss(dice, ce_weight=0.0)(logits, target), dice(logits, target))
+    got.backward()  # type: ignore[no-untyped-call]  # untyped in torch
+    assert logits.grad is not None and bool((logits.grad != 0).all())
+    with pytest.raises(ConfigError, match="ce_weight"):
+        DiceCELoss(dice, ce_weight=-1.0)
+
+
+# ------------------------------------------------------------------------------ augmentation
+def test_augmentation_mirrors_image_and_target_together(tiny_cohort: Path) -> None:
+    source = open_source(tiny_cohort, volumes=(1,))
+    scan = scan_source(source)
+    tumour = next(i for i, f in enumerate(scan.slices) if f.has_tumour and f.brain_pixels > 200)
+    plain = SegmentationDataset(source, [tumour])[0]
+    brain = plain["image"].ne(0).any(0)
+    augmented = SegmentationDataset(source, [tumour], augment=True)
+    seen: set[tuple[bool, bool]] = set()
+    torch.manual_seed(0)
+    for _ in range(24):
+        item = augmented[0]
+        matches = [(fr, fc) for fr in (False, True) for fc in (False, True)
+                   if torch.equal(item["target"], _flip(plain["target"], fr, fc))]
+        assert len(matches) >= 1
+        fr, fc = matches[0]
+        seen.add((fr, fc))
+        ref, inside = _flip(plain["image"], fr, fc), _flip(brain, fr, fc)
+        assert bool((item["image"][:, ~inside] == 0).all())  # background stays 0
+        for c in range(ref.shape[0]):  # inside the brain, an affine change per channel
+            x, y = ref[c][inside].double(), item["image"][c][inside].double()
+            slope = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+            assert 0.9 - 1e-4 <= slope <= 1.1 + 1e-4
+            torch.testing.assert_close(y, slope * x + (y.mean() - slope * x.mean()), atol=1e-4, rtol=1e-4)
+    assert len(seen) == 4
+
+
+def _flip(t: torch.Tensor, rows: bool, cols: bool) -> torch.Tensor:
+    if rows:
+        t = t.flip(-2)
+    if cols:
+        t = t.flip(-1)
+    return t
+
+
+# ------------------------------------------------------------------------------ validation cap
+def test_validation_subset_takes_tumour_slices_first_and_spreads_them() -> None:
+    facts = [SliceFacts(1, i, 100, (1, 0, 0) if i % 3 == 0 else (0, 0, 0)) for i in range(30)]
+    indices = list(range(30))
+    assert _validation_subset(indices, facts, None) == indices
+    assert _validation_subset(indices, facts, 40) == indices
+    got = _validation_subset(indices, facts, 12)
+    assert len(got) == 12 and got == sorted(got)
+    tumour = [i for i in indices if facts[i].has_tumour]
+    assert set(tumour) <= set(got)
+    assert _validation_subset(indices, facts, 12) == got  # the same subset every time
+    small = _validation_subset(indices, facts, 5)
+    assert all(facts[i].has_tumour for i in small) and np.diff(small).min() >= 3
