@@ -134,6 +134,8 @@ def _segmenter_options(f: F) -> F:
         click.option("--augment", is_flag=True, help="Random mirroring and intensity jitter of training slices."),
         click.option("--max-val-slices", type=click.IntRange(min=1), default=None,
                      help="Validate each epoch on at most this many slices (a fixed subset, tumour first)."),
+        click.option("--keep", "keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
+                     help="Final weights: the best validated epoch (the paper's) or the last one (for --schedule cosine)."),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -170,7 +172,7 @@ _SEG_PARAMS: dict[str, str] = {
     "amp": "no_amp", "resume": "resume", "data_format": "data_format", "normalisation": "normalisation",
     "schedule": "schedule", "warmup_steps": "warmup_steps", "time_limit_minutes": "time_limit",
     "cpu_bf16": "cpu_bf16", "ce_weight": "ce_weight", "augment": "augment", "max_val_slices": "max_val_slices",
-    "split_csv": "split_csv",
+    "split_csv": "split_csv", "keep_best": "keep",
 }
 
 
@@ -190,7 +192,7 @@ def _seg_values(kw: dict[str, Any]) -> dict[str, Any]:
         "normalisation": Normalisation(kw["normalisation"]), "schedule": LrSchedule(kw["schedule"]),
         "warmup_steps": kw["warmup_steps"], "time_limit_minutes": kw["time_limit"], "cpu_bf16": kw["cpu_bf16"],
         "ce_weight": kw["ce_weight"], "augment": kw["augment"], "max_val_slices": kw["max_val_slices"],
-        "split_csv": kw["split_csv"],
+        "split_csv": kw["split_csv"], "keep_best": kw["keep"] == "best",
     }
 
 

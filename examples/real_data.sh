@@ -6,7 +6,7 @@
 #   DATA_DIR  the NIfTI release (a folder of case folders, e.g. MICCAI_BraTS2020_TrainingData)
 #             or Kaggle's h5 release (BraTS2020_training_data/content/data or a parent of it)
 #   OUT_DIR   receives packed/ (the cases, brain boxes in float16), run/ (segmenter.pt,
-#             split.csv, history.csv), predictions/ (labels as NIfTI) and report/.
+#             split.csv, history.csv), predictions/ (labels as h5 and NIfTI) and report/.
 # Environment:
 #   PRESET=cpu        the training recipe (`brats train segmenter --show-preset cpu`)
 #   SPLIT_CSV=FILE    use this split (volumes by number) instead of a patient split by seed
@@ -39,7 +39,7 @@ $BRATS train segmenter "$OUT/packed" --out "$OUT/run" --preset "${PRESET:-cpu}" 
 stamp
 
 echo "== 4/5 predict the held-out patients (the run's test part) from the original files"
-$BRATS predict "$DATA" --model-dir "$OUT/run" --part test --out "$OUT/predictions" --save-nifti --quiet
+$BRATS predict "$DATA" --model-dir "$OUT/run" --part test --out "$OUT/predictions" --save-masks --save-nifti --quiet
 stamp
 
 echo "== 5/5 score them against their ground truth"

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from brats_sdk.data import augment
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.scan import SliceFacts, scan_source
 from brats_sdk.data.sources import open_source
@@ -149,7 +150,10 @@ def test_dice_ce_loss_is_dice_plus_weighted_cross_entropy() -> None:
 
 
 # ------------------------------------------------------------------------------ augmentation
-def test_augmentation_mirrors_image_and_target_together(tiny_cohort: Path) -> None:
+def test_augmentation_mirrors_image_and_target_together(tiny_cohort: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without rotation: the target is one of the four mirrorings of the plain item's, the
+    image the same mirroring of the plain image with each channel's brain affinely jittered."""
+    monkeypatch.setattr(augment, "SPATIAL_PROB", 0.0)
     source = open_source(tiny_cohort, volumes=(1,))
     scan = scan_source(source)
     tumour = next(i for i, f in enumerate(scan.slices) if f.has_tumour and f.brain_pixels > 200)
@@ -183,6 +187,29 @@ def _flip(t: torch.Tensor, rows: bool, cols: bool) -> torch.Tensor:
     return t
 
 
+@pytest.mark.parametrize(("h", "w"), [(12, 12), (8, 16)])
+def test_rotation_and_zoom_move_image_and_target_alike(h: int, w: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    image = torch.randn(4, h, w, generator=g)
+    target = torch.randint(0, 4, (h, w), generator=g).to(torch.uint8)
+    # No rotation, no zoom: the identity (samples fall on pixel centres).
+    a, t = image.clone(), target.clone()
+    augment._rotate_zoom(a, t, 0.0, 1.0)
+    torch.testing.assert_close(a, image, atol=1e-5, rtol=0)
+    assert torch.equal(t, target)
+    if h == w:  # a quarter turn of a square is a permutation of its pixels
+        a, t = image.clone(), target.clone()
+        augment._rotate_zoom(a, t, math.pi / 2, 1.0)
+        turned = [torch.rot90(image, k, dims=(-2, -1)) for k in (1, -1)]
+        k = 0 if torch.allclose(a, turned[0], atol=1e-4) else 1
+        torch.testing.assert_close(a, turned[k], atol=1e-4, rtol=0)
+        assert torch.equal(t, torch.rot90(target, 1 if k == 0 else -1, dims=(-2, -1)))
+    # Zooming out brings background (0) in at the borders, in image and target alike.
+    a, t = image.clone(), target.clone() + 1
+    augment._rotate_zoom(a, t, 0.0, 0.5)
+    assert bool((a[:, 0, :] == 0).all()) and bool((t[0, :] == 0).all()) and bool(t[h // 2, w // 2] > 0)
+
+
 # ------------------------------------------------------------------------------ validation cap
 def test_validation_subset_takes_tumour_slices_first_and_spreads_them() -> None:
     facts = [SliceFacts(1, i, 100, (1, 0, 0) if i % 3 == 0 else (0, 0, 0)) for i in range(30)]
@@ -196,3 +223,33 @@ def test_validation_subset_takes_tumour_slices_first_and_spreads_them() -> None:
     assert _validation_subset(indices, facts, 12) == got  # the same subset every time
     small = _validation_subset(indices, facts, 5)
     assert all(facts[i].has_tumour for i in small) and np.diff(small).min() >= 3
+
+
+# ------------------------------------------------------------------------------ final weights
+def test_keep_last_ends_on_the_last_epochs_weights(tmp_path: Path) -> None:
+    """Training wants class 1 everywhere, validation class 0: validation loss rises every
+    epoch, so the best epoch is the first; keep_best=False still ends on the last."""
+    images = torch.ones(16, 4, 8, 8)
+
+    class Fixed(Dataset[Batch]):
+        def __init__(self, target: int) -> None:
+            self.target = target
+
+        def __len__(self) -> int:
+            return 8
+
+        def __getitem__(self, i: int) -> Batch:
+            return {"image": images[i], "target": torch.full((8, 8), self.target, dtype=torch.int64)}
+
+    finals = {}
+    for keep in (True, False):
+        torch.manual_seed(0)
+        model = nn.Conv2d(4, 2, kernel_size=1)
+        config = FitConfig(lr=1e-2, max_epochs=3, batch_size=4, patience=5, amp=False, keep_best=keep)
+        result = fit(model=model, task=SegmentationTask(loss=nn.CrossEntropyLoss()), train_data=Fixed(1), val_data=Fixed(0),
+                     config=config, device=CPU, checkpoint_dir=tmp_path / str(keep))
+        assert result.best_epoch == 1 and result.epochs_run == 3
+        assert result.last_metrics == result.history[-1].metrics
+        last = torch.load(tmp_path / str(keep) / LAST, map_location="cpu", weights_only=True)["model"]
+        finals[keep] = torch.equal(model.weight, last["weight"])
+    assert finals == {True: False, False: True}

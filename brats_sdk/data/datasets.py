@@ -15,6 +15,7 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
+from brats_sdk.data.augment import augment_item
 from brats_sdk.data.crops import RandomCrops, Window
 from brats_sdk.data.normalise import (
     Normalisation,
@@ -51,9 +52,8 @@ class SegmentationDataset(Dataset[Sample]):
             (validation on the brain box), or :class:`RandomCrops` (training windows).
         normalisation: The model's rule; per-slice statistics come from the whole slice,
             also when a window of it is served, as prediction computes them.
-        augment: Random mirroring of each item along each in-plane axis and a random
-            scale (0.9-1.1) and shift (-0.1-0.1) of each channel's normalised brain
-            intensities, drawn from torch's global generator (training only).
+        augment: Random intensity jitter, mirroring, rotation and zoom of each item
+            (:func:`~brats_sdk.data.augment.augment_item`; training only).
 
     Raises:
         DataError: ``VOLUME`` normalisation without statistics for a served volume.
@@ -137,25 +137,7 @@ class SegmentationDataset(Dataset[Sample]):
         out["volume"].fill_(rec.volume)
         out["slice"].fill_(rec.index)
         if self.augment:
-            _augment(out["image"], out["target"], torch.from_numpy(brain))
-
-
-_INTENSITY_JITTER = 0.1
-
-
-def _augment(image: torch.Tensor, target: torch.Tensor, brain: torch.Tensor) -> None:
-    """Mirror ``image`` ``(C, H, W)`` and ``target`` ``(H, W)`` in place along each axis
-    with probability 1/2, and jitter each channel's brain intensities (background stays 0)."""
-    flips = torch.rand(2) < 0.5
-    for axis, flip in zip((-2, -1), flips.tolist(), strict=True):
-        if flip:
-            image.copy_(image.flip(axis))
-            target.copy_(target.flip(axis))
-            brain = brain.flip(axis)
-    n = image.shape[0]
-    scale = 1.0 + _INTENSITY_JITTER * (2.0 * torch.rand(n) - 1.0)
-    shift = _INTENSITY_JITTER * (2.0 * torch.rand(n) - 1.0)
-    image.mul_(scale.view(n, 1, 1)).add_(shift.view(n, 1, 1) * brain)
+            augment_item(out["image"], out["target"], torch.from_numpy(brain))
 
 
 class SurvivalDataset(Dataset[Sample]):

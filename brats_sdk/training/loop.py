@@ -63,6 +63,9 @@ class FitConfig:
         time_limit_s: Stop the stage once it has run this long (validation included),
             after validating what it has; None: no limit.
         cpu_bf16: bf16 autocast on a CPU (fast only where the CPU has native bf16).
+        keep_best: End holding the weights of the epoch with the lowest validation loss
+            (the paper's early stopping); False: those of the last epoch (the usual choice
+            with a cosine schedule, which ends on its lowest rate).
     """
 
     lr: float = 1e-4
@@ -80,6 +83,7 @@ class FitConfig:
     warmup_steps: int = 0
     time_limit_s: float | None = None
     cpu_bf16: bool = False
+    keep_best: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", LrSchedule.parse(self.schedule))
@@ -104,7 +108,8 @@ class FitConfig:
 
 @dataclass(frozen=True, slots=True)
 class FitResult:
-    """Outcome of :func:`fit`. The model holds the best epoch's weights."""
+    """Outcome of :func:`fit`. The model holds the best epoch's weights (the last epoch's
+    with ``keep_best=False``); ``last_metrics`` are the last epoch's validation metrics."""
 
     best_epoch: int
     best_val_loss: float
@@ -114,6 +119,7 @@ class FitResult:
     history: tuple[EpochRecord, ...]
     out_of_time: bool = False
     seconds: float = 0.0
+    last_metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -297,7 +303,7 @@ def fit(
 
     best_path = checkpoint_dir / BEST
     # best_epoch 0: no epoch had a finite validation loss, and a best.pt is a stale one.
-    if state.best_epoch > 0 and best_path.exists():
+    if config.keep_best and state.best_epoch > 0 and best_path.exists():
         best = load_checkpoint(best_path, kind=CheckpointKind.TRAINING_STATE, map_location=device)
         _unwrap(model).load_state_dict(best["model"])  # type: ignore[arg-type]  # checked by load_state_dict
     return FitResult(
@@ -309,6 +315,7 @@ def fit(
         history=tuple(records),
         out_of_time=state.out_of_time,
         seconds=state.elapsed_s,
+        last_metrics=dict(records[-1].metrics) if records else {},
     )
 
 

@@ -107,11 +107,14 @@ class SegmenterTrainConfig:
         cpu_bf16: bf16 autocast when training on a CPU (fast only with native bf16).
         ce_weight: Add this times the cross-entropy to the Dice loss (the paper: 0).
         augment: Random mirroring and intensity jitter of training items (the paper: none).
+        keep_best: Keep the weights of the best validated epoch and stage (the paper's);
+            False: the last epoch's of the last stage (for a cosine schedule).
         split_csv: Use this split file (volumes by number, as ``split.csv`` holds them)
             instead of planning one.
         max_val_slices: Validate on at most this many slices each epoch (an evenly spread,
-            fixed subset of the validation slices, all of them with tumour first), so
-            that validation stays cheap on a large release. None: every slice.
+            fixed subset of the validation slices, all of them with tumour first), and
+            test the final model on as many test slices, so that both stay cheap on a
+            large release. None: every slice.
     """
 
     data_dir: Path
@@ -150,6 +153,7 @@ class SegmenterTrainConfig:
     augment: bool = False
     max_val_slices: int | None = None
     split_csv: Path | None = None
+    keep_best: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
@@ -262,7 +266,8 @@ def train_segmenter(
     )
     val_part = _validation_subset(parts.val, facts, config.max_val_slices)
     val_ds = SegmentationDataset(source, val_part, scan.stats, crop=_brain_window(config, source, facts, val_part), normalisation=norm)
-    test_ds = SegmentationDataset(source, parts.test, scan.stats, crop=_brain_window(config, source, facts, parts.test), normalisation=norm)
+    test_part = _validation_subset(parts.test, facts, config.max_val_slices)
+    test_ds = SegmentationDataset(source, test_part, scan.stats, crop=_brain_window(config, source, facts, test_part), normalisation=norm)
     weights = None
     if config.tumour_fraction is not None:
         weights = tumour_weights([facts[i].has_tumour for i in parts.train], config.tumour_fraction)
@@ -302,6 +307,7 @@ def train_segmenter(
             warmup_steps=config.warmup_steps,
             time_limit_s=None if left_s is None else max(left_s, 1.0),
             cpu_bf16=config.cpu_bf16,
+            keep_best=config.keep_best,
         )
         net: torch.nn.Module = model
         if dist.is_distributed:
@@ -313,13 +319,14 @@ def train_segmenter(
         )
         results.append(result)
         stages_run.append(stage)
-    model = _keep_best_stage(model, results, stages_run, out, device)
+    if config.keep_best:
+        model = _keep_best_stage(model, results, stages_run, out, device)
     last_cfg = FitConfig(
         batch_size=config.batch_size, accumulate_steps=config.accumulate_steps, num_workers=config.num_workers,
         amp=config.amp, cpu_bf16=config.cpu_bf16,
     )
-    best_i = min(range(len(results)), key=lambda k: results[k].best_val_loss)
-    val_metrics = dict(results[best_i].best_metrics)
+    best_i = min(range(len(results)), key=lambda k: results[k].best_val_loss) if config.keep_best else len(results) - 1
+    val_metrics = dict(results[best_i].best_metrics if config.keep_best else results[best_i].last_metrics)
     test_loss, test_metrics = float("nan"), dict[str, float]()
     if parts.test:
         test_loss, test_metrics = evaluate(model=model, task=task, data=test_ds, device=device, config=last_cfg, dist=dist)
@@ -350,7 +357,7 @@ def train_segmenter(
         val_metrics=val_metrics,
         test_loss=test_loss,
         test_metrics=test_metrics,
-        n_slices={"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)},
+        n_slices={"train": len(parts.train), "val": len(val_part), "test": len(test_part)},
         seconds=time.perf_counter() - t0,
         device=str(device),
         model=model,
