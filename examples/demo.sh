@@ -16,9 +16,12 @@ echo "== 2/5 check the data"
 brats inspect "$OUT/train_data" --quiet
 
 echo "== 3/5 train the segmenter and the survival classifier (small CPU budget)"
+# One stage, Dice + cross-entropy, a cosine schedule and the last epoch's weights: no early
+# stopping or best-epoch choice that a few float roundings could tip one way or the other.
 brats train all "$OUT/train_data" --out "$OUT/run" \
-  --stage-epochs "${DEMO_SEG_EPOCHS:-14,2,0}" --lr 1e-3,1e-3,1e-5 --batch-dice --background-weight 0.25 --drop-no-brain \
-  --survival-epochs "${DEMO_SURVIVAL_EPOCHS:-5}" --batch-size 8 --patience 4 --seed 0
+  --stage-epochs "${DEMO_SEG_EPOCHS:-14,0,0}" --lr 2e-3,1e-3,1e-5 --schedule cosine --warmup-steps 20 --keep last \
+  --batch-dice --background-weight 0.25 --ce-weight 1 --drop-no-brain \
+  --survival-epochs "${DEMO_SURVIVAL_EPOCHS:-5}" --batch-size 8 --patience 14 --seed "${DEMO_SEED:-0}"
 
 echo "== 4/5 predict the held-out volumes (ages from their survival table)"
 AGES="$(find "$OUT/heldout_data" -name survival_info.csv | head -n 1)"

@@ -23,26 +23,24 @@ BRATS="${BRATS:-brats}"
 mkdir -p "$OUT"
 start=$(date +%s)
 stamp() { echo "   ($(( $(date +%s) - start )) s)"; }
+# A batch that skipped broken volumes (exit 2, listed above) goes on with the others.
+partial_ok() { "$@" || { rc=$?; [ "$rc" -eq 2 ] || exit "$rc"; echo "   (some volumes skipped; see above)"; }; }
 
-echo "== 1/5 check the data"
-$BRATS inspect "$DATA" --require-masks --quiet
+echo "== 1/4 pack the cases: one file per volume, brain boxes only (checks every file; resumable)"
+partial_ok $BRATS pack "$DATA" "$OUT/packed" --dtype float16 --quiet
 stamp
 
-echo "== 2/5 pack it: one file per volume, brain boxes only (resumable)"
-$BRATS pack "$DATA" "$OUT/packed" --dtype float16 --quiet
-stamp
-
-echo "== 3/5 train the segmenter (preset ${PRESET:-cpu})"
+echo "== 2/4 train the segmenter (preset ${PRESET:-cpu})"
 # shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
 $BRATS train segmenter "$OUT/packed" --out "$OUT/run" --preset "${PRESET:-cpu}" \
   ${SPLIT_CSV:+--split-csv "$SPLIT_CSV"} ${TRAIN_ARGS:-} --quiet
 stamp
 
-echo "== 4/5 predict the held-out patients (the run's test part) from the original files"
-$BRATS predict "$DATA" --model-dir "$OUT/run" --part test --out "$OUT/predictions" --save-masks --save-nifti --quiet
+echo "== 3/4 predict the held-out patients (the run's test part) from the original files"
+partial_ok $BRATS predict "$DATA" --model-dir "$OUT/run" --part test --out "$OUT/predictions" --save-masks --save-nifti --quiet
 stamp
 
-echo "== 5/5 score them against their ground truth"
+echo "== 4/4 score them against their ground truth"
 $BRATS report "$OUT/predictions" --ground-truth "$DATA" --model-dir "$OUT/run" --out "$OUT/report" --quiet
 stamp
 echo "Run folder: $OUT/run (segmenter.pt)"

@@ -65,7 +65,7 @@ def test_preset_with_explicit_options_split_file_and_held_out_prediction(tiny_co
     assert isinstance(used, dict)
     # From the preset ...
     assert used["schedule"] == "cosine" and used["ce_weight"] == 1.0 and used["augment"] is True
-    assert used["tumour_fraction"] == 0.5 and used["max_val_slices"] == 400
+    assert used["tumour_fraction"] == 0.5 and used["max_val_slices"] == 150 and used["keep_best"] is False
     # ... and from the command line.
     assert used["batch_size"] == 4 and used["crop_size"] == 32 and used["stage_epochs"] == [1, 0, 0]
     assert read_split_csv(run / "split.csv") == read_split_csv(split_file)

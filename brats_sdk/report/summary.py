@@ -86,7 +86,10 @@ def headline(data: ReportData) -> tuple[Headline, ...]:
     """The headline figures, in display order."""
     vols = data.volumes
     ok = sum(1 for v in vols if v.status == "ok")
-    out = [Headline("Volumes predicted", float(len(vols)), f"{len(vols)} ({ok} ok, {len(vols) - ok} not ok)", len(vols), "volumes")]
+    # A run without a survival model predicts segmentations only: that is not a failure.
+    seg_only = sum(1 for v in vols if v.status == "no survival model")
+    parts = [f"{ok} ok"] + ([f"{seg_only} segmentation only"] if seg_only else []) + [f"{len(vols) - ok - seg_only} not ok"]
+    out = [Headline("Volumes predicted", float(len(vols)), f"{len(vols)} ({', '.join(parts)})", len(vols), "volumes")]
     if data.segmentation is not None:
         rs = region_stats(data)
         for region in REGIONS:
