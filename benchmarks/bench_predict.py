@@ -1,24 +1,35 @@
 """Prediction speed: CombinedPredictor against the paper's pipeline, same weights, same run.
 
-    python benchmarks/bench_predict.py [--model-dir RUN_DIR] [--rss-volumes 10] [--margins 0,8]
-                                       [--paper-channels-last]
+    python benchmarks/bench_predict.py [--data DIR] [--volumes 1,4,7,13]
+                                       [--model-dir RUN | --segmenter PATH [--survival PATH]]
+                                       [--repeats 1] [--synthetic] [--margins 0,8]
+                                       [--rss-volumes 10] [--paper-channels-last] [--threads N]
 
 The baseline (`paper_pipeline` below, not in the library) does what the paper did: every
 one of the 155 slices resized to 256x256, the U-Net in batches of 50 in fp32, every mask
 resized to 224 and passed to ResNet-50, then the empty-mask filter and the vote.
 
-Figures, one per line: time per volume for both pipelines on the real case in
-../shared/data/real (when present) and on a synthetic volume (ours after another volume,
-as in `brats predict` over a folder: a process's first volume also pays oneDNN's kernel
-builds for its new shapes); the labels that differ
-between the two (the resize's interpolation) and between our shortcuts and our own
-full-slice run; what the inference rewrites of the networks (folded BatchNorm, fused
-upsampling, survival tumour windows) change against the networks as trained (first volume); bf16 speed
-and changed labels; with `--margins`, the time and changed labels of other crop margins;
-with `--paper-channels-last`, the paper pipeline again with channels-last weights (how
-much of the speed-up that one change of ours gives on its own);
-peak RSS of `brats predict` on 1 and on N volumes. The last line is `speedup_vs_paper_pipeline=<ratio>` (the smaller of the two
-volumes' speed-ups).
+By default the volumes are the real cases 1, 4, 7 and 13 of ../shared/data/real-labelled
+(BraTS 2018 cases the project's real-data runs hold out). Weights: a trained run
+(`--model-dir`), or a segmenter checkpoint (`--segmenter`) with a survival checkpoint
+(`--survival`) or, as BraTS 2018 has no survival table, a randomly initialised survival
+network (seed 0: its cost depends only on how many slices hold predicted tumour). Without
+weights, randomly initialised networks: they mark tumour on every brain slice, ours' worst
+case, not what a trained segmenter does.
+
+Figures, one `name=value` per line, per case (the paper pipeline, ours in fp32 and ours in
+bf16 timed alternately, `--repeats` times, the best of each kept; ours after another
+volume, as in `brats predict` over a folder: a process's first volume also pays oneDNN's
+kernel builds for its new shapes): the times and the speed-ups; the labels that our
+shortcuts (slices skipped, brain crops) change against our own full-slice run, as a share
+of the case's brain voxels; the labels bf16 changes; the volume's bin from each pipeline.
+bf16 runs only on a CPU with native bf16 (else a `bf16=skipped` line). On the first case,
+what the inference rewrites of the networks (folded BatchNorm, fused upsampling, survival
+tumour windows) change against the networks as trained. Then the smallest and median
+speed-ups over the cases; with `--margins`, the time and changed labels of other crop
+margins; with `--paper-channels-last`, the paper pipeline with channels-last weights (how
+much that one change of ours gives on its own); the peak RSS of `brats predict` after 1
+and after N volumes. The last line is `speedup_vs_paper_pipeline=<smallest fp32 speed-up>`.
 """
 
 from __future__ import annotations
@@ -26,12 +37,15 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +56,6 @@ from brats_sdk import (
     AgeScaler,
     CombinedPredictor,
     H5SliceFolder,
-    NiftiFolder,
     Precision,
     PredictorConfig,
     Segmenter,
@@ -52,12 +65,18 @@ from brats_sdk import (
     make_cohort,
 )
 from brats_sdk.data.normalise import brain_mask, normalise_volume
+from brats_sdk.data.sources import open_source
+from brats_sdk.device import cpu_has_native_bf16
 from brats_sdk.labels import classes_to_labels, classes_to_one_hot
 from brats_sdk.metrics.survival import majority_vote
 from brats_sdk.models.survival import prepare_masks
+from brats_sdk.predict.results import VolumePrediction
 
-REAL_CASE = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-labelled"
+DEFAULT_VOLUMES = "1,4,7,13"
 AGE = 60.0
+
+_R = TypeVar("_R")
 
 
 def paper_pipeline(
@@ -95,96 +114,131 @@ def paper_pipeline(
     return labels, (majority_vote(p[nonempty])[0] if nonempty.any() else None)
 
 
-def _models(model_dir: Path | None) -> tuple[Segmenter, SurvivalClassifier, str]:
-    if model_dir is not None:
-        return (
-            Segmenter.from_checkpoint(model_dir / "segmenter.pt"),
-            SurvivalClassifier.from_checkpoint(model_dir / "survival.pt"),
-            f"trained run {model_dir}",
-        )
+@dataclass(frozen=True)
+class Case:
+    """One benchmarked volume."""
+
+    key: str
+    name: str
+    image: npt.NDArray[np.float32]
+
+
+@dataclass
+class CaseResult:
+    """What the summary needs of one case."""
+
+    speedup_fp32: float
+    speedup_bf16: float | None
+    changed_share: float
+
+
+def _random_survival() -> SurvivalClassifier:
     torch.manual_seed(0)
-    bins = SurvivalBins.brats()
-    return Segmenter(), SurvivalClassifier(bins=bins, age_scaler=AgeScaler(20.0, 85.0)), "random initialisation"
+    return SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(20.0, 85.0))
 
 
-def _time(fn, repeat: int = 1) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    best = float("inf")
-    out = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+def _models(args: argparse.Namespace) -> tuple[Segmenter, SurvivalClassifier, str]:
+    model_dir: Path | None = args.model_dir
+    if model_dir is None and args.segmenter is None:
+        demo = Path(__file__).resolve().parents[1] / "demo_run" / "run"
+        model_dir = demo if (demo / "segmenter.pt").exists() else None
+    seg_path = model_dir / "segmenter.pt" if model_dir is not None else args.segmenter
+    surv_path = args.survival or (model_dir / "survival.pt" if model_dir is not None else None)
+    if seg_path is None:
+        torch.manual_seed(0)
+        return Segmenter(), _random_survival(), "random initialisation"
+    seg = Segmenter.from_checkpoint(seg_path)
+    if surv_path is not None and surv_path.exists():
+        return seg, SurvivalClassifier.from_checkpoint(surv_path), f"segmenter {seg_path}, survival {surv_path}"
+    return seg, _random_survival(), f"segmenter {seg_path}, survival randomly initialised (seed 0)"
 
 
-def bench_volume(
-    name: str,
-    image: npt.NDArray[np.float32],
+def _timed(fn: Callable[[], _R]) -> tuple[float, _R]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def _pct(count: int, brain_voxels: int) -> str:
+    return f"{100.0 * count / max(brain_voxels, 1):.4f}"
+
+
+def bench_case(
+    case: Case,
     seg: Segmenter,
     surv: SurvivalClassifier,
     ours: CombinedPredictor,
-    margins: Sequence[int] = (),
-    paper_channels_last: bool = False,
-    warm_paper: bool = True,
-    as_trained: bool = True,
-) -> float:
-    """Time both pipelines on ``image``; ``ours`` has predicted another volume before, as
-    in ``brats predict`` over a folder (a process's first volume also pays oneDNN's kernel
-    builds for each new shape: about 0.5 s here)."""
-    seg.eval()
-    surv.eval()
+    ours_bf16: CombinedPredictor | None,
+    *,
+    repeats: int,
+    as_trained: bool,
+    margins: Sequence[int],
+) -> CaseResult:
+    """Time the paper pipeline, ours and ours in bf16 on one case, alternately, and compare
+    the labels with our own full-slice run."""
+    k, image = case.key, case.image
     brain = brain_mask(image)
-    print(f"{name}_slices={image.shape[0]} {name}_brain_slices={int(brain.any(axis=(1, 2)).sum())}")
-    if warm_paper:  # as for ours: oneDNN builds its kernels on first use (later volumes reuse them)
-        paper_pipeline(seg, surv, image[:50], AGE)
-    t_base, (base_labels, base_bin) = _time(lambda: paper_pipeline(seg, surv, image, AGE))  # type: ignore[misc]
-    if paper_channels_last:
-        seg_cl = copy.deepcopy(seg).to(memory_format=torch.channels_last)
-        surv_cl = copy.deepcopy(surv).to(memory_format=torch.channels_last)
-        paper_pipeline(seg_cl, surv_cl, image[:50], AGE)
-        t_cl, _ = _time(lambda: paper_pipeline(seg_cl, surv_cl, image, AGE))
-        print(f"{name}_paper_pipeline_channels_last_weights_s={t_cl:.2f}")
-    t_ours, res = _time(lambda: ours.predict_volume(image, AGE))
-    full = CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
-                             config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False))
-    t_full, res_full = _time(lambda: full.predict_volume(image, AGE))
-    # No folded BatchNorm, no fused upsampling, no tumour windows: the networks as trained
-    # (on the first volume only: the check is the same on every volume, and it costs 15-20 s).
-    t_plain, res_plain = 0.0, None
+    n_brain = int(brain.sum())
+    print(f"{k}_name={case.name} {k}_slices={image.shape[0]} {k}_brain_slices={int(brain.any(axis=(1, 2)).sum())}"
+          f" {k}_brain_voxels={n_brain}")
+    t_paper, t_ours, t_bf16 = float("inf"), float("inf"), float("inf")
+    res: VolumePrediction | None = None
+    res_bf16: VolumePrediction | None = None
+    base_bin: int | None = None
+    for _ in range(repeats):
+        t, (_, base_bin) = _timed(lambda: paper_pipeline(seg, surv, image, AGE))
+        t_paper = min(t_paper, t)
+        t, res = _timed(lambda: ours.predict_volume(image, AGE))
+        t_ours = min(t_ours, t)
+        if ours_bf16 is not None:
+            t, res_bf16 = _timed(lambda: ours_bf16.predict_volume(image, AGE))
+            t_bf16 = min(t_bf16, t)
+    assert res is not None  # repeats >= 1
+    full_cfg = PredictorConfig(skip_empty_slices=False, crop_to_brain=False)
+    full = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=full_cfg).predict_volume(image, AGE)
+    changed = res.labels != full.labels
+    inside, outside = int((changed & brain).sum()), int((changed & ~brain).sum())
+    print(f"{k}_paper_pipeline_s={t_paper:.2f}")
+    print(f"{k}_ours_fp32_s={t_ours:.2f} {k}_speedup_fp32={t_paper / t_ours:.2f}")
+    if res_bf16 is not None:
+        print(f"{k}_ours_bf16_s={t_bf16:.2f} {k}_speedup_bf16={t_paper / t_bf16:.2f} {k}_bf16_vs_fp32={t_ours / t_bf16:.2f}")
+    else:
+        print(f"{k}_bf16=skipped (no native bf16 on this CPU)")
+    print(f"{k}_survival_slices_ours={res.slices_used} {k}_survival_slices_full={full.slices_used}")
+    print(f"{k}_labels_changed_by_shortcuts={inside + outside} {k}_labels_changed_by_shortcuts_pct_of_brain={_pct(inside + outside, n_brain)}"
+          f" {k}_of_them_outside_brain={outside}")
+    if res_bf16 is not None:
+        bf16_vs_fp32 = int((res_bf16.labels != res.labels).sum())
+        bf16_vs_full = int((res_bf16.labels != full.labels).sum())
+        print(f"{k}_labels_changed_bf16_vs_fp32={bf16_vs_fp32} {k}_labels_changed_bf16_vs_fp32_pct_of_brain={_pct(bf16_vs_fp32, n_brain)}"
+              f" {k}_labels_changed_bf16_vs_full_slices_pct_of_brain={_pct(bf16_vs_full, n_brain)}")
+    bins = f"{k}_bin_paper={base_bin} {k}_bin_ours={res.predicted_bin} {k}_bin_full_slices={full.predicted_bin}"
+    if res_bf16 is not None:
+        bins += f" {k}_bin_bf16={res_bf16.predicted_bin}"
+    same = base_bin == res.predicted_bin == full.predicted_bin and (res_bf16 is None or res_bf16.predicted_bin == base_bin)
+    print(f"{bins} {k}_bins_agree={same}")
     if as_trained:
-        plain = CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
-                                  config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False, fold_batchnorm=False,
-                                                         fuse_upsampling=False, tumour_windows=False))
-        t_plain, res_plain = _time(lambda: plain.predict_volume(image, AGE))
-    bf16 = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(precision=Precision.BF16))
-    t_bf16, res_bf16 = _time(lambda: bf16.predict_volume(image, AGE))
-    labels = res.labels  # type: ignore[attr-defined]
-    n = labels.size
-    print(f"{name}_paper_pipeline_s={t_base:.2f}")
-    if res_plain is not None:
-        print(f"{name}_ours_full_slices_plain_networks_s={t_plain:.2f}")
-    print(f"{name}_ours_full_slices_s={t_full:.2f}")
-    print(f"{name}_ours_s={t_ours:.2f}")
-    print(f"{name}_ours_bf16_s={t_bf16:.2f}")
-    print(f"{name}_speedup_vs_paper_pipeline={t_base / t_ours:.2f}")
-    print(f"{name}_speedup_bf16_vs_fp32={t_ours / t_bf16:.2f}")
-    print(f"{name}_survival_slices_ours={res.slices_used}")  # type: ignore[attr-defined]
-    print(f"{name}_labels_differ_vs_paper_resize={int((labels != base_labels).sum())} of {n}")
-    print(f"{name}_labels_differ_shortcuts_vs_full_slices={int((labels != res_full.labels).sum())} of {n}")  # type: ignore[attr-defined]
-    print(f"{name}_labels_differ_shortcuts_inside_brain={int(((labels != res_full.labels) & brain).sum())}")  # type: ignore[attr-defined]
-    if res_plain is not None:
-        print(f"{name}_labels_differ_fused_vs_plain_networks={int((res_full.labels != res_plain.labels).sum())} of {n}")  # type: ignore[attr-defined]
-        p_fused, p_plain = res_full.slice_probs, res_plain.slice_probs  # type: ignore[attr-defined]
-        if p_fused.shape == p_plain.shape and p_fused.size:
-            print(f"{name}_survival_probs_max_diff_fused_vs_plain={float(abs(p_fused - p_plain).max()):.2e}")
-    print(f"{name}_labels_differ_bf16_vs_fp32={int((labels != res_bf16.labels).sum())} of {n}")  # type: ignore[attr-defined]
-    print(f"{name}_bin_paper={base_bin} {name}_bin_ours={res.predicted_bin} {name}_bin_same={base_bin == res.predicted_bin}")  # type: ignore[attr-defined]
+        # No folded BatchNorm, no fused upsampling, no tumour windows: the networks as
+        # trained, on full slices (once: the check is the same on every case).
+        plain_cfg = PredictorConfig(skip_empty_slices=False, crop_to_brain=False, fold_batchnorm=False,
+                                    fuse_upsampling=False, tumour_windows=False)
+        t_plain, plain = _timed(lambda: CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
+                                                          config=plain_cfg).predict_volume(image, AGE))
+        print(f"{k}_ours_full_slices_plain_networks_s={t_plain:.2f}")
+        print(f"{k}_labels_differ_fused_vs_plain_networks={int((full.labels != plain.labels).sum())}")
+        if full.slice_probs.shape == plain.slice_probs.shape and full.slice_probs.size:
+            print(f"{k}_survival_probs_max_diff_fused_vs_plain={float(abs(full.slice_probs - plain.slice_probs).max()):.2e}")
     for margin in margins:
         other = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(crop_margin=margin))
-        t_m, res_m = _time(lambda: other.predict_volume(image, AGE))  # noqa: B023  # called at once
-        differ = int(((res_m.labels != res_full.labels) & brain).sum())  # type: ignore[attr-defined]
-        print(f"{name}_crop_margin_{margin}_s={t_m:.2f} {name}_crop_margin_{margin}_labels_differ_inside_brain={differ}")
-    return t_base / t_ours
+        other.predict_volume(image, AGE)  # its new crop shapes' kernels
+        t_m, res_m = _timed(lambda: other.predict_volume(image, AGE))  # noqa: B023  # called at once
+        differ = int((res_m.labels != full.labels).sum())
+        print(f"{k}_crop_margin_{margin}_s={t_m:.2f} {k}_crop_margin_{margin}_labels_changed_pct_of_brain={_pct(differ, n_brain)}")
+    return CaseResult(
+        speedup_fp32=t_paper / t_ours,
+        speedup_bf16=t_paper / t_bf16 if res_bf16 is not None else None,
+        changed_share=(inside + outside) / max(n_brain, 1),
+    )
 
 
 def peak_rss_mb(data: Path, model_dir: Path, n: int, workdir: Path) -> tuple[float, float]:
@@ -216,58 +270,96 @@ def peak_rss_mb(data: Path, model_dir: Path, n: int, workdir: Path) -> tuple[flo
     return peaks[0], peaks[-1]
 
 
+def _summary(results: Sequence[CaseResult]) -> None:
+    fp32 = [r.speedup_fp32 for r in results]
+    print(f"speedup_fp32_min={min(fp32):.2f} speedup_fp32_median={statistics.median(fp32):.2f}")
+    bf16 = [r.speedup_bf16 for r in results if r.speedup_bf16 is not None]
+    if bf16:
+        print(f"speedup_bf16_min={min(bf16):.2f} speedup_bf16_median={statistics.median(bf16):.2f}")
+    print(f"labels_changed_by_shortcuts_max_pct_of_brain={100.0 * max(r.changed_share for r in results):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REAL_DATA if REAL_DATA.exists() else None,
+                        help="A data folder of real cases (default: ../shared/data/real-labelled when present).")
+    parser.add_argument("--volumes", default=DEFAULT_VOLUMES, help="Volumes of --data to time (comma-separated).")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="A trained run (default: demo_run/run when `make demo` made it, else random weights).")
+    parser.add_argument("--segmenter", type=Path, default=None, help="A segmenter checkpoint (instead of --model-dir).")
+    parser.add_argument("--survival", type=Path, default=None,
+                        help="A survival checkpoint (default: the run's, else randomly initialised, seed 0).")
+    parser.add_argument("--repeats", type=int, default=1, help="Alternating timings per case (the best is kept).")
+    parser.add_argument("--synthetic", action="store_true", help="Also time a synthetic volume.")
     parser.add_argument("--rss-volumes", type=int, default=10, help="Volumes for the peak-RSS figure (0: skip).")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
     parser.add_argument("--skip-speed", action="store_true", help="Only the peak-RSS figures.")
     parser.add_argument("--margins", default="", help="Also time these crop margins, e.g. 0,8 (comma-separated).")
     parser.add_argument("--paper-channels-last", action="store_true",
-                        help="Also time the paper pipeline with channels-last weights.")
+                        help="Also time the paper pipeline with channels-last weights (first case).")
     args = parser.parse_args()
+    if args.model_dir is not None and args.segmenter is not None:
+        parser.error("give --model-dir or --segmenter, not both")
     if args.threads:
         torch.set_num_threads(args.threads)
-    demo = Path(__file__).resolve().parents[1] / "demo_run" / "run"
-    model_dir = args.model_dir or (demo if (demo / "survival.pt").exists() else None)
     margins = [int(m) for m in args.margins.split(",") if m.strip()]
-    seg, surv, what = _models(model_dir)
-    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, weights: {what}")
-    if model_dir is None:
-        # An untrained U-Net labels tumour on every brain slice, so the survival network
-        # runs on all of them, on windows as large as the brain: ours' worst case.
+    seg, surv, what = _models(args)
+    seg.eval()
+    surv.eval()
+    native_bf16 = cpu_has_native_bf16()
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"kernels {torch.backends.cpu.get_cpu_capability()}, native bf16 {native_bf16}; weights: {what}")
+    if what == "random initialisation":
         print("note=random weights mark every brain slice as tumour, the worst case for ours; "
-              "`make demo` trains the weights that benchmarks/README.md's figures use")
-    ratios: list[float] = []
+              "give --segmenter or --model-dir for a trained segmenter's figures")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        n_synth = max(2, args.rss_volumes)
-        data = make_cohort(work / "synth", SynthConfig(volumes=n_synth, slices=155, size=240, seed=7))
-        synth = H5SliceFolder(data, volumes=[1, 2])
-        synthetic, synthetic_2 = synth.load_volume(1).image, synth.load_volume(2).image
-        real = NiftiFolder(REAL_CASE).load_volume(1).image if (REAL_CASE / "BraTS-GLI-00001-000").exists() else None
+        synth_data = work / "synth"
+        cases: list[Case] = []
+        data: Path | None = args.data
+        if data is not None:
+            wanted = [int(v) for v in args.volumes.split(",") if v.strip()]
+            source = open_source(data, volumes=wanted, require_mask=False)
+            for info in source.volumes():
+                cases.append(Case(f"case{info.volume}", info.name, source.load_volume(info.volume).image))
+        else:
+            print("real_cases=absent (../shared/data/real-labelled not found; give --data)")
+        if args.synthetic or not cases or (args.rss_volumes and data is None):
+            make_cohort(synth_data, SynthConfig(volumes=max(2, args.rss_volumes), slices=155, size=240, seed=7))
+        if args.synthetic or not cases:
+            cases.append(Case("synthetic", "synthetic volume 1", H5SliceFolder(synth_data, volumes=[1]).load_volume(1).image))
         if not args.skip_speed:
             ours = CombinedPredictor(segmenter=seg, survival=surv, device="cpu")
-            ours.predict_volume(synthetic_2, AGE)  # its first volume: untimed
-            if real is not None:
-                ratios.append(bench_volume("real", real, seg, surv, ours, margins, args.paper_channels_last))
-            else:
-                print("real_case=absent (../shared/data/real not found)")
-            first = real is None
-            ratios.append(bench_volume("synthetic", synthetic, seg, surv, ours, margins, args.paper_channels_last,
-                                       warm_paper=first, as_trained=first))
+            ours_bf16 = (CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(precision=Precision.BF16))
+                         if native_bf16 else None)
+            # Each pipeline's first run builds oneDNN's kernels for its shapes; later volumes reuse them.
+            ours.predict_volume(cases[-1].image, AGE)
+            if ours_bf16 is not None:
+                ours_bf16.predict_volume(cases[-1].image, AGE)
+            paper_pipeline(seg, surv, cases[0].image[:50], AGE)
+            if args.paper_channels_last:
+                seg_cl = copy.deepcopy(seg).to(memory_format=torch.channels_last)
+                surv_cl = copy.deepcopy(surv).to(memory_format=torch.channels_last)
+                paper_pipeline(seg_cl, surv_cl, cases[0].image[:50], AGE)
+                t_cl, _ = _timed(lambda: paper_pipeline(seg_cl, surv_cl, cases[0].image, AGE))
+                print(f"{cases[0].key}_paper_pipeline_channels_last_weights_s={t_cl:.2f}")
+            results = [
+                bench_case(case, seg, surv, ours, ours_bf16, repeats=max(1, args.repeats), as_trained=i == 0, margins=margins)
+                for i, case in enumerate(cases)
+            ]
+            _summary(results)
         if args.rss_volumes:
             run = work / "run"
             run.mkdir()
             seg.save(run / "segmenter.pt")
             surv.save(run / "survival.pt")
-            small, large = peak_rss_mb(data, run, args.rss_volumes, work)
+            rss_data = data if data is not None else synth_data
+            small, large = peak_rss_mb(rss_data, run, args.rss_volumes, work)
             print(f"predict_peak_rss_mb_1_volume={small:.0f}")
             print(f"predict_peak_rss_mb_{args.rss_volumes}_volumes={large:.0f}")
             print(f"predict_peak_rss_growth_ratio={large / small:.3f}")
-    if ratios:
-        print(f"speedup_vs_paper_pipeline={min(ratios):.2f}")
+        if not args.skip_speed:
+            print(f"speedup_vs_paper_pipeline={min(r.speedup_fp32 for r in results):.2f}")
 
 
 if __name__ == "__main__":

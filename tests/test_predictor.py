@@ -24,6 +24,7 @@ from brats_sdk.data.crops import box_of
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.normalise import Normalisation, brain_mask, normalise_volume
 from brats_sdk.data.synth import SynthConfig, make_cohort
+from brats_sdk.labels import classes_to_labels
 from brats_sdk.metrics.survival import majority_vote
 from brats_sdk.predict.predictor import region_volumes_ml
 
@@ -123,7 +124,7 @@ def test_skipping_and_cropping_are_exact_where_the_model_is_local(cohort: Path) 
                 m.bias.zero_()
     vol = H5SliceFolder(cohort).load_volume(1).image
     full = CombinedPredictor(segmenter=seg, device="cpu", config=PredictorConfig(skip_empty_slices=False, crop_to_brain=False))
-    fast = CombinedPredictor(segmenter=seg, device="cpu")
+    fast = CombinedPredictor(segmenter=seg, device="cpu", config=PredictorConfig(slice_step=1))
     a, b = full.predict_volume(vol).labels, fast.predict_volume(vol).labels
     inside = np.zeros(vol.shape[:1] + vol.shape[2:], dtype=bool)
     for k, brain in enumerate(brain_mask(vol)):
@@ -135,8 +136,8 @@ def test_skipping_and_cropping_are_exact_where_the_model_is_local(cohort: Path) 
     assert not b[~inside].any()
 
 
-@pytest.mark.parametrize("fold", [True, False])
-def test_the_models_passed_in_are_left_as_they_are(cohort: Path, fold: bool) -> None:
+@pytest.mark.parametrize(("fold", "precision"), [(True, "fp32"), (False, "fp32"), (True, "bf16")])
+def test_the_models_passed_in_are_left_as_they_are(cohort: Path, fold: bool, precision: str) -> None:
     """Mode, memory layout and weights of the caller's models survive building and using a predictor.
 
     The predictor once turned them channels-last and eval in place, which changed the speed
@@ -147,12 +148,12 @@ def test_the_models_passed_in_are_left_as_they_are(cohort: Path, fold: bool) -> 
     survival = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(30.0, 80.0)).train()
     before = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in (("seg", segmenter), ("surv", survival))}
     predictor = CombinedPredictor(segmenter=segmenter, survival=survival, device="cpu",
-                                  config=PredictorConfig(fold_batchnorm=fold, channels_last=True))
+                                  config=PredictorConfig(fold_batchnorm=fold, channels_last=True, precision=precision))
     predictor.predict_volume(H5SliceFolder(cohort).load_volume(1).image, 55.0)
     for name, model in (("seg", segmenter), ("surv", survival)):
         assert model.training, name
         convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-        assert convs and all(w.is_contiguous() for w in convs), name
+        assert convs and all(w.is_contiguous() and w.dtype == torch.float32 for w in convs), name
         state = model.state_dict()
         assert all(torch.equal(state[k], v) for k, v in before[name].items()), name
     assert predictor.segmenter is segmenter and predictor.survival is survival
@@ -176,3 +177,50 @@ def test_the_predictor_applies_the_segmenters_normalisation(cohort: Path) -> Non
     slice_model = CombinedPredictor(segmenter=Segmenter(SegmenterConfig(normalisation="slice")), device="cpu")
     a, b = slice_model.predict_volume(vol).labels, slice_model.predict_volume(rescaled).labels
     assert (a != b).mean() < 1e-4
+
+
+@pytest.mark.parametrize("rule", list(Normalisation))
+def test_brain_boxes_normalised_in_place_give_the_labels_of_the_normalised_volume(cohort: Path, rule: Normalisation) -> None:
+    """predict_volume normalises each brain box into its crop; segment_normalised copies
+    boxes of a volume normalised first: the same inputs, so the same labels."""
+    vol = H5SliceFolder(cohort).load_volume(1).image
+    torch.manual_seed(3)
+    predictor = CombinedPredictor(segmenter=Segmenter(SegmenterConfig(normalisation=rule)), device="cpu")
+    brain = brain_mask(vol)
+    want = classes_to_labels(predictor.segment_normalised(normalise_volume(vol, rule, brain=brain), brain))
+    np.testing.assert_array_equal(predictor.predict_volume(vol).labels, want)
+
+
+def test_predictions_do_not_depend_on_the_workers(cohort: Path) -> None:
+    """One torch thread (everything in the caller's thread) or two (batches and chunks on two
+    workers): the same labels, probabilities equal up to float rounding."""
+    vol = H5SliceFolder(cohort).load_volume(1).image
+    torch.manual_seed(0)
+    survival = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(30.0, 80.0))
+    predictor = CombinedPredictor(segmenter=Segmenter(), survival=survival, device="cpu", config=PredictorConfig(batch_size=2))
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(predictor.predict_volume(vol, 55.0))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    one, two = results
+    np.testing.assert_array_equal(one.labels, two.labels)
+    assert one.slice_indices == two.slice_indices
+    np.testing.assert_allclose(one.slice_probs, two.slice_probs, atol=1e-5)
+
+
+def test_bf16_runs_bf16_copies_of_the_networks(cohort: Path) -> None:
+    vol = H5SliceFolder(cohort).load_volume(1).image
+    torch.manual_seed(0)
+    survival = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(30.0, 80.0))
+    predictor = CombinedPredictor(segmenter=Segmenter(), survival=survival, device="cpu", config=PredictorConfig(precision="bf16"))
+    assert {p.dtype for p in predictor._seg_net.parameters()} == {torch.bfloat16}
+    assert predictor._surv_net is not None and {p.dtype for p in predictor._surv_net.parameters()} == {torch.bfloat16}
+    result = predictor.predict_volume(vol, 55.0)
+    assert result.labels.shape == vol.shape[:1] + vol.shape[2:] and result.labels.dtype == np.uint8
+    if result.status == "ok":
+        np.testing.assert_allclose(result.slice_probs.sum(axis=1), 1.0, rtol=1e-6)

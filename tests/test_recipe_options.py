@@ -115,7 +115,8 @@ def test_pipeline_time_limit_skips_later_stages(tiny_cohort: Path, tmp_path: Pat
         device="cpu", amp=False, time_limit_minutes=1e-6,
     )
     result = train_segmenter(config)
-    assert len(result.stages) == 1 and result.stages[0].out_of_time and result.stages[0].epochs_run == 1
+    # A stage always gets at least a second, so a fast CPU may fit more than one tiny epoch in it.
+    assert len(result.stages) == 1 and result.stages[0].out_of_time and 1 <= result.stages[0].epochs_run < 5
     assert result.model_path.is_file()
 
 

@@ -8,7 +8,8 @@ The stem, ``layer1`` (receptive field 35 pixels) and ``layer2`` (91 pixels) ther
 run block by block, each block on a window around the region its input differs from
 the background's, pasted into the background's map for the next block; ``layer3`` on
 (fields of 267 pixels and more: the whole image) run on the full map as before. The
-windows are small, so on a CPU two of them run side by side, one core each. The
+windows are small, so on a CPU several of them run side by side, one core each
+(:class:`~brats_sdk.models.workers.CpuWorkers`). The
 algebra is exact; float rounding may differ slightly (``benchmarks/bench_predict.py``
 compares the labels and probabilities).
 """
@@ -16,20 +17,17 @@ compares the labels and probabilities).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from brats_sdk.models.layout import memory_format_of
+from brats_sdk.models.workers import CpuWorkers
 
 __all__ = ["BackgroundSkippingResNet"]
-
-_T = TypeVar("_T")
 
 _SNAP = 8
 
@@ -109,7 +107,7 @@ class BackgroundSkippingResNet(nn.Module):
         self.geometry = [_Geometry.of(_conv_layers(u)) for u in units]
         self.register_buffer("background", background.detach().clone().reshape(1, -1, 1, 1), persistent=False)
         self._cache: dict[tuple[object, ...], list[Tensor]] = {}
-        self._threads = _SampleThreads()
+        self._workers = CpuWorkers()
 
     def forward(self, x: Tensor) -> Tensor:
         """Same as ``resnet(x)`` for ``x`` ``(B, C, H, W)``."""
@@ -129,7 +127,7 @@ class BackgroundSkippingResNet(nn.Module):
             i, box_y, box_x = item
             self._paste_foreground(x[i : i + 1], box_y, box_x, bg, maps[i : i + 1])
 
-        self._threads.each(paste, boxes, device=x.device)
+        self._workers.map(paste, boxes, device=x.device)
         h = r.layer4(r.layer3(maps))
         return r.fc(torch.flatten(r.avgpool(h), 1))  # type: ignore[no-any-return]
 
@@ -171,46 +169,6 @@ class BackgroundSkippingResNet(nn.Module):
                 maps.append(h)
             self._cache = {key: maps}  # one input shape at a time in practice
         return maps
-
-
-class _SampleThreads:
-    """Runs a function on items in parallel, one torch thread each, on a CPU with
-    several torch threads.
-
-    The windows are small (a batch of one, maps of 15 x 20): a convolution spread over
-    two cores gains little on them, two windows side by side gain almost 2x. The pool
-    lives as long as its owner (new threads each call would each grow the allocator's
-    per-thread arenas). The caller's grad mode and autocast state are carried into the
-    pool (both are thread-local), and torch's default thread count, which
-    ``set_num_threads`` in a pool thread changes for threads started later, is put back.
-    """
-
-    def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-        self._size = 0
-
-    def each(self, fn: Callable[[_T], None], items: Sequence[_T], *, device: torch.device) -> None:
-        threads = torch.get_num_threads()
-        if device.type != "cpu" or threads < 2 or len(items) < 2:
-            for item in items:
-                fn(item)
-            return
-        if self._pool is None or self._size != threads:
-            if self._pool is not None:
-                self._pool.shutdown()
-            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="brats-windows", initializer=torch.set_num_threads, initargs=(1,))
-            self._size = threads
-        inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
-        autocast, dtype = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
-
-        def run(item: _T) -> None:
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=dtype, enabled=autocast):
-                fn(item)
-
-        try:
-            list(self._pool.map(run, items))
-        finally:
-            torch.set_num_threads(threads)
 
 
 def _snap(lo: int, hi: int, size: int) -> Span:

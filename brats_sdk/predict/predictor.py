@@ -2,7 +2,8 @@
 
 The paper's pipeline, made fast on a CPU without changing its answer:
 
-- slices without brain are not run through the U-Net (they are background);
+- slices without brain are not run through the U-Net (they are background), and of the
+  tumour-free stretches of the volume only every other slice is (``slice_step``);
 - the U-Net sees only each slice's brain bounding box, cut in the network's padded
   frame at multiples of 32 so that its pooling grid matches the full-slice run, with a
   margin of background around the brain (slices whose boxes have one shape share a
@@ -14,7 +15,9 @@ The paper's pipeline, made fast on a CPU without changing its answer:
   window around the tumour (outside it their maps are those of an empty mask);
 - BatchNorm folded into the convolutions, the decoder's upsampling fused into the
   convolution after it, ``torch.inference_mode``, channels-last memory, optional bf16
-  autocast.
+  copies of the networks;
+- on a CPU, whole batches side by side, one core each (no barrier between the cores
+  after every small convolution), each batch normalising its own brain boxes.
 
 ``benchmarks/bench_predict.py`` measures the speed-up and how many labels differ from
 the full-slice computation.
@@ -23,6 +26,7 @@ the full-slice computation.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 import time
@@ -40,7 +44,6 @@ from brats_sdk.checkpoint import CheckpointKind, peek_kind
 from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
 from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap
-from brats_sdk.data.crops import box_of
 from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
 from brats_sdk.data.records import VolumeInfo
@@ -54,7 +57,16 @@ from brats_sdk.models.sparse_input import BackgroundSkippingResNet
 from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
 from brats_sdk.models.unet_window import supports_windows, window_logits
 from brats_sdk.models.upsample_conv import fuse_upsampling
+from brats_sdk.models.workers import CpuWorkers
 from brats_sdk.options import OptionEnum
+from brats_sdk.predict.boxes import (
+    CropBatch,
+    SliceFill,
+    copy_fill,
+    grid_span,
+    normalising_fill,
+    plan_crops,
+)
 from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
 
 __all__ = ["CombinedPredictor", "Precision", "PredictorConfig", "region_volumes_ml"]
@@ -63,12 +75,11 @@ logger = logging.getLogger(__name__)
 
 SEGMENTER_FILE = "segmenter.pt"
 SURVIVAL_FILE = "survival.pt"
-_GRID = 32
 
 
 class Precision(OptionEnum):
-    """Arithmetic of inference. BF16 autocast is faster on CPUs with bf16 support and
-    may change a few labels (the benchmark counts them)."""
+    """Arithmetic of inference. BF16 (bf16 copies of the networks, bf16 inputs) is faster
+    on CPUs with native bf16 and may change a few labels (the benchmark counts them)."""
 
     FP32 = "fp32"
     BF16 = "bf16"
@@ -81,7 +92,7 @@ class PredictorConfig:
     Attributes:
         batch_size: Slices per U-Net forward pass (8 measured fastest on a 2-core CPU).
         survival_batch_size: Slices per survival-network pass.
-        precision: ``fp32`` (default) or ``bf16`` autocast.
+        precision: ``fp32`` (default) or ``bf16``.
         skip_empty_slices: Do not run the U-Net on slices without brain.
         crop_to_brain: Run the U-Net on each slice's brain bounding box only.
         crop_margin: Background pixels kept around the brain box (before rounding to 32).
@@ -94,6 +105,13 @@ class PredictorConfig:
         tumour_windows: On a CPU, run the survival network's first layers only on a
             window around each slice's tumour; the rest of their maps is that of an empty
             mask, computed once (about 30 % faster; changes only float rounding).
+        slice_step: With ``skip_empty_slices``, the U-Net runs first on every
+            ``slice_step``-th slice, then only on the slices less than ``slice_step`` away
+            from one where it found tumour; the others are background. Tumours span tens
+            of slices, so this skips about half of the tumour-free slices; what it can miss
+            is a speck of tumour no thicker than ``slice_step - 1`` slices between two
+            tumour-free ones (``benchmarks/bench_predict.py`` counts the labels). 1: every
+            slice with brain.
     """
 
     batch_size: int = 8
@@ -106,6 +124,7 @@ class PredictorConfig:
     fold_batchnorm: bool = True
     fuse_upsampling: bool = True
     tumour_windows: bool = True
+    slice_step: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.parse(self.precision))
@@ -113,6 +132,8 @@ class PredictorConfig:
             raise ConfigError(f"batch sizes must be >= 1, got {self.batch_size} and {self.survival_batch_size}")
         if self.crop_margin < 0:
             raise ConfigError(f"crop_margin must be >= 0, got {self.crop_margin}")
+        if self.slice_step < 1:
+            raise ConfigError(f"slice_step must be >= 1, got {self.slice_step}")
 
 
 AgeLookup = Callable[[int, str], float | None]
@@ -145,8 +166,10 @@ class CombinedPredictor:
         self.device = resolve_device(device)
         if self.config.precision is Precision.BF16:
             warn_if_slow_bf16(self.device, "bf16 prediction")
-        # The layout of the networks' weights and of every input batch.
+        # The layout and dtype of the networks' weights and of every input batch: bf16 copies
+        # of the weights are made once (autocast would cast them again every batch).
         self._fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        self._dtype = torch.bfloat16 if self.config.precision is Precision.BF16 else torch.float32
         # What runs are eval-mode copies (BatchNorm folded unless told not to): the models
         # passed in keep their mode, device and layout, so whatever else runs them is not
         # changed by building a predictor.
@@ -156,14 +179,16 @@ class CombinedPredictor:
         seg_net: torch.nn.Module = fold_batchnorm(segmenter) if fold else copy.deepcopy(segmenter).eval()
         if fold and self.config.fuse_upsampling:
             seg_net = fuse_upsampling(seg_net)
-        self._seg_net = seg_net.to(self.device).to(memory_format=self._fmt)
+        self._seg_net = seg_net.to(device=self.device, dtype=self._dtype).to(memory_format=self._fmt)
         # The U-Net whose last layers can run on windows of a crop (None: run it whole).
         unet = getattr(self._seg_net, "unet", None)
         self._window_unet: smp.Unet | None = unet if isinstance(unet, smp.Unet) and supports_windows(unet) else None
         self._surv_net: torch.nn.Module | None = None
+        # Batches of crops and chunks of masks run side by side on a CPU (see CpuWorkers).
+        self._workers = CpuWorkers()
         if survival is not None:
             surv_net = fold_batchnorm(survival) if fold else copy.deepcopy(survival).eval()
-            surv_net = surv_net.to(self.device).to(memory_format=self._fmt)
+            surv_net = surv_net.to(device=self.device, dtype=self._dtype).to(memory_format=self._fmt)
             if self.config.tumour_windows and self.device.type == "cpu":
                 _use_tumour_windows(surv_net)
             self._surv_net = surv_net
@@ -244,8 +269,8 @@ class CombinedPredictor:
             raise DataError("volume holds NaN or infinite values")
         arr = arr.astype(np.float32, copy=False)
         brain = brain_mask(arr)
-        normed = normalise_volume(arr, self.segmenter.config.normalisation, brain=brain)
-        classes = self.segment_normalised(normed, brain)
+        rule = self.segmenter.config.normalisation
+        classes = self._segment(arr.shape, brain, normalising_fill(arr, brain, rule), lambda: normalise_volume(arr, rule, brain=brain))
         labels = classes_to_labels(classes)
         regions = region_volumes_ml(classes, spacing)
         base = dict(volume=volume, name=name, patient_id=patient_id, labels=labels, age=age, region_ml=regions)
@@ -292,66 +317,87 @@ class CombinedPredictor:
             brain: ``(D, H, W)`` brain mask (computed from ``normed`` when None: its
                 background is exactly 0).
         """
-        cfg = self.config
-        d, _, h, w = normed.shape
         if brain is None:
             brain = np.asarray((normed != 0).any(axis=1))
+        return self._segment(normed.shape, brain, copy_fill(normed), lambda: normed)
+
+    def _segment(
+        self,
+        shape: tuple[int, ...],
+        brain: npt.NDArray[np.bool_],
+        fill: SliceFill,
+        normalised: Callable[[], npt.NDArray[np.float32]],
+    ) -> npt.NDArray[np.uint8]:
+        """Class indices ``(D, H, W)`` of a volume of ``shape``: brain boxes written by
+        ``fill`` when the U-Net runs on crops, else the whole ``normalised()`` volume."""
+        cfg = self.config
+        d, _, h, w = shape
         classes = np.zeros((d, h, w), dtype=np.uint8)
-        idx = np.flatnonzero(brain.reshape(d, -1).any(axis=1)) if cfg.skip_empty_slices else np.arange(d)
-        if idx.size == 0:
+        crops = cfg.crop_to_brain and self.segmenter.config.input_size is None
+        whole: list[npt.NDArray[np.float32]] = []  # the normalised volume, made once if needed
+
+        def run(slices: npt.NDArray[np.intp]) -> None:
+            if slices.size == 0:
+                return
+            if crops:
+                self._segment_brain_boxes(shape, brain, slices, fill, classes)
+            else:
+                if not whole:
+                    whole.append(normalised())
+                classes[slices] = self._run_unet(np.ascontiguousarray(whole[0][slices]))
+
+        if not cfg.skip_empty_slices:
+            run(np.arange(d))
             return classes
-        if cfg.crop_to_brain and self.segmenter.config.input_size is None:
-            self._segment_brain_boxes(normed, brain, idx, classes)
-        else:
-            classes[idx] = self._run_unet(np.ascontiguousarray(normed[idx]))
+        idx = np.flatnonzero(brain.reshape(d, -1).any(axis=1))
+        first = idx[idx % cfg.slice_step == 0]
+        run(first)
+        if cfg.slice_step > 1:
+            tumour = first[classes[first].any(axis=(1, 2))]
+            run(_near_tumour(np.setdiff1d(idx, first), tumour, cfg.slice_step))
         return classes
 
     def _segment_brain_boxes(
         self,
-        normed: npt.NDArray[np.float32],
+        shape: tuple[int, ...],
         brain: npt.NDArray[np.bool_],
         idx: npt.NDArray[np.intp],
+        fill: SliceFill,
         classes: npt.NDArray[np.uint8],
     ) -> None:
         """Run the U-Net on each slice's brain box, cut from the network's padded frame at
         multiples of 32 (so the pooling grid matches the full-slice run), slices with boxes
-        of one shape batched together; write the labels into ``classes``."""
-        _, channels, h, w = normed.shape
-        top, bottom, left, right = self.segmenter.pad_offsets(h, w)
-        frame_h, frame_w = h + top + bottom, w + left + right
-        margin = self.config.crop_margin
-        Member = tuple[int, int, int, tuple[int, int, int, int]]  # slice, crop origin, brain box
-        groups: dict[tuple[int, int], list[Member]] = {}
-        for i in idx:
-            box = box_of(brain[i]) or (0, h, 0, w)  # skip_empty_slices off: the whole slice
-            r0, r1 = _grid_span(box[0] + top, box[1] + top, frame_h, margin)
-            c0, c1 = _grid_span(box[2] + left, box[3] + left, frame_w, margin)
-            groups.setdefault((r1 - r0, c1 - c0), []).append((int(i), r0, c0, box))
-        bs = self.config.batch_size
-        for (rows, cols), members in groups.items():
-            crop = np.zeros((len(members), channels, rows, cols), dtype=np.float32)
-            for k, (i, r0, c0, _) in enumerate(members):
-                # Rows/cols of the window that lie inside the image (the rest is padding, zero).
-                y0, y1 = max(r0 - top, 0), min(r0 + rows - top, h)
-                x0, x1 = max(c0 - left, 0), min(c0 + cols - left, w)
-                crop[k, :, y0 + top - r0 : y1 + top - r0, x0 + left - c0 : x1 + left - c0] = normed[i, :, y0:y1, x0:x1]
-            for start in range(0, len(members), bs):
-                batch = members[start : start + bs]
-                # Labels are wanted in each slice's brain box only (outside the brain is
-                # background): the network's last layers run on the boxes' union.
-                boxes = [(b[0] + top - r0, b[1] + top - r0, b[2] + left - c0, b[3] + left - c0) for _, r0, c0, b in batch]
-                # Snapped to 16 pixels: few window shapes, so oneDNN's kernels get reused.
-                wy = _grid_span(min(b[0] for b in boxes), max(b[1] for b in boxes), rows, 0, grid=16)
-                wx = _grid_span(min(b[2] for b in boxes), max(b[3] for b in boxes), cols, 0, grid=16)
-                labels = self._unet_labels(crop[start : start + bs], wy, wx)
-                for k, ((i, _, _, b), cb) in enumerate(zip(batch, boxes, strict=True)):
-                    classes[i, b[0] : b[1], b[2] : b[3]] = labels[k, cb[0] - wy[0] : cb[1] - wy[0], cb[2] - wx[0] : cb[3] - wx[0]]
+        of one shape batched together, batches side by side on a CPU; write the labels
+        into ``classes``."""
+        _, channels, h, w = shape
+        top, _, left, _ = pad = self.segmenter.pad_offsets(h, w)
+
+        def run(batch: CropBatch) -> None:
+            crop = np.zeros((len(batch.slices), channels, batch.rows, batch.cols), dtype=np.float32)
+            # Each box in crop coordinates: the crop is zero outside it (background).
+            boxes = [
+                (b[0] + top - r0, b[1] + top - r0, b[2] + left - c0, b[3] + left - c0)
+                for (r0, c0), b in zip(batch.origins, batch.boxes, strict=True)
+            ]
+            for k, (i, b, cb) in enumerate(zip(batch.slices, batch.boxes, boxes, strict=True)):
+                fill(i, b, crop[k, :, cb[0] : cb[1], cb[2] : cb[3]])
+            # Labels are wanted in each slice's brain box only (outside the brain is
+            # background): the network's last layers run on the boxes' union, snapped to
+            # 16 pixels so that few window shapes occur and oneDNN's kernels get reused.
+            wy = grid_span(min(b[0] for b in boxes), max(b[1] for b in boxes), batch.rows, 0, grid=16)
+            wx = grid_span(min(b[2] for b in boxes), max(b[3] for b in boxes), batch.cols, 0, grid=16)
+            labels = self._unet_labels(crop, wy, wx)
+            for k, (i, b, cb) in enumerate(zip(batch.slices, batch.boxes, boxes, strict=True)):
+                classes[i, b[0] : b[1], b[2] : b[3]] = labels[k, cb[0] - wy[0] : cb[1] - wy[0], cb[2] - wx[0] : cb[3] - wx[0]]
+
+        batches = plan_crops(brain, [int(i) for i in idx], pad, self.config.crop_margin, self.config.batch_size)
+        self._workers.map(run, batches, device=self.device)
 
     def _unet_labels(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> npt.NDArray[np.uint8]:
         """Class indices of ``images`` (a batch of crops, sides multiples of 32) in the
         window ``rows x cols``."""
-        with torch.inference_mode(), self._autocast():
-            x = torch.from_numpy(images).to(self.device).contiguous(memory_format=self._fmt)
+        with torch.inference_mode():
+            x = self._input(torch.from_numpy(images))
             if self._window_unet is not None:
                 logits = window_logits(self._window_unet, x, rows, cols)
             else:
@@ -366,28 +412,32 @@ class CombinedPredictor:
         scaler = model.age_scaler
         if scaler is None:
             raise ConfigError("the survival model has no age scaling")
-        out: list[npt.NDArray[np.float64]] = []
-        bs = self.config.survival_batch_size
-        with torch.inference_mode(), self._autocast():
-            for start in range(0, classes.shape[0], bs):
-                one_hot = torch.from_numpy(classes_to_one_hot(classes[start : start + bs])).to(self.device)
-                x = prepare_masks(one_hot, size=model.config.input_size).contiguous(memory_format=self._fmt)
-                a = torch.full((x.shape[0], 1), scaler.transform(age), dtype=torch.float32, device=self.device)
-                out.append(torch.softmax(net(x, a).double(), dim=1).cpu().numpy())
+        scaled_age = scaler.transform(age)
+
+        def run(span: tuple[int, int]) -> npt.NDArray[np.float64]:
+            with torch.inference_mode():
+                one_hot = torch.from_numpy(classes_to_one_hot(classes[span[0] : span[1]])).to(self.device)
+                x = self._input(prepare_masks(one_hot, size=model.config.input_size))
+                a = torch.full((x.shape[0], 1), scaled_age, dtype=self._dtype, device=self.device)
+                probs: npt.NDArray[np.float64] = torch.softmax(net(x, a).double(), dim=1).cpu().numpy()
+                return probs
+
+        spans = _chunks(classes.shape[0], self.config.survival_batch_size, self._workers.size(self.device))
+        out = self._workers.map(run, spans, device=self.device)
         return np.concatenate(out) if out else np.zeros((0, model.config.n_bins))
 
     def _run_unet(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
         out: list[npt.NDArray[np.uint8]] = []
         bs = self.config.batch_size
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode():
             for start in range(0, images.shape[0], bs):
-                x = torch.from_numpy(images[start : start + bs]).to(self.device).contiguous(memory_format=self._fmt)
+                x = self._input(torch.from_numpy(images[start : start + bs]))
                 out.append(self._seg_net(x).argmax(dim=1).to(torch.uint8).cpu().numpy())
         return np.concatenate(out)
 
-    def _autocast(self) -> torch.autocast:
-        enabled = self.config.precision is Precision.BF16
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` on the networks' device, in their dtype and memory layout."""
+        return x.to(device=self.device, dtype=self._dtype, memory_format=self._fmt)
 
     # ------------------------------------------------------------------ many volumes
     def predict_source(
@@ -455,11 +505,20 @@ def _use_tumour_windows(net: SurvivalClassifier) -> None:
         logger.debug("survival network runs on whole masks: %s", exc)
 
 
-def _grid_span(lo: int, hi: int, size: int, margin: int, *, grid: int = _GRID) -> tuple[int, int]:
-    """[lo, hi) widened by ``margin`` and snapped outwards to multiples of ``grid`` within [0, size]."""
-    a = max(0, (lo - margin) // grid * grid)
-    b = min(size, -(-(hi + margin) // grid) * grid)
-    return a, max(b, a + grid)
+def _near_tumour(slices: npt.NDArray[np.intp], tumour: npt.NDArray[np.intp], step: int) -> npt.NDArray[np.intp]:
+    """The ``slices`` less than ``step`` slices away from a ``tumour`` slice."""
+    if slices.size == 0 or tumour.size == 0:
+        return slices[:0]
+    near: npt.NDArray[np.intp] = slices[np.abs(slices[:, None] - tumour[None, :]).min(axis=1) < step]
+    return near
+
+
+def _chunks(n: int, size: int, workers: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into spans of at most ``size``, as many as a multiple of ``workers``
+    (where ``n`` allows), of equal length to one, so that workers end together."""
+    batches = math.ceil(n / size)
+    count = min(n, math.ceil(batches / workers) * workers)
+    return list(itertools.pairwise(n * k // count for k in range(count + 1))) if count else []
 
 
 def region_volumes_ml(classes: npt.NDArray[np.integer], spacing: Sequence[float] = VOXEL_SPACING_MM) -> dict[str, float]:
