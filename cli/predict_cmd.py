@@ -43,12 +43,15 @@ EXIT_SOME_FAILED = 2
 @click.option("--survival", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Survival checkpoint.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Slices per U-Net pass.")
 @click.option("--precision", type=click.Choice([p.value for p in Precision]), default="fp32", show_default=True,
-              help="bf16 autocast: faster on GPUs and on CPUs with native bf16 (AVX-512 BF16, AMX), slower "
-                   "than fp32 on other CPUs; may change a few labels.")
+              help="bf16 networks and inputs: faster on GPUs and on CPUs with native bf16 (AVX-512 BF16, AMX), "
+                   "slower than fp32 on other CPUs; may change a few labels.")
 @click.option("--full-slices", is_flag=True, help="Run the U-Net on every full slice (no brain crop or skipping).")
 @click.option("--crop-margin", type=click.IntRange(min=0), default=16, show_default=True,
               help="Background pixels kept around each slice's brain box; 0 is ~5 % faster but moves tumour "
                    "labels at the crop border (see benchmarks/README.md).")
+@click.option("--slice-step", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Run the U-Net first on every N-th brain slice, then only near slices where it found tumour "
+                   "(the rest is background); 1 runs every brain slice.")
 @click.option("--plain-networks", is_flag=True,
               help="Run the networks as trained: no folded BatchNorm, fused upsampling or survival tumour windows "
                    "(slower; these rewrites change only float rounding).")
@@ -65,7 +68,8 @@ EXIT_SOME_FAILED = 2
 @quiet_option
 def predict_cmd(
     volumes_dir: Path, out_dir: Path, age_csv: Path | None, model_dir: Path | None, segmenter: Path | None,
-    survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, plain_networks: bool,
+    survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, slice_step: int,
+    plain_networks: bool,
     save_masks: bool, save_nifti: bool,
     volumes_text: str | None, part: str | None, id_map: Path | None, data_format: str, device: str, quiet: bool,
 ) -> None:
@@ -78,7 +82,7 @@ def predict_cmd(
     ids = PatientIdMap.from_csv(id_map) if id_map is not None else None
     config = PredictorConfig(
         batch_size=batch_size, precision=Precision(precision), skip_empty_slices=not full_slices, crop_to_brain=not full_slices,
-        crop_margin=crop_margin, fold_batchnorm=not plain_networks, fuse_upsampling=not plain_networks,
+        crop_margin=crop_margin, slice_step=slice_step, fold_batchnorm=not plain_networks, fuse_upsampling=not plain_networks,
         tumour_windows=not plain_networks,
     )
     resolved = announce_device(device)

@@ -174,6 +174,7 @@ def _write_tables(
             "fuse_upsampling": predictor.config.fuse_upsampling,
             "tumour_windows": predictor.config.tumour_windows,
             "skip_empty_slices": predictor.config.skip_empty_slices,
+            "slice_step": predictor.config.slice_step,
             "device": str(predictor.device),
         },
         "volumes": ordered,

@@ -2,7 +2,8 @@
 
 ``paper`` is the paper's recipe (three stages on whole slices, the paper's Dice loss,
 Adam 1e-4 with StepLR), the defaults of :class:`SegmenterTrainConfig`. ``cpu`` is a
-recipe for a small CPU: one stage of 6,000 steps on random 128 x 128 windows at native
+recipe for a small CPU: one stage of 30 epochs of at most 200 steps (an epoch is one pass
+over the training slices, so a handful of patients gives fewer steps) on random 128 x 128 windows at native
 resolution, half of them drawn from slices with tumour, Dice + cross-entropy pooled over
 the batch, intensity jitter, mirroring, rotation and zoom, a cosine schedule, the last
 epoch's weights, validation on a capped subset of slices, bf16 autocast where the CPU
