@@ -21,8 +21,8 @@ __all__ = ["CpuWorkers"]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-# More workers than this share torch's threads among them: each worker holds a batch's
-# activations, and past a few workers whole batches no longer balance the cores.
+# At most this many workers: each holds a batch's activations in memory, and with more
+# workers than this, pieces as coarse as whole batches leave some cores idle at the end.
 _MAX_WORKERS = 4
 
 
