@@ -4,6 +4,7 @@
                                        [--model-dir RUN | --segmenter PATH [--survival PATH]]
                                        [--repeats 1] [--synthetic] [--margins 0,8]
                                        [--rss-volumes 10] [--paper-channels-last] [--threads N]
+                                       [--onnx]
 
 The baseline (`paper_pipeline` below, not in the library) does what the paper did: every
 one of the 155 slices resized to 256x256, the U-Net in batches of 50 in fp32, every mask
@@ -29,7 +30,10 @@ tumour windows) change against the networks as trained. Then the smallest and me
 speed-ups over the cases; with `--margins`, the time and changed labels of other crop
 margins; with `--paper-channels-last`, the paper pipeline with channels-last weights (how
 much that one change of ours gives on its own); the peak RSS of `brats predict` after 1
-and after N volumes. The last line is `speedup_vs_paper_pipeline=<smallest fp32 speed-up>`.
+and after N volumes. With `--onnx`, the same weights also go through `brats export` (fp32)
+and the export's ONNX Runtime pipeline (CPU provider) is timed in the same alternation,
+with its labels against ours (share of brain voxels) and its bin. The last line is
+`speedup_vs_paper_pipeline=<smallest fp32 speed-up>`.
 """
 
 from __future__ import annotations
@@ -130,6 +134,7 @@ class CaseResult:
     speedup_fp32: float
     speedup_bf16: float | None
     changed_share: float
+    speedup_onnx: float | None = None
 
 
 def _random_survival() -> SurvivalClassifier:
@@ -173,6 +178,7 @@ def bench_case(
     repeats: int,
     as_trained: bool,
     margins: Sequence[int],
+    ours_onnx: CombinedPredictor | None = None,
 ) -> CaseResult:
     """Time the paper pipeline, ours and ours in bf16 on one case, alternately, and compare
     the labels with our own full-slice run."""
@@ -181,9 +187,10 @@ def bench_case(
     n_brain = int(brain.sum())
     print(f"{k}_name={case.name} {k}_slices={image.shape[0]} {k}_brain_slices={int(brain.any(axis=(1, 2)).sum())}"
           f" {k}_brain_voxels={n_brain}")
-    t_paper, t_ours, t_bf16 = float("inf"), float("inf"), float("inf")
+    t_paper, t_ours, t_bf16, t_onnx = float("inf"), float("inf"), float("inf"), float("inf")
     res: VolumePrediction | None = None
     res_bf16: VolumePrediction | None = None
+    res_onnx: VolumePrediction | None = None
     base_bin: int | None = None
     for _ in range(repeats):
         t, (_, base_bin) = _timed(lambda: paper_pipeline(seg, surv, image, AGE))
@@ -193,6 +200,9 @@ def bench_case(
         if ours_bf16 is not None:
             t, res_bf16 = _timed(lambda: ours_bf16.predict_volume(image, AGE))
             t_bf16 = min(t_bf16, t)
+        if ours_onnx is not None:
+            t, res_onnx = _timed(lambda: ours_onnx.predict_volume(image, AGE))
+            t_onnx = min(t_onnx, t)
     assert res is not None  # repeats >= 1
     full_cfg = PredictorConfig(skip_empty_slices=False, crop_to_brain=False)
     full = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=full_cfg).predict_volume(image, AGE)
@@ -204,6 +214,11 @@ def bench_case(
         print(f"{k}_ours_bf16_s={t_bf16:.2f} {k}_speedup_bf16={t_paper / t_bf16:.2f} {k}_bf16_vs_fp32={t_ours / t_bf16:.2f}")
     else:
         print(f"{k}_bf16=skipped (no native bf16 on this CPU)")
+    if res_onnx is not None:
+        differ = int((res_onnx.labels[brain] != res.labels[brain]).sum())
+        print(f"{k}_onnxruntime_fp32_s={t_onnx:.2f} {k}_speedup_onnx={t_paper / t_onnx:.2f} {k}_ours_vs_onnx={t_onnx / t_ours:.2f}")
+        print(f"{k}_labels_differ_onnx_vs_ours={differ} {k}_labels_agree_onnx_vs_ours_pct_of_brain={100 - float(_pct(differ, n_brain)):.4f}"
+              f" {k}_bin_onnx={res_onnx.predicted_bin}")
     print(f"{k}_survival_slices_ours={res.slices_used} {k}_survival_slices_full={full.slices_used}")
     print(f"{k}_labels_changed_by_shortcuts={inside + outside} {k}_labels_changed_by_shortcuts_pct_of_brain={_pct(inside + outside, n_brain)}"
           f" {k}_of_them_outside_brain={outside}")
@@ -238,6 +253,7 @@ def bench_case(
         speedup_fp32=t_paper / t_ours,
         speedup_bf16=t_paper / t_bf16 if res_bf16 is not None else None,
         changed_share=(inside + outside) / max(n_brain, 1),
+        speedup_onnx=t_paper / t_onnx if res_onnx is not None else None,
     )
 
 
@@ -270,12 +286,28 @@ def peak_rss_mb(data: Path, model_dir: Path, n: int, workdir: Path) -> tuple[flo
     return peaks[0], peaks[-1]
 
 
+def _onnx_predictor(seg: Segmenter, surv: SurvivalClassifier, work: Path) -> CombinedPredictor:
+    """The weights through `brats export` (fp32), predicting with ONNX Runtime's CPU provider."""
+    from brats_sdk.export.write import export_run
+
+    run = work / "onnx_run"
+    run.mkdir()
+    seg.save(run / "segmenter.pt")
+    surv.save(run / "survival.pt")
+    t, result = _timed(lambda: export_run(run, work / "onnx_export"))
+    print(f"onnx_export_s={t:.1f} onnx_export_label_agreement={result.manifest.parity and result.manifest.parity['label_agreement']}")
+    return CombinedPredictor.from_export(work / "onnx_export", providers=["CPUExecutionProvider"])
+
+
 def _summary(results: Sequence[CaseResult]) -> None:
     fp32 = [r.speedup_fp32 for r in results]
     print(f"speedup_fp32_min={min(fp32):.2f} speedup_fp32_median={statistics.median(fp32):.2f}")
     bf16 = [r.speedup_bf16 for r in results if r.speedup_bf16 is not None]
     if bf16:
         print(f"speedup_bf16_min={min(bf16):.2f} speedup_bf16_median={statistics.median(bf16):.2f}")
+    onnx = [r.speedup_onnx for r in results if r.speedup_onnx is not None]
+    if onnx:
+        print(f"speedup_onnx_min={min(onnx):.2f} speedup_onnx_median={statistics.median(onnx):.2f}")
     print(f"labels_changed_by_shortcuts_max_pct_of_brain={100.0 * max(r.changed_share for r in results):.4f}")
 
 
@@ -297,6 +329,8 @@ def main() -> None:
     parser.add_argument("--margins", default="", help="Also time these crop margins, e.g. 0,8 (comma-separated).")
     parser.add_argument("--paper-channels-last", action="store_true",
                         help="Also time the paper pipeline with channels-last weights (first case).")
+    parser.add_argument("--onnx", action="store_true",
+                        help="Also time the weights exported with `brats export` through ONNX Runtime (CPU, fp32).")
     args = parser.parse_args()
     if args.model_dir is not None and args.segmenter is not None:
         parser.error("give --model-dir or --segmenter, not both")
@@ -332,8 +366,11 @@ def main() -> None:
             ours = CombinedPredictor(segmenter=seg, survival=surv, device="cpu")
             ours_bf16 = (CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(precision=Precision.BF16))
                          if native_bf16 else None)
+            ours_onnx = _onnx_predictor(seg, surv, work) if args.onnx else None
             # Each pipeline's first run builds oneDNN's kernels for its shapes; later volumes reuse them.
             ours.predict_volume(cases[-1].image, AGE)
+            if ours_onnx is not None:
+                ours_onnx.predict_volume(cases[-1].image, AGE)
             if ours_bf16 is not None:
                 ours_bf16.predict_volume(cases[-1].image, AGE)
             paper_pipeline(seg, surv, cases[0].image[:50], AGE)
@@ -344,7 +381,8 @@ def main() -> None:
                 t_cl, _ = _timed(lambda: paper_pipeline(seg_cl, surv_cl, cases[0].image, AGE))
                 print(f"{cases[0].key}_paper_pipeline_channels_last_weights_s={t_cl:.2f}")
             results = [
-                bench_case(case, seg, surv, ours, ours_bf16, repeats=max(1, args.repeats), as_trained=i == 0, margins=margins)
+                bench_case(case, seg, surv, ours, ours_bf16, repeats=max(1, args.repeats), as_trained=i == 0, margins=margins,
+                           ours_onnx=ours_onnx)
                 for i, case in enumerate(cases)
             ]
             _summary(results)

@@ -25,6 +25,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("cli.report_cmd", "report_cmd", "Score predictions and write an HTML report."),
     "convert": ("cli.convert_cmd", "convert_cmd", "Convert a NIfTI release into the Kaggle h5 layout."),
     "pack": ("cli.pack_cmd", "pack_cmd", "Pack per-slice h5 files into one file per volume."),
+    "export": ("cli.export_cmd", "export_cmd", "Export a run to ONNX (checked against PyTorch) for prediction without it."),
 }
 
 

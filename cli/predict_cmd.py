@@ -12,6 +12,7 @@ from brats_sdk.data.clinical import PatientIdMap, read_age_table
 from brats_sdk.data.sources import open_source
 from brats_sdk.data.splits import PARTS, SplitMode, read_split_csv
 from brats_sdk.errors import ConfigError
+from brats_sdk.export.manifest import is_export_dir
 from brats_sdk.predict.batch import BatchOptions, run_batch
 from brats_sdk.predict.outputs import PREDICTIONS_CSV
 from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
@@ -38,7 +39,8 @@ EXIT_SOME_FAILED = 2
 @click.option("--age-csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Ages: columns Brats20ID,Age or volume,age. Without it only segmentation is predicted.")
 @click.option("--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="A `brats train all` run folder (instead of --segmenter/--survival).")
+              help="A `brats train all` run folder (instead of --segmenter/--survival), or a `brats export` "
+                   "folder (holding export.json: predicts through ONNX Runtime, without PyTorch).")
 @click.option("--segmenter", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Segmenter checkpoint.")
 @click.option("--survival", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Survival checkpoint.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Slices per U-Net pass.")
@@ -85,18 +87,26 @@ def predict_cmd(
         crop_margin=crop_margin, slice_step=slice_step, fold_batchnorm=not plain_networks, fuse_upsampling=not plain_networks,
         tumour_windows=not plain_networks,
     )
-    resolved = announce_device(device)
-    warn_slow_bf16(resolved, config.precision is Precision.BF16, "--precision bf16")
-    if model_dir is not None:
+    exported = model_dir is not None and is_export_dir(model_dir)
+    if exported and model_dir is not None:
+        predictor = CombinedPredictor.from_export(model_dir, config=config)
+        if is_main_process():
+            console.print(f"Runtime: [bold]{predictor.device}[/bold] (export {model_dir})")
+    elif model_dir is not None:
+        resolved = announce_device(device)
+        warn_slow_bf16(resolved, config.precision is Precision.BF16, "--precision bf16")
         predictor = CombinedPredictor.from_run_dir(model_dir, device=resolved, config=config)
     else:
+        resolved = announce_device(device)
+        warn_slow_bf16(resolved, config.precision is Precision.BF16, "--precision bf16")
         predictor = CombinedPredictor.from_checkpoints(segmenter=segmenter, survival=survival, device=resolved, config=config)  # type: ignore[arg-type]  # checked above
     source = open_source(volumes_dir, fmt=data_format, require_mask=False)
     subset = parse_int_list(volumes_text, name="--volumes")
     if part is not None:
         subset = _part_volumes(model_dir, part, subset)
     total = len([i for i in source.volumes() if subset is None or i.volume in subset])
-    dist = DistContext.from_env(predictor.device.type)
+    # An export runs in one process (ONNX Runtime uses the cores itself).
+    dist = DistContext() if exported else DistContext.from_env(predictor.device.type)
     quiet = quiet or not is_main_process()
 
     with progress_bar("Predicting volumes", total, quiet=quiet) as advance:

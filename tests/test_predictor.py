@@ -218,8 +218,8 @@ def test_bf16_runs_bf16_copies_of_the_networks(cohort: Path) -> None:
     torch.manual_seed(0)
     survival = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(30.0, 80.0))
     predictor = CombinedPredictor(segmenter=Segmenter(), survival=survival, device="cpu", config=PredictorConfig(precision="bf16"))
-    assert {p.dtype for p in predictor._seg_net.parameters()} == {torch.bfloat16}
-    assert predictor._surv_net is not None and {p.dtype for p in predictor._surv_net.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in predictor.networks._seg_net.parameters()} == {torch.bfloat16}
+    assert predictor.networks._surv_net is not None and {p.dtype for p in predictor.networks._surv_net.parameters()} == {torch.bfloat16}
     result = predictor.predict_volume(vol, 55.0)
     assert result.labels.shape == vol.shape[:1] + vol.shape[2:] and result.labels.dtype == np.uint8
     if result.status == "ok":

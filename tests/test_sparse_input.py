@@ -90,7 +90,7 @@ def test_predictor_probabilities_match_with_and_without_windows() -> None:
     for windows in (True, False):
         predictor = CombinedPredictor(segmenter=Segmenter(), survival=survival, device="cpu", config=PredictorConfig(tumour_windows=windows))
         probs[windows] = predictor.survival_probs(classes.numpy(), 61.0)
-        assert isinstance(getattr(predictor._surv_net, "backbone", None), BackgroundSkippingResNet) is windows
+        assert isinstance(getattr(predictor.networks._surv_net, "backbone", None), BackgroundSkippingResNet) is windows
     assert probs[True].shape == (5, 3)
     assert abs(probs[True] - probs[False]).max() < 1e-5
     assert not isinstance(survival.backbone, BackgroundSkippingResNet)  # the caller's model is untouched

@@ -11,15 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from brats_sdk.errors import ConfigError
 
-__all__ = ["STRIDE", "RandomCrops", "Window", "box_of", "random_window", "union_box", "window_around"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "STRIDE",
+    "RandomCrops",
+    "Window",
+    "box_of",
+    "random_window",
+    "stride_padding",
+    "union_box",
+    "window_around",
+]
 
 # The U-Net downsamples five times: windows that are multiples of 32 need no padding.
 STRIDE = 32
@@ -28,6 +39,14 @@ _T = TypeVar("_T", bound=np.generic)
 
 Box = tuple[int, int, int, int]
 """``(y0, y1, x0, x1)``, half-open, in pixels of the slice."""
+
+
+def stride_padding(height: int, width: int) -> tuple[int, int, int, int]:
+    """Zero padding ``(top, bottom, left, right)`` that takes an ``height x width`` slice to
+    multiples of :data:`STRIDE`, split evenly, the extra pixel at the bottom/right (what
+    the segmenter adds before its U-Net; prediction without torch pads the same way)."""
+    pad_h, pad_w = -height % STRIDE, -width % STRIDE
+    return pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +118,8 @@ def random_window(
     training loop seeds per epoch and saves in its checkpoints, so resumed runs draw
     the same windows.
     """
+    import torch  # training-only: prediction without torch imports this module too
+
     if size < 1:
         raise ConfigError(f"crop size must be >= 1, got {size}")
     rows, cols = min(size, height), min(size, width)
@@ -135,6 +156,8 @@ class RandomCrops:
 
     def window(self, *, brain: npt.NDArray[np.bool_], tumour: npt.NDArray[np.bool_]) -> Window:
         """A window for a slice with these ``(H, W)`` brain and tumour masks."""
+        import torch  # training-only: prediction without torch imports this module too
+
         h, w = brain.shape
         on_tumour = bool(tumour.any()) and float(torch.rand(())) < self.tumour_prob
         return random_window(height=h, width=w, size=self.size, centres=tumour if on_tumour else brain)

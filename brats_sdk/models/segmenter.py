@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import IMAGE_CHANNELS, N_CLASSES
+from brats_sdk.data.crops import stride_padding
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
@@ -288,8 +289,7 @@ class Segmenter(nn.Module):
         Exposed so that callers cropping inputs (the predictor's brain box) can keep the
         network's pooling grid aligned with the full-slice computation.
         """
-        pad_h, pad_w = -height % _STRIDE, -width % _STRIDE
-        return pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2
+        return stride_padding(height, width)
 
     # ---------------------------------------------------------------------- inference
     @property

@@ -8,8 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-import torch.distributed as tdist
+from typing import TYPE_CHECKING
 
 from brats_sdk._version import __version__
 from brats_sdk.data.clinical import AgeTable, PatientIdMap
@@ -30,7 +29,9 @@ from brats_sdk.predict.outputs import (
 )
 from brats_sdk.predict.predictor import CombinedPredictor
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
-from brats_sdk.training.distributed import DistContext
+
+if TYPE_CHECKING:
+    from brats_sdk.training.distributed import DistContext
 
 __all__ = ["BatchOptions", "BatchSummary", "run_batch"]
 
@@ -96,14 +97,16 @@ def run_batch(
     """
     t0 = time.perf_counter()
     options = options or BatchOptions()
-    dist = dist or DistContext()
+    # One process needs no process group (nor torch: an ONNX export predicts without it).
+    rank, world_size = (dist.rank, dist.world_size) if dist is not None else (0, 1)
+    distributed = world_size > 1
     out_dir.mkdir(parents=True, exist_ok=True)
     bins = predictor.bins
     n_bins = 0 if bins is None else bins.n_bins
     wanted = list(info.volume for info in source.volumes())
     if options.volumes is not None:
         wanted = [v for v in wanted if v in set(options.volumes)]
-    mine = wanted[dist.rank :: dist.world_size]
+    mine = wanted[rank::world_size]
     writer = _nifti_writer(source) if options.save_nifti else None
     rows: dict[int, Row] = {}
     failures: dict[int, VolumeFailure] = {}
@@ -118,12 +121,14 @@ def run_batch(
             if writer is not None:
                 writer(out_dir, result)
             rows[result.volume] = prediction_row(result, bins)
-        if not dist.is_distributed:
+        if not distributed:
             _write_tables(out_dir, predictor, source, rows, failures)
         if on_volume is not None:
             on_volume(result)
-    if dist.is_distributed:
-        gathered: list[tuple[dict[int, Row], dict[int, VolumeFailure]] | None] = [None] * dist.world_size
+    if distributed and dist is not None:
+        import torch.distributed as tdist
+
+        gathered: list[tuple[dict[int, Row], dict[int, VolumeFailure]] | None] = [None] * world_size
         tdist.all_gather_object(gathered, (rows, failures))
         rows, failures = {}, {}
         for part in gathered:
@@ -160,10 +165,7 @@ def _write_tables(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": str(getattr(source, "root", "")),
         "input_dirs": source_dirs(source),
-        "models": {
-            "segmenter": dict(predictor.segmenter.metadata),
-            "survival": dict(predictor.survival.metadata) if predictor.survival is not None else None,
-        },
+        "models": dict(predictor.models_metadata()),
         "bins": None if bins is None else bins.to_dict(),
         "bin_ranges": None if bins is None else [bins.range_text(b) for b in range(bins.n_bins)],
         "predictor": {

@@ -25,7 +25,6 @@ the full-slice computation.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import math
@@ -33,31 +32,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import segmentation_models_pytorch as smp
-import torch
-from torchvision.models.resnet import ResNet
 
-from brats_sdk.checkpoint import CheckpointKind, peek_kind
 from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
 from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap
+from brats_sdk.data.crops import stride_padding
 from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
 from brats_sdk.data.records import VolumeInfo
-from brats_sdk.device import resolve_device, warn_if_slow_bf16
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
-from brats_sdk.labels import classes_to_labels, classes_to_one_hot
+from brats_sdk.labels import classes_to_labels
 from brats_sdk.metrics.survival import majority_vote
-from brats_sdk.models.fuse import fold_batchnorm
-from brats_sdk.models.segmenter import Segmenter
-from brats_sdk.models.sparse_input import BackgroundSkippingResNet
-from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
-from brats_sdk.models.unet_window import supports_windows, window_logits
-from brats_sdk.models.upsample_conv import fuse_upsampling
-from brats_sdk.models.workers import CpuWorkers
 from brats_sdk.options import OptionEnum
 from brats_sdk.predict.boxes import (
     CropBatch,
@@ -67,7 +56,14 @@ from brats_sdk.predict.boxes import (
     normalising_fill,
     plan_crops,
 )
+from brats_sdk.predict.networks import DeviceLike, PredictionNetworks
 from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
+
+if TYPE_CHECKING:
+    import torch
+
+    from brats_sdk.models.segmenter import Segmenter
+    from brats_sdk.models.survival import SurvivalClassifier
 
 __all__ = ["CombinedPredictor", "Precision", "PredictorConfig", "region_volumes_ml"]
 
@@ -142,12 +138,21 @@ AgeLookup = Callable[[int, str], float | None]
 class CombinedPredictor:
     """Segmentation and survival class of whole volumes.
 
+    The pipeline (normalisation, brain boxes, skipped slices, the vote, the statuses) is
+    numpy; the networks behind it are PyTorch modules (the constructor,
+    :meth:`from_run_dir`, :meth:`from_checkpoints`) or the ONNX Runtime sessions of a
+    ``brats export`` folder (:meth:`from_export`, which never imports torch).
+
     Args:
         segmenter: A trained :class:`Segmenter`.
         survival: A trained :class:`SurvivalClassifier` (with bins and age scaling), or
             None for segmentation only.
         device: Device request (``auto`` picks CUDA, then MPS, then CPU).
         config: Inference options.
+
+    Attributes:
+        segmenter, survival: The models passed in (None for an export).
+        config: The inference options.
 
     Example:
         >>> predictor = CombinedPredictor.from_run_dir("runs/demo")  # doctest: +SKIP
@@ -162,38 +167,52 @@ class CombinedPredictor:
         device: str | torch.device = "auto",
         config: PredictorConfig | None = None,
     ) -> None:
+        from brats_sdk.predict.torch_networks import TorchNetworks
+
         self.config = config or PredictorConfig()
-        self.device = resolve_device(device)
-        if self.config.precision is Precision.BF16:
-            warn_if_slow_bf16(self.device, "bf16 prediction")
-        # The layout and dtype of the networks' weights and of every input batch: bf16 copies
-        # of the weights are made once (autocast would cast them again every batch).
-        self._fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
-        self._dtype = torch.bfloat16 if self.config.precision is Precision.BF16 else torch.float32
-        # What runs are eval-mode copies (BatchNorm folded unless told not to): the models
-        # passed in keep their mode, device and layout, so whatever else runs them is not
-        # changed by building a predictor.
-        self.segmenter = segmenter
-        self.survival = survival
-        fold = self.config.fold_batchnorm
-        seg_net: torch.nn.Module = fold_batchnorm(segmenter) if fold else copy.deepcopy(segmenter).eval()
-        if fold and self.config.fuse_upsampling:
-            seg_net = fuse_upsampling(seg_net)
-        self._seg_net = seg_net.to(device=self.device, dtype=self._dtype).to(memory_format=self._fmt)
-        # The U-Net whose last layers can run on windows of a crop (None: run it whole).
-        unet = getattr(self._seg_net, "unet", None)
-        self._window_unet: smp.Unet | None = unet if isinstance(unet, smp.Unet) and supports_windows(unet) else None
-        self._surv_net: torch.nn.Module | None = None
-        # Batches of crops and chunks of masks run side by side on a CPU (see CpuWorkers).
-        self._workers = CpuWorkers()
-        if survival is not None:
-            surv_net = fold_batchnorm(survival) if fold else copy.deepcopy(survival).eval()
-            surv_net = surv_net.to(device=self.device, dtype=self._dtype).to(memory_format=self._fmt)
-            if self.config.tumour_windows and self.device.type == "cpu":
-                _use_tumour_windows(surv_net)
-            self._surv_net = surv_net
-        if self.survival is not None and (self.survival.bins is None or self.survival.age_scaler is None):
+        self.segmenter: Segmenter | None = segmenter
+        self.survival: SurvivalClassifier | None = survival
+        self._nets: PredictionNetworks = TorchNetworks(segmenter, survival, device, self.config)
+        if survival is not None and (survival.bins is None or survival.age_scaler is None):
             raise ConfigError("the survival model has no bins or age scaling; train it with brats_sdk or set them")
+
+    @classmethod
+    def from_networks(cls, networks: PredictionNetworks, *, config: PredictorConfig | None = None) -> CombinedPredictor:
+        """The pipeline over any :class:`~brats_sdk.predict.networks.PredictionNetworks`
+        (``segmenter`` and ``survival`` are then None)."""
+        predictor = cls.__new__(cls)
+        predictor.config = config or PredictorConfig()
+        predictor.segmenter = None
+        predictor.survival = None
+        predictor._nets = networks
+        return predictor
+
+    @classmethod
+    def from_export(
+        cls,
+        export_dir: Path | str,
+        *,
+        providers: Sequence[str] | None = None,
+        config: PredictorConfig | None = None,
+    ) -> CombinedPredictor:
+        """Load a ``brats export`` folder: the same pipeline through ONNX Runtime sessions,
+        without importing torch.
+
+        Args:
+            export_dir: The folder holding ``export.json`` and the ``.onnx`` files.
+            providers: ONNX Runtime execution providers, in order of preference (default:
+                ``CUDAExecutionProvider`` where available, then ``CPUExecutionProvider``).
+            config: Inference options (the network rewrites and ``precision`` apply to
+                PyTorch only: an export runs as it was exported).
+
+        Raises:
+            CheckpointError: No ``export.json``, a model file whose hash does not match, or
+                an export from a newer brats_sdk.
+            ConfigError: ``onnxruntime`` is not installed, or an unknown provider.
+        """
+        from brats_sdk.export.runtime import OnnxNetworks
+
+        return cls.from_networks(OnnxNetworks.load(Path(export_dir), providers=providers), config=config)
 
     @classmethod
     def from_checkpoints(
@@ -209,6 +228,9 @@ class CombinedPredictor:
         Raises:
             CheckpointError: A file is missing, of the other kind, or of another format version.
         """
+        from brats_sdk.models.segmenter import Segmenter
+        from brats_sdk.models.survival import SurvivalClassifier
+
         seg = Segmenter.from_checkpoint(Path(segmenter))
         surv = SurvivalClassifier.from_checkpoint(Path(survival)) if survival is not None else None
         return cls(segmenter=seg, survival=surv, device=device, config=config)
@@ -222,6 +244,8 @@ class CombinedPredictor:
         Raises:
             CheckpointError: No segmenter checkpoint in ``run_dir``.
         """
+        from brats_sdk.checkpoint import CheckpointKind, peek_kind
+
         run = Path(run_dir)
         seg = run / SEGMENTER_FILE
         if not seg.exists():
@@ -232,8 +256,22 @@ class CombinedPredictor:
         return cls.from_checkpoints(segmenter=seg, survival=surv if surv.exists() else None, device=device, config=config)
 
     @property
+    def networks(self) -> PredictionNetworks:
+        """The networks the pipeline runs."""
+        return self._nets
+
+    @property
     def bins(self) -> SurvivalBins | None:
-        return None if self.survival is None else self.survival.bins
+        return self._nets.bins
+
+    @property
+    def device(self) -> DeviceLike:
+        """Where the networks run (a ``torch.device`` for PyTorch networks)."""
+        return self._nets.device
+
+    def models_metadata(self) -> Mapping[str, object]:
+        """``{"segmenter": ..., "survival": ...}``: what the models record about themselves."""
+        return self._nets.metadata()
 
     # ------------------------------------------------------------------ one volume
     def predict_volume(
@@ -263,13 +301,14 @@ class CombinedPredictor:
         """
         t0 = time.perf_counter()
         arr = np.asarray(image)
-        if arr.ndim != 4 or arr.shape[1] != self.segmenter.config.in_channels:
-            raise DataError(f"expected a raw volume (D, {self.segmenter.config.in_channels}, H, W), got shape {arr.shape}")
+        channels = self._nets.in_channels
+        if arr.ndim != 4 or arr.shape[1] != channels:
+            raise DataError(f"expected a raw volume (D, {channels}, H, W), got shape {arr.shape}")
         if not np.isfinite(arr).all():
             raise DataError("volume holds NaN or infinite values")
         arr = arr.astype(np.float32, copy=False)
         brain = brain_mask(arr)
-        rule = self.segmenter.config.normalisation
+        rule = self._nets.normalisation
         classes = self._segment(arr.shape, brain, normalising_fill(arr, brain, rule), lambda: normalise_volume(arr, rule, brain=brain))
         labels = classes_to_labels(classes)
         regions = region_volumes_ml(classes, spacing)
@@ -278,7 +317,7 @@ class CombinedPredictor:
         empty_probs = np.zeros((0, n_bins), dtype=np.float64)
         nonempty = tuple(int(i) for i in np.flatnonzero(classes.reshape(classes.shape[0], -1).any(axis=1)))
         status = None
-        if self.survival is None:
+        if not self._nets.has_survival:
             status = "no survival model"
         elif age is None or not math.isfinite(age):
             status = "no age"
@@ -286,7 +325,7 @@ class CombinedPredictor:
             status = "no tumour predicted"
         if status is not None:
             return VolumePrediction(
-                **base, slice_indices=nonempty if self.survival is not None else (), slice_probs=empty_probs,  # type: ignore[arg-type]  # keys match fields
+                **base, slice_indices=nonempty if self._nets.has_survival else (), slice_probs=empty_probs,  # type: ignore[arg-type]  # keys match fields
                 predicted_bin=None, mean_prob_bin=None, mean_probs=None, votes=None, bin_label=None, bin_days=None,
                 status=status, seconds=time.perf_counter() - t0,
             )
@@ -333,7 +372,7 @@ class CombinedPredictor:
         cfg = self.config
         d, _, h, w = shape
         classes = np.zeros((d, h, w), dtype=np.uint8)
-        crops = cfg.crop_to_brain and self.segmenter.config.input_size is None
+        crops = cfg.crop_to_brain and not self._nets.resizes
         whole: list[npt.NDArray[np.float32]] = []  # the normalised volume, made once if needed
 
         def run(slices: npt.NDArray[np.intp]) -> None:
@@ -370,7 +409,7 @@ class CombinedPredictor:
         of one shape batched together, batches side by side on a CPU; write the labels
         into ``classes``."""
         _, channels, h, w = shape
-        top, _, left, _ = pad = self.segmenter.pad_offsets(h, w)
+        top, _, left, _ = pad = stride_padding(h, w)
 
         def run(batch: CropBatch) -> None:
             crop = np.zeros((len(batch.slices), channels, batch.rows, batch.cols), dtype=np.float32)
@@ -386,58 +425,33 @@ class CombinedPredictor:
             # 16 pixels so that few window shapes occur and oneDNN's kernels get reused.
             wy = grid_span(min(b[0] for b in boxes), max(b[1] for b in boxes), batch.rows, 0, grid=16)
             wx = grid_span(min(b[2] for b in boxes), max(b[3] for b in boxes), batch.cols, 0, grid=16)
-            labels = self._unet_labels(crop, wy, wx)
+            labels = self._nets.unet_labels(crop, wy, wx)
             for k, (i, b, cb) in enumerate(zip(batch.slices, batch.boxes, boxes, strict=True)):
                 classes[i, b[0] : b[1], b[2] : b[3]] = labels[k, cb[0] - wy[0] : cb[1] - wy[0], cb[2] - wx[0] : cb[3] - wx[0]]
 
         batches = plan_crops(brain, [int(i) for i in idx], pad, self.config.crop_margin, self.config.batch_size)
-        self._workers.map(run, batches, device=self.device)
-
-    def _unet_labels(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> npt.NDArray[np.uint8]:
-        """Class indices of ``images`` (a batch of crops, sides multiples of 32) in the
-        window ``rows x cols``."""
-        with torch.inference_mode():
-            x = self._input(torch.from_numpy(images))
-            if self._window_unet is not None:
-                logits = window_logits(self._window_unet, x, rows, cols)
-            else:
-                logits = self._seg_net(x)[..., rows[0] : rows[1], cols[0] : cols[1]]
-            return logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+        self._nets.map(run, batches)
 
     def survival_probs(self, classes: npt.NDArray[np.uint8], age: float) -> npt.NDArray[np.float64]:
         """Survival probabilities ``(S, n_bins)`` of ``S`` class-index slices ``(S, H, W)``."""
-        if self.survival is None or self._surv_net is None:
+        nets = self._nets
+        if not nets.has_survival:
             raise ConfigError("no survival model loaded")
-        model, net = self.survival, self._surv_net
-        scaler = model.age_scaler
+        scaler = nets.age_scaler
         if scaler is None:
             raise ConfigError("the survival model has no age scaling")
         scaled_age = scaler.transform(age)
 
         def run(span: tuple[int, int]) -> npt.NDArray[np.float64]:
-            with torch.inference_mode():
-                one_hot = torch.from_numpy(classes_to_one_hot(classes[span[0] : span[1]])).to(self.device)
-                x = self._input(prepare_masks(one_hot, size=model.config.input_size))
-                a = torch.full((x.shape[0], 1), scaled_age, dtype=self._dtype, device=self.device)
-                probs: npt.NDArray[np.float64] = torch.softmax(net(x, a).double(), dim=1).cpu().numpy()
-                return probs
+            return nets.survival_chunk(classes[span[0] : span[1]], scaled_age)
 
-        spans = _chunks(classes.shape[0], self.config.survival_batch_size, self._workers.size(self.device))
-        out = self._workers.map(run, spans, device=self.device)
-        return np.concatenate(out) if out else np.zeros((0, model.config.n_bins))
+        spans = _chunks(classes.shape[0], self.config.survival_batch_size, nets.workers)
+        out = nets.map(run, spans)
+        return np.concatenate(out) if out else np.zeros((0, nets.n_bins))
 
     def _run_unet(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-        out: list[npt.NDArray[np.uint8]] = []
         bs = self.config.batch_size
-        with torch.inference_mode():
-            for start in range(0, images.shape[0], bs):
-                x = self._input(torch.from_numpy(images[start : start + bs]))
-                out.append(self._seg_net(x).argmax(dim=1).to(torch.uint8).cpu().numpy())
-        return np.concatenate(out)
-
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` on the networks' device, in their dtype and memory layout."""
-        return x.to(device=self.device, dtype=self._dtype, memory_format=self._fmt)
+        return np.concatenate([self._nets.unet_classes(images[start : start + bs]) for start in range(0, images.shape[0], bs)])
 
     # ------------------------------------------------------------------ many volumes
     def predict_source(
@@ -491,18 +505,6 @@ def _age_of(ages: AgeLookup | Mapping[int, float] | None, volume: int, patient_i
     if isinstance(ages, Mapping):
         return ages.get(volume)
     return ages(volume, patient_id)
-
-
-def _use_tumour_windows(net: SurvivalClassifier) -> None:
-    """Make ``net`` (the predictor's own copy) run its backbone's first layers on tumour windows."""
-    if not isinstance(net.backbone, ResNet):
-        return
-    size = net.config.input_size
-    background = prepare_masks(torch.zeros(1, len(MASK_CHANNELS), size, size), size=size)[0, :, 0, 0]
-    try:
-        net.backbone = BackgroundSkippingResNet(net.backbone, background)
-    except TypeError as exc:  # a backbone of another shape: the plain network
-        logger.debug("survival network runs on whole masks: %s", exc)
 
 
 def _near_tumour(slices: npt.NDArray[np.intp], tumour: npt.NDArray[np.intp], step: int) -> npt.NDArray[np.intp]:

@@ -1,0 +1,185 @@
+"""The PyTorch networks behind :class:`~brats_sdk.predict.predictor.CombinedPredictor`.
+
+Eval-mode copies of the trained networks, rewritten for speed where the
+:class:`~brats_sdk.predict.predictor.PredictorConfig` asks (BatchNorm folded into the
+convolutions, the decoder's upsampling fused into the convolution after it, the U-Net's
+last layers run on windows of a crop, the survival network's first layers on tumour
+windows), in channels-last memory and optionally as bf16 copies; on a CPU, whole batches
+run side by side, one core each (:class:`~brats_sdk.models.workers.CpuWorkers`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import segmentation_models_pytorch as smp
+import torch
+from torchvision.models.resnet import ResNet
+
+from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.data.age_scaling import AgeScaler
+from brats_sdk.data.bins import SurvivalBins
+from brats_sdk.data.normalise import Normalisation
+from brats_sdk.device import resolve_device, warn_if_slow_bf16
+from brats_sdk.labels import classes_to_one_hot
+from brats_sdk.models.fuse import fold_batchnorm
+from brats_sdk.models.segmenter import Segmenter
+from brats_sdk.models.sparse_input import BackgroundSkippingResNet
+from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
+from brats_sdk.models.unet_window import supports_windows, window_logits
+from brats_sdk.models.upsample_conv import fuse_upsampling
+from brats_sdk.models.workers import CpuWorkers
+from brats_sdk.predict.predictor import Precision, PredictorConfig
+
+__all__ = ["TorchNetworks"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class TorchNetworks:
+    """PyTorch modules as :class:`~brats_sdk.predict.networks.PredictionNetworks`.
+
+    Args:
+        segmenter: A trained :class:`Segmenter` (kept as it is: what runs is a copy).
+        survival: A trained :class:`SurvivalClassifier`, or None.
+        device: Device request (``auto`` picks CUDA, then MPS, then CPU).
+        config: Inference options.
+    """
+
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        survival: SurvivalClassifier | None,
+        device: str | torch.device,
+        config: PredictorConfig,
+    ) -> None:
+        self.config = config
+        self._device = resolve_device(device)
+        if self.config.precision is Precision.BF16:
+            warn_if_slow_bf16(self._device, "bf16 prediction")
+        # The layout and dtype of the networks' weights and of every input batch: bf16 copies
+        # of the weights are made once (autocast would cast them again every batch).
+        self._fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        self._dtype = torch.bfloat16 if self.config.precision is Precision.BF16 else torch.float32
+        # What runs are eval-mode copies (BatchNorm folded unless told not to): the models
+        # passed in keep their mode, device and layout, so whatever else runs them is not
+        # changed by building a predictor.
+        self.segmenter = segmenter
+        self.survival = survival
+        fold = self.config.fold_batchnorm
+        seg_net: torch.nn.Module = fold_batchnorm(segmenter) if fold else copy.deepcopy(segmenter).eval()
+        if fold and self.config.fuse_upsampling:
+            seg_net = fuse_upsampling(seg_net)
+        self._seg_net = seg_net.to(device=self._device, dtype=self._dtype).to(memory_format=self._fmt)
+        # The U-Net whose last layers can run on windows of a crop (None: run it whole).
+        unet = getattr(self._seg_net, "unet", None)
+        self._window_unet: smp.Unet | None = unet if isinstance(unet, smp.Unet) and supports_windows(unet) else None
+        self._surv_net: torch.nn.Module | None = None
+        # Batches of crops and chunks of masks run side by side on a CPU (see CpuWorkers).
+        self._workers = CpuWorkers()
+        if survival is not None:
+            surv_net = fold_batchnorm(survival) if fold else copy.deepcopy(survival).eval()
+            surv_net = surv_net.to(device=self._device, dtype=self._dtype).to(memory_format=self._fmt)
+            if self.config.tumour_windows and self._device.type == "cpu":
+                _use_tumour_windows(surv_net)
+            self._surv_net = surv_net
+
+    # ------------------------------------------------------------------ what the pipeline reads
+    @property
+    def in_channels(self) -> int:
+        return self.segmenter.config.in_channels
+
+    @property
+    def normalisation(self) -> Normalisation:
+        return self.segmenter.config.normalisation
+
+    @property
+    def resizes(self) -> bool:
+        return self.segmenter.config.input_size is not None
+
+    @property
+    def bins(self) -> SurvivalBins | None:
+        return None if self.survival is None else self.survival.bins
+
+    @property
+    def age_scaler(self) -> AgeScaler | None:
+        return None if self.survival is None else self.survival.age_scaler
+
+    @property
+    def has_survival(self) -> bool:
+        return self.survival is not None
+
+    @property
+    def n_bins(self) -> int:
+        return 0 if self.survival is None else self.survival.config.n_bins
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def workers(self) -> int:
+        return self._workers.size(self._device)
+
+    def map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        return self._workers.map(fn, items, device=self._device)
+
+    def metadata(self) -> Mapping[str, object]:
+        return {
+            "segmenter": dict(self.segmenter.metadata),
+            "survival": dict(self.survival.metadata) if self.survival is not None else None,
+        }
+
+    # ------------------------------------------------------------------ the networks
+    def unet_labels(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> npt.NDArray[np.uint8]:
+        """Class indices of ``images`` (a batch of crops, sides multiples of 32) in the
+        window ``rows x cols``."""
+        with torch.inference_mode():
+            x = self._input(torch.from_numpy(images))
+            if self._window_unet is not None:
+                logits = window_logits(self._window_unet, x, rows, cols)
+            else:
+                logits = self._seg_net(x)[..., rows[0] : rows[1], cols[0] : cols[1]]
+            return logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+
+    def unet_classes(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+        """Class indices of one batch of whole normalised slices."""
+        with torch.inference_mode():
+            x = self._input(torch.from_numpy(images))
+            classes: npt.NDArray[np.uint8] = self._seg_net(x).argmax(dim=1).to(torch.uint8).cpu().numpy()
+            return classes
+
+    def survival_chunk(self, classes: npt.NDArray[np.uint8], scaled_age: float) -> npt.NDArray[np.float64]:
+        """Survival probabilities of class-index slices ``(S, H, W)``."""
+        if self.survival is None or self._surv_net is None:
+            raise RuntimeError("no survival network")  # the predictor checks before calling
+        with torch.inference_mode():
+            one_hot = torch.from_numpy(classes_to_one_hot(classes)).to(self._device)
+            x = self._input(prepare_masks(one_hot, size=self.survival.config.input_size))
+            a = torch.full((x.shape[0], 1), scaled_age, dtype=self._dtype, device=self._device)
+            probs: npt.NDArray[np.float64] = torch.softmax(self._surv_net(x, a).double(), dim=1).cpu().numpy()
+            return probs
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` on the networks' device, in their dtype and memory layout."""
+        return x.to(device=self._device, dtype=self._dtype, memory_format=self._fmt)
+
+
+def _use_tumour_windows(net: SurvivalClassifier) -> None:
+    """Make ``net`` (the predictor's own copy) run its backbone's first layers on tumour windows."""
+    if not isinstance(net.backbone, ResNet):
+        return
+    size = net.config.input_size
+    background = prepare_masks(torch.zeros(1, len(MASK_CHANNELS), size, size), size=size)[0, :, 0, 0]
+    try:
+        net.backbone = BackgroundSkippingResNet(net.backbone, background)
+    except TypeError as exc:  # a backbone of another shape: the plain network
+        logger.debug("survival network runs on whole masks: %s", exc)
