@@ -49,10 +49,11 @@ def export_cmd(
 
     result = export_run(run_dir, out_dir, options, on_volume=on_volume)
     table = Table(title=f"ONNX Runtime against PyTorch ({len(result.parity)} volumes, {result.seconds:.1f} s)",
-                  caption=f"labels: identical on brain voxels (>= {100 * MIN_LABEL_AGREEMENT:.2f} % needed); "
-                          "logit diff: max |PyTorch - ONNX|", box=box.SIMPLE_HEAD, show_edge=False)
-    for col in ("volume", "brain voxels", "labels %", "seg logit diff", "surv logit diff", "bins (torch/onnx)"):
-        table.add_column(col, justify="left" if col == "volume" else "right")
+                  caption=f"brain: voxels; labels: identical there (>= {100 * MIN_LABEL_AGREEMENT:.2f} % needed); "
+                          "diff: max |logit PyTorch - ONNX|; bins: volume bin PyTorch/ONNX", box=box.SIMPLE_HEAD, show_edge=False)
+    # Fits 80 columns: case names stay whole.
+    for col in ("volume", "brain", "labels %", "seg diff", "surv diff", "bins"):
+        table.add_column(col, justify="left" if col == "volume" else "right", no_wrap=col == "volume")
     for p in result.parity:
         table.add_row(
             p.name, str(p.brain_voxels), f"{100 * p.label_agreement:.4f}", f"{p.segmenter_max_logit_diff:.2e}",
