@@ -42,10 +42,10 @@ class SegmenterPreset(OptionEnum):
 
 _CPU: Mapping[str, object] = MappingProxyType({
     "batch_size": 16,
-    "stage_epochs": (30, 0, 0),
+    "stage_epochs": (60, 0, 0),
     "epochs": None,
     "lrs": (1e-3, 1e-3, 1e-5),
-    "patience": 30,
+    "patience": 60,
     "max_steps_per_epoch": 200,
     "drop_no_brain": True,
     "batch_dice": True,
