@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from brats_sdk._version import __version__
 
 if TYPE_CHECKING:
-    from brats_sdk.data.bins import BinMethod, SurvivalBins
+    from brats_sdk.bins import BinMethod, SurvivalBins
     from brats_sdk.data.clinical import AgeTable, PatientIdMap, read_age_table, read_survival_csv
     from brats_sdk.data.h5_folder import H5SliceFolder
     from brats_sdk.data.nifti import NiftiFolder
@@ -50,7 +50,7 @@ _LAZY: dict[str, str] = {
     "AgeScaler": "brats_sdk.models.survival",
     "AgeTable": "brats_sdk.data.clinical",
     "BatchOptions": "brats_sdk.predict.batch",
-    "BinMethod": "brats_sdk.data.bins",
+    "BinMethod": "brats_sdk.bins",
     "BratsError": "brats_sdk.errors",
     "CheckpointError": "brats_sdk.errors",
     "CombinedPredictor": "brats_sdk.predict.predictor",
@@ -74,7 +74,7 @@ _LAZY: dict[str, str] = {
     "SliceSource": "brats_sdk.data.protocols",
     "Split": "brats_sdk.data.splits",
     "SplitMode": "brats_sdk.data.splits",
-    "SurvivalBins": "brats_sdk.data.bins",
+    "SurvivalBins": "brats_sdk.bins",
     "SurvivalClassifier": "brats_sdk.models.survival",
     "SurvivalConfig": "brats_sdk.models.survival",
     "SurvivalTrainConfig": "brats_sdk.training.survival_pipeline",

@@ -13,8 +13,6 @@ loads with ``torch.load(weights_only=True)`` and no code runs on load.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from enum import StrEnum
@@ -23,6 +21,7 @@ from typing import Final
 
 import torch
 
+from brats_sdk.atomic import atomic_path
 from brats_sdk.errors import CheckpointError
 
 __all__ = [
@@ -83,8 +82,8 @@ def _check_payload_value(value: object, where: str) -> None:
 def save_checkpoint(path: Path, *, kind: CheckpointKind, payload: Mapping[str, object]) -> None:
     """Write a checkpoint atomically.
 
-    The dict is written to a temporary file in ``path``'s folder, flushed to disk and
-    renamed onto ``path`` with :func:`os.replace`, so a reader never sees a half-written
+    The dict is written through :func:`~brats_sdk.atomic.atomic_path` (a temporary file
+    in ``path``'s folder, flushed to disk, then renamed onto ``path``), so a reader never sees a half-written
     file and an interrupted save leaves the previous file in place. Missing parent
     folders are created.
 
@@ -107,16 +106,9 @@ def save_checkpoint(path: Path, *, kind: CheckpointKind, payload: Mapping[str, o
         _check_payload_value(value, f"[{key!r}]")
     data: dict[str, object] = {"format_version": FORMAT_VERSION, "kind": kind.value, **payload}
 
-    tmp_name: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
             torch.save(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from exc
     except RuntimeError as exc:
@@ -124,9 +116,6 @@ def save_checkpoint(path: Path, *, kind: CheckpointKind, payload: Mapping[str, o
         # "unexpected pos ..."; the OSError behind it is what the user needs to read.
         cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
         raise CheckpointError(f"cannot write checkpoint {path}: {_first_line(cause)}") from exc
-    finally:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
     logger.info("saved %s checkpoint %s", kind.value, path)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from brats_sdk.data.sources import DataFormat
+from brats_sdk.distributed import is_main_process
 from cli.console import console
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,11 +46,6 @@ def parse_int_list(value: str | None, *, name: str) -> tuple[int, ...] | None:
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint=name) from None
 
 
-def is_main_process() -> bool:
-    """True outside torchrun and on rank 0 under it (only rank 0 prints)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def announce_device(spec: str) -> str:
     """Resolve the device once and say which it is."""
     from brats_sdk.device import resolve_device
@@ -65,11 +60,9 @@ def warn_slow_bf16(device: str, asked: bool, what: str) -> None:
     """Say once, in yellow, that bf16 on this CPU is emulated and slower than fp32."""
     if not asked or not is_main_process():
         return
-    import torch
+    from brats_sdk.device import bf16_is_emulated
 
-    from brats_sdk.device import cpu_has_native_bf16
-
-    if torch.device(device).type == "cpu" and not cpu_has_native_bf16():
+    if bf16_is_emulated(device):
         console.print(
             f"[yellow]{what}: this CPU has no native bf16 (AVX-512 BF16 or AMX); bf16 is emulated "
             "here and slower than fp32.[/yellow]"

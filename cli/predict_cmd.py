@@ -11,19 +11,17 @@ from rich.table import Table
 from brats_sdk.data.clinical import PatientIdMap, read_age_table
 from brats_sdk.data.sources import open_source
 from brats_sdk.data.splits import PARTS, SplitMode, read_split_csv
+from brats_sdk.distributed import is_main_process
 from brats_sdk.errors import ConfigError
 from brats_sdk.predict.batch import BatchOptions, run_batch
-from brats_sdk.predict.outputs import PREDICTIONS_CSV
 from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
-from brats_sdk.training.distributed import DistContext
-from brats_sdk.training.run import SPLIT_FILE
-from cli.console import console, err_console, progress_bar
+from brats_sdk.run_files import ERRORS_CSV, PREDICTIONS_CSV, SPLIT_FILE
+from cli.console import console, err_console, progress_updates
 from cli.options import (
     announce_device,
     device_option,
     format_option,
-    is_main_process,
     parse_int_list,
     quiet_option,
     warn_slow_bf16,
@@ -95,22 +93,18 @@ def predict_cmd(
     subset = parse_int_list(volumes_text, name="--volumes")
     if part is not None:
         subset = _part_volumes(model_dir, part, subset)
-    total = len([i for i in source.volumes() if subset is None or i.volume in subset])
-    dist = DistContext.from_env(predictor.device.type)
     quiet = quiet or not is_main_process()
 
-    with progress_bar("Predicting volumes", total, quiet=quiet) as advance:
+    with progress_updates("Predicting volumes", quiet=quiet) as progress:
         def on_volume(r: VolumePrediction | VolumeFailure) -> None:
-            advance(dist.world_size)
             if isinstance(r, VolumeFailure) and not quiet:
                 err_console.print(f"[red]failed[/red] volume {r.volume}: {r.reason}", markup=True, soft_wrap=True)
 
         summary = run_batch(
             predictor, source, out_dir, ages=ages, id_map=ids,
             options=BatchOptions(save_masks=save_masks, save_nifti=save_nifti, volumes=subset),
-            on_volume=on_volume, dist=dist,
+            on_volume=on_volume, progress=progress,
         )
-    dist.shutdown()
     if not is_main_process():
         return
     bins = predictor.bins
@@ -133,7 +127,7 @@ def predict_cmd(
     console.print(table)
     console.print(f"Wrote {out_dir / PREDICTIONS_CSV}")
     if summary.failures:
-        console.print(f"[red]{len(summary.failures)} volume(s) failed; see {out_dir / 'errors.csv'}[/red]")
+        console.print(f"[red]{len(summary.failures)} volume(s) failed; see {out_dir / ERRORS_CSV}[/red]")
         raise SystemExit(EXIT_SOME_FAILED)
 
 

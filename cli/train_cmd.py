@@ -11,12 +11,12 @@ from click.core import ParameterSource
 from rich import box
 from rich.table import Table
 
-from brats_sdk.data.bins import BinMethod
+from brats_sdk.bins import BinMethod
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import SplitMode
+from brats_sdk.distributed import is_main_process
 from brats_sdk.errors import DataError
-from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.presets import SegmenterPreset, describe, preset_config
 from brats_sdk.training.run import find_survival_csv
 from brats_sdk.training.schedule import LrSchedule
@@ -36,7 +36,6 @@ from cli.options import (
     announce_device,
     device_option,
     format_option,
-    is_main_process,
     parse_int_list,
     quiet_option,
     warn_slow_bf16,
@@ -320,7 +319,6 @@ def train_segmenter_cmd(**kw: Any) -> None:
     result = _run_segmenter(kw, device)
     if is_main_process():
         _print_segmenter(result)
-    DistContext.from_env("cpu").shutdown()
 
 
 @train_group.command("survival")
@@ -332,7 +330,6 @@ def train_survival_cmd(**kw: Any) -> None:
     result = _run_survival(kw, device)
     if is_main_process():
         _print_survival(result)
-    DistContext.from_env("cpu").shutdown()
 
 
 @train_group.command("all")
@@ -350,4 +347,3 @@ def train_all_cmd(**kw: Any) -> None:
     if is_main_process():
         _print_segmenter(seg)
         _print_survival(surv)
-    DistContext.from_env("cpu").shutdown()

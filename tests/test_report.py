@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pytest
 from click.testing import CliRunner
 
-from brats_sdk.data.bins import SurvivalBins
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.errors import DataError
@@ -27,9 +27,6 @@ from brats_sdk.labels import classes_to_labels, labels_to_classes, one_hot_to_cl
 from brats_sdk.metrics.survival import majority_vote
 from brats_sdk.models.survival import AgeScaler, SurvivalClassifier, SurvivalConfig
 from brats_sdk.predict.outputs import (
-    MASKS_DIR,
-    PREDICTIONS_CSV,
-    PREDICTIONS_JSON,
     failure_row,
     mask_file_name,
     prediction_row,
@@ -40,6 +37,7 @@ from brats_sdk.predict.outputs import (
 from brats_sdk.predict.predictor import region_volumes_ml
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
 from brats_sdk.report import ReportOptions, evaluate_predictions, write_report
+from brats_sdk.run_files import MASKS_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
 from cli.report_cmd import report_cmd
 
 BINS = SurvivalBins.brats()  # synthetic cohort: volume 2 -> 538 d (long), volume 4 -> 271 d (short, GTR)

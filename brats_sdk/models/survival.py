@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet50
 
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import IMAGENET_MEAN, IMAGENET_STD, MASK_CHANNELS, SURVIVAL_INPUT_SIZE
-from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
 from brats_sdk.models.persist import config_from_dict, load_weights, read_model_record, save_model
 from brats_sdk.models.pretrained import check_encoder_weights, resnet50_imagenet_state_dict
@@ -27,6 +27,7 @@ __all__ = [
     "AgeScaler",
     "SurvivalClassifier",
     "SurvivalConfig",
+    "bin_probabilities",
     "prepare_age",
     "prepare_masks",
 ]
@@ -129,7 +130,18 @@ class AgeScaler:
         Returns:
             The scaled age.
         """
-        return (float(age) - self.min_age) / (self.max_age - self.min_age)
+        return float(self.transform_array(np.asarray([age], dtype=np.float64))[0])
+
+    def transform_array(self, ages: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Scaled ages, elementwise as :meth:`transform` (the one place the formula lives).
+
+        Args:
+            ages: Ages in years, any shape, float64.
+
+        Returns:
+            Float64 array of ``ages``' shape.
+        """
+        return (ages - self.min_age) / (self.max_age - self.min_age)
 
     def to_dict(self) -> dict[str, object]:
         """Plain form for checkpoints."""
@@ -201,8 +213,41 @@ def prepare_age(ages: Sequence[float] | npt.NDArray[np.floating], scaler: AgeSca
     arr = np.asarray(ages, dtype=np.float64).ravel()
     if not np.isfinite(arr).all():
         raise DataError("ages hold NaN or infinite values; age is needed for every patient")
-    scaled = (arr - scaler.min_age) / (scaler.max_age - scaler.min_age)
-    return torch.from_numpy(scaled.astype(np.float32)).view(-1, 1)
+    return torch.from_numpy(scaler.transform_array(arr).astype(np.float32)).view(-1, 1)
+
+
+def bin_probabilities(
+    net: nn.Module,
+    masks_one_hot: Tensor,
+    scaled_age: Tensor,
+    *,
+    size: int = SURVIVAL_INPUT_SIZE,
+    to_input: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
+    """The one survival probability path: masks and scaled ages -> bin probabilities.
+
+    :meth:`SurvivalClassifier.predict_proba`, the predictor (with its rewritten network),
+    the training pipeline's test evaluation and the report all call it. The caller holds
+    ``torch.inference_mode`` and puts ``net`` in eval mode.
+
+    Args:
+        net: A :class:`SurvivalClassifier` or a network computing the same function
+            (``net(masks, age) -> logits``).
+        masks_one_hot: One-hot masks ``(N, 3, H, W)`` on the network's device.
+        scaled_age: Scaled ages ``(N, 1)`` (see :meth:`AgeScaler.transform`).
+        size: Network input side.
+        to_input: Casts the prepared masks to the network's dtype and memory format;
+            the ages follow to its device and dtype. None: as prepared (float32).
+
+    Returns:
+        Float64 ``(N, n_bins)`` softmax probabilities on the network's device.
+    """
+    x = prepare_masks(masks_one_hot, size=size)
+    if to_input is not None:
+        x = to_input(x)
+    age = scaled_age.to(device=x.device, dtype=x.dtype)
+    logits: Tensor = net(x, age)
+    return torch.softmax(logits.double(), dim=1)
 
 
 class SurvivalClassifier(nn.Module):
@@ -322,7 +367,7 @@ class SurvivalClassifier(nn.Module):
     ) -> npt.NDArray[np.float64]:
         """Bin probabilities per slice.
 
-        Preprocesses with :func:`prepare_masks` and :func:`prepare_age`, runs in eval mode
+        Scales ages with :func:`prepare_age` and runs :func:`bin_probabilities` in eval mode
         under :func:`torch.inference_mode`, ``batch_size`` slices at a time, and restores
         the previous train/eval mode.
 
@@ -362,11 +407,10 @@ class SurvivalClassifier(nn.Module):
         try:
             with torch.inference_mode():
                 for start in range(0, masks.shape[0], batch_size):
-                    x = prepare_masks(
-                        masks[start : start + batch_size].to(target), size=self.config.input_size
+                    probs = bin_probabilities(
+                        self, masks[start : start + batch_size].to(target),
+                        age[start : start + batch_size], size=self.config.input_size,
                     )
-                    a = age[start : start + batch_size].to(target)
-                    probs = torch.softmax(self(x, a).double(), dim=1)
                     out.append(probs.cpu().numpy())
         finally:
             self.train(was_training)

@@ -9,17 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch.distributed as tdist
-
 from brats_sdk._version import __version__
 from brats_sdk.data.clinical import AgeTable, PatientIdMap
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.sources import source_dirs
+from brats_sdk.distributed import DistContext
 from brats_sdk.predict.outputs import (
-    ERRORS_CSV,
-    MASKS_DIR,
-    PREDICTIONS_CSV,
-    PREDICTIONS_JSON,
     Row,
     failure_row,
     mask_file_name,
@@ -30,7 +25,7 @@ from brats_sdk.predict.outputs import (
 )
 from brats_sdk.predict.predictor import CombinedPredictor
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
-from brats_sdk.training.distributed import DistContext
+from brats_sdk.run_files import ERRORS_CSV, MASKS_DIR, NIFTI_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
 
 __all__ = ["BatchOptions", "BatchSummary", "run_batch"]
 
@@ -72,6 +67,7 @@ def run_batch(
     id_map: PatientIdMap | None = None,
     options: BatchOptions | None = None,
     on_volume: Callable[[VolumePrediction | VolumeFailure], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     dist: DistContext | None = None,
 ) -> BatchSummary:
     """Predict every volume of ``source`` into ``out_dir``.
@@ -88,15 +84,19 @@ def run_batch(
         ages: Age per volume or patient id; volumes without one get no survival class.
         id_map: Volume -> patient id for h5 sources.
         options: Extra outputs and volume subset.
-        on_volume: Called after each volume (progress).
-        dist: Process group; default single process.
+        on_volume: Called after each volume with its result.
+        progress: Called as ``progress(done, total)`` before the first volume and after
+            each one; under torchrun ``done`` counts all ranks' volumes (estimated as
+            this rank's times the world size).
+        dist: Process group; default: the one torchrun describes in the environment
+            (joined here, left at exit), else a single process.
 
     Returns:
         The summary; ``failures`` lists volumes whose data was bad.
     """
     t0 = time.perf_counter()
     options = options or BatchOptions()
-    dist = dist or DistContext()
+    dist = dist or DistContext.from_env(predictor.device.type)
     out_dir.mkdir(parents=True, exist_ok=True)
     bins = predictor.bins
     n_bins = 0 if bins is None else bins.n_bins
@@ -104,6 +104,8 @@ def run_batch(
     if options.volumes is not None:
         wanted = [v for v in wanted if v in set(options.volumes)]
     mine = wanted[dist.rank :: dist.world_size]
+    if progress is not None:
+        progress(0, len(wanted))
     writer = _nifti_writer(source) if options.save_nifti else None
     rows: dict[int, Row] = {}
     failures: dict[int, VolumeFailure] = {}
@@ -122,14 +124,14 @@ def run_batch(
             _write_tables(out_dir, predictor, source, rows, failures)
         if on_volume is not None:
             on_volume(result)
+        if progress is not None:
+            progress(min(len(rows) * dist.world_size, len(wanted)), len(wanted))
     if dist.is_distributed:
-        gathered: list[tuple[dict[int, Row], dict[int, VolumeFailure]] | None] = [None] * dist.world_size
-        tdist.all_gather_object(gathered, (rows, failures))
+        gathered = dist.gather_objects((rows, failures))
         rows, failures = {}, {}
-        for part in gathered:
-            if part is not None:
-                rows.update(part[0])
-                failures.update(part[1])
+        for part_rows, part_failures in gathered:
+            rows.update(part_rows)
+            failures.update(part_failures)
         if dist.is_main:
             _write_tables(out_dir, predictor, source, rows, failures)
     elif not rows:
@@ -184,12 +186,12 @@ def _write_tables(
 
 
 def _nifti_writer(source: DataSource) -> Callable[[Path, VolumePrediction], None]:
-    from brats_sdk.nifti_out import write_label_nifti
+    from brats_sdk.data.nifti_out import write_label_nifti
 
     reference = getattr(source, "reference_image", None)
 
     def write(out_dir: Path, p: VolumePrediction) -> None:
         ref = reference(p.volume) if callable(reference) else None
-        write_label_nifti(out_dir / "nifti" / f"{p.name}_pred.nii.gz", p.labels, reference=ref)
+        write_label_nifti(out_dir / NIFTI_DIR / f"{p.name}_pred.nii.gz", p.labels, reference=ref)
 
     return write

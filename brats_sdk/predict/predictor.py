@@ -40,9 +40,9 @@ import segmentation_models_pytorch as smp
 import torch
 from torchvision.models.resnet import ResNet
 
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.checkpoint import CheckpointKind, peek_kind
 from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
-from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap
 from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
@@ -54,7 +54,7 @@ from brats_sdk.metrics.survival import majority_vote
 from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.models.sparse_input import BackgroundSkippingResNet
-from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
+from brats_sdk.models.survival import SurvivalClassifier, bin_probabilities, prepare_masks
 from brats_sdk.models.unet_window import supports_windows, window_logits
 from brats_sdk.models.upsample_conv import fuse_upsampling
 from brats_sdk.models.workers import CpuWorkers
@@ -68,13 +68,12 @@ from brats_sdk.predict.boxes import (
     plan_crops,
 )
 from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
+from brats_sdk.run_files import SEGMENTER_FILE, SURVIVAL_FILE
 
 __all__ = ["CombinedPredictor", "Precision", "PredictorConfig", "region_volumes_ml"]
 
 logger = logging.getLogger(__name__)
 
-SEGMENTER_FILE = "segmenter.pt"
-SURVIVAL_FILE = "survival.pt"
 
 
 class Precision(OptionEnum):
@@ -417,10 +416,10 @@ class CombinedPredictor:
         def run(span: tuple[int, int]) -> npt.NDArray[np.float64]:
             with torch.inference_mode():
                 one_hot = torch.from_numpy(classes_to_one_hot(classes[span[0] : span[1]])).to(self.device)
-                x = self._input(prepare_masks(one_hot, size=model.config.input_size))
-                a = torch.full((x.shape[0], 1), scaled_age, dtype=self._dtype, device=self.device)
-                probs: npt.NDArray[np.float64] = torch.softmax(net(x, a).double(), dim=1).cpu().numpy()
-                return probs
+                a = torch.full((one_hot.shape[0], 1), scaled_age, dtype=torch.float64)
+                probs = bin_probabilities(net, one_hot, a, size=model.config.input_size, to_input=self._input)
+                out: npt.NDArray[np.float64] = probs.cpu().numpy()
+                return out
 
         spans = _chunks(classes.shape[0], self.config.survival_batch_size, self._workers.size(self.device))
         out = self._workers.map(run, spans, device=self.device)

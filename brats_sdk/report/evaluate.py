@@ -46,12 +46,12 @@ from brats_sdk.report.records import (
 )
 from brats_sdk.report.survival_eval import TrueBin, score_survival, true_bins
 from brats_sdk.report.truth import match_ground_truth
+from brats_sdk.run_files import SURVIVAL_FILE
 
 __all__ = ["evaluate_predictions", "resolve_survival_model"]
 
 logger = logging.getLogger(__name__)
 
-SURVIVAL_FILE = "survival.pt"
 _FLAIR = IMAGE_CHANNELS.index("flair")
 _T1CE = IMAGE_CHANNELS.index("t1ce")
 

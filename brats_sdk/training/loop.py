@@ -22,10 +22,10 @@ from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
+from brats_sdk.distributed import DistContext
 from brats_sdk.errors import CheckpointError, ConfigError
 from brats_sdk.options import config_to_dict
 from brats_sdk.training.batches import make_loader
-from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.observer import EpochRecord, LoggingObserver, TrainingObserver
 from brats_sdk.training.sampling import epoch_generator, epoch_sampler

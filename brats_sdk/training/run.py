@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from brats_sdk.bins import BinMethod, SurvivalBins
 from brats_sdk.constants import SURVIVAL_CSV
-from brats_sdk.data.bins import BinMethod, SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import SurvivalCohort, survival_cohort
 from brats_sdk.data.protocols import DataSource
@@ -32,12 +32,11 @@ from brats_sdk.data.splits import (
     write_split_csv,
 )
 from brats_sdk.device import resolve_device
+from brats_sdk.distributed import DistContext
 from brats_sdk.errors import DataError
-from brats_sdk.training.distributed import DistContext
+from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
 
 __all__ = [
-    "SCAN_FILE",
-    "SPLIT_FILE",
     "PartIndices",
     "RunStart",
     "find_survival_csv",
@@ -50,8 +49,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCAN_FILE = "scan.json"
-SPLIT_FILE = "split.csv"
 
 
 @dataclass(frozen=True, slots=True)

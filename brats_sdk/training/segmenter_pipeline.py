@@ -30,10 +30,11 @@ from brats_sdk.data.scan import SliceFacts
 from brats_sdk.data.sources import DataFormat, source_dirs
 from brats_sdk.data.splits import Split, SplitMode
 from brats_sdk.device import warn_if_slow_bf16
+from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError
 from brats_sdk.models.losses import DiceCELoss, DiceLoss
 from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig
-from brats_sdk.training.distributed import DistContext
+from brats_sdk.run_files import HISTORY_FILE, SEGMENTER_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
 from brats_sdk.training.observer import TrainingObserver
@@ -48,11 +49,10 @@ from brats_sdk.training.sampling import tumour_weights
 from brats_sdk.training.schedule import LrSchedule
 from brats_sdk.training.tasks import SegmentationTask
 
-__all__ = ["SEGMENTER_FILE", "SegmenterTrainConfig", "SegmenterTrainResult", "train_segmenter"]
+__all__ = ["SegmenterTrainConfig", "SegmenterTrainResult", "train_segmenter"]
 
 logger = logging.getLogger(__name__)
 
-SEGMENTER_FILE = "segmenter.pt"
 # Channels-last weights and batches: the convolutions of training run faster in it on
 # CPUs and on GPUs (the batches are made so in SegmentationTask).
 _TRAIN_LAYOUT = torch.channels_last
@@ -275,7 +275,7 @@ def train_segmenter(
     model = Segmenter(SegmenterConfig(
         input_size=config.input_size, encoder_weights=config.encoder_weights, normalisation=norm,
     )).to(device).to(memory_format=_TRAIN_LAYOUT)
-    history = HistoryFile(out / "history.csv") if dist.is_main else None
+    history = HistoryFile(out / HISTORY_FILE) if dist.is_main else None
     dice = DiceLoss(class_weights=(config.background_weight, 1.0, 1.0, 1.0), batch_dice=config.batch_dice)
     task = SegmentationTask(DiceCELoss(dice, ce_weight=config.ce_weight) if config.ce_weight else dice)
     results: list[FitResult] = []

@@ -24,18 +24,24 @@ from torch.utils.data import DataLoader
 
 from brats_sdk._version import __version__
 from brats_sdk.atomic import atomic_write_text
+from brats_sdk.bins import BinMethod, SurvivalBins
 from brats_sdk.constants import MASK_CHANNELS
-from brats_sdk.data.bins import BinMethod, SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.sources import DataFormat, source_dirs
 from brats_sdk.data.splits import Split, SplitMode
+from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.metrics.levels import SurvivalLevels, VolumeSlices, survival_levels
-from brats_sdk.models.survival import AgeScaler, SurvivalClassifier, SurvivalConfig, prepare_masks
-from brats_sdk.training.distributed import DistContext
+from brats_sdk.models.survival import (
+    AgeScaler,
+    SurvivalClassifier,
+    SurvivalConfig,
+    bin_probabilities,
+)
+from brats_sdk.run_files import HISTORY_FILE, SURVIVAL_EVAL_FILE, SURVIVAL_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
@@ -43,12 +49,10 @@ from brats_sdk.training.run import load_or_plan_split, load_or_scan, part_indice
 from brats_sdk.training.segmenter_pipeline import plain_dict
 from brats_sdk.training.tasks import SurvivalTask
 
-__all__ = ["SURVIVAL_EVAL_FILE", "SURVIVAL_FILE", "SurvivalTrainConfig", "SurvivalTrainResult", "train_survival"]
+__all__ = ["SurvivalTrainConfig", "SurvivalTrainResult", "train_survival"]
 
 logger = logging.getLogger(__name__)
 
-SURVIVAL_FILE = "survival.pt"
-SURVIVAL_EVAL_FILE = "survival_eval.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +209,7 @@ def train_survival(
     net: torch.nn.Module = model
     if dist.is_distributed:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    history = HistoryFile(out / "history.csv") if dist.is_main else None
+    history = HistoryFile(out / HISTORY_FILE) if dist.is_main else None
     result = fit(
         model=net, task=SurvivalTask(), train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
         checkpoint_dir=out / "survival", stage="survival", resume=config.resume, history=history,
@@ -260,8 +264,8 @@ def _evaluate_levels(
     model.eval()
     with torch.inference_mode():
         for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
-            logits = model(prepare_masks(batch["mask"].to(device)), batch["age"].to(device))
-            probs.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
+            batch_probs = bin_probabilities(model, batch["mask"].to(device), batch["age"], size=model.config.input_size)
+            probs.append(batch_probs.cpu().numpy())
             volumes.extend(int(v) for v in batch["volume"])
             targets.extend(int(t) for t in batch["target"])
     p = np.concatenate(probs)
