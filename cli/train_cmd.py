@@ -13,12 +13,11 @@ from rich.table import Table
 
 from brats_sdk.bins import BinMethod
 from brats_sdk.data.normalise import Normalisation
-from brats_sdk.data.sources import DataFormat, open_source
+from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import SplitMode
 from brats_sdk.distributed import is_main_process
-from brats_sdk.errors import DataError
 from brats_sdk.training.presets import SegmenterPreset, describe, preset_config
-from brats_sdk.training.run import find_survival_csv
+from brats_sdk.training.run import require_survival_csv
 from brats_sdk.training.schedule import LrSchedule
 from brats_sdk.training.segmenter_pipeline import (
     SegmenterTrainConfig,
@@ -30,7 +29,7 @@ from brats_sdk.training.survival_pipeline import (
     SurvivalTrainResult,
     train_survival,
 )
-from cli.console import console, progress_bar
+from cli.console import console, progress_updates
 from cli.observer import RichObserver
 from cli.options import (
     announce_device,
@@ -223,7 +222,7 @@ def _show_preset(ctx: click.Context, _param: click.Parameter, value: str | None)
     ctx.exit(0)
 
 
-def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path) -> SurvivalTrainConfig:
+def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path | None) -> SurvivalTrainConfig:
     return SurvivalTrainConfig(
         data_dir=kw["data_dir"], survival_csv=survival_csv, out_dir=kw["out_dir"], bins=BinMethod(kw["bins"]),
         epochs=kw["epochs"] or 50, batch_size=kw["batch_size"] or 32, lr=kw["survival_lr"], patience=kw["patience"],
@@ -235,35 +234,19 @@ def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path) -> Surviva
     )
 
 
-def _resolve_survival_csv(kw: dict[str, Any]) -> Path:
-    if kw.get("survival_csv") is not None:
-        return Path(kw["survival_csv"])
-    source = open_source(kw["data_dir"], fmt=kw["data_format"], max_volumes=1)
-    found = find_survival_csv(source)
-    if found is None:
-        raise DataError(f"{kw['data_dir']}: no survival_info.csv beside the data; pass --survival-csv")
-    return found
-
-
-def _scan_bar(kw: dict[str, Any]) -> int:
-    source = open_source(kw["data_dir"], fmt=kw["data_format"], volumes=parse_int_list(kw["volumes_text"], name="--volumes"),
-                         max_volumes=kw["max_volumes"])
-    return len(source)
-
-
 def _run_segmenter(kw: dict[str, Any], device: str) -> SegmenterTrainResult:
     config = _seg_config(kw, device)
     warn_slow_bf16(device, config.cpu_bf16, "--cpu-bf16")
     quiet = kw["quiet"] or not is_main_process()
-    with progress_bar("Scanning slices", _scan_bar(kw), quiet=quiet) as advance, RichObserver(quiet=quiet) as observer:
-        return train_segmenter(config, observer=observer, progress=advance)
+    with progress_updates("Scanning slices", quiet=quiet) as progress, RichObserver(quiet=quiet) as observer:
+        return train_segmenter(config, observer=observer, progress=progress)
 
 
 def _run_survival(kw: dict[str, Any], device: str) -> SurvivalTrainResult:
-    config = _surv_config(kw, device, _resolve_survival_csv(kw))
+    config = _surv_config(kw, device, kw.get("survival_csv"))
     quiet = kw["quiet"] or not is_main_process()
-    with progress_bar("Scanning slices", _scan_bar(kw), quiet=quiet) as advance, RichObserver(quiet=quiet) as observer:
-        return train_survival(config, observer=observer, progress=advance)
+    with progress_updates("Scanning slices", quiet=quiet) as progress, RichObserver(quiet=quiet) as observer:
+        return train_survival(config, observer=observer, progress=progress)
 
 
 def _print_segmenter(r: SegmenterTrainResult) -> None:
@@ -341,7 +324,7 @@ def train_survival_cmd(**kw: Any) -> None:
 def train_all_cmd(**kw: Any) -> None:
     """Train both models into one run folder, on the same split."""
     device = announce_device(kw["device"])
-    kw["survival_csv"] = _resolve_survival_csv(kw)
+    kw["survival_csv"] = require_survival_csv(kw["data_dir"], DataFormat(kw["data_format"]), kw.get("survival_csv"))
     seg = _run_segmenter(kw, device)
     surv = _run_survival({**kw, "epochs": kw["survival_epochs"] or kw["epochs"]}, device)
     if is_main_process():

@@ -207,7 +207,7 @@ def train_segmenter(
     config: SegmenterTrainConfig,
     *,
     observer: TrainingObserver | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     source: DataSource | None = None,
     dist: DistContext | None = None,
 ) -> SegmenterTrainResult:
@@ -249,7 +249,7 @@ def train_segmenter(
             keys=[(f.volume, f.index) for f in scan.slices],
             mode=config.split_mode,
             seed=config.seed,
-            survival_csv=config.survival_csv or find_survival_csv(source),
+            survival_csv=find_survival_csv(source, config.survival_csv),
             given=config.split_csv,
         )
     if split.leaks_patients:

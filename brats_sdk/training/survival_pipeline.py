@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from brats_sdk._version import __version__
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.bins import BinMethod, SurvivalBins
-from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_CSV
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset
@@ -45,7 +45,13 @@ from brats_sdk.run_files import HISTORY_FILE, SURVIVAL_EVAL_FILE, SURVIVAL_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
-from brats_sdk.training.run import load_or_plan_split, load_or_scan, part_indices, start_run
+from brats_sdk.training.run import (
+    find_survival_csv,
+    load_or_plan_split,
+    load_or_scan,
+    part_indices,
+    start_run,
+)
 from brats_sdk.training.segmenter_pipeline import plain_dict
 from brats_sdk.training.tasks import SurvivalTask
 
@@ -61,7 +67,7 @@ class SurvivalTrainConfig:
 
     Attributes:
         data_dir: Training data with ground-truth masks.
-        survival_csv: ``survival_info.csv``.
+        survival_csv: ``survival_info.csv``; None: the one beside the data.
         out_dir: Run folder.
         bins: ``quantile`` (tertiles of training patients, the paper's) or ``brats``.
         epochs: Maximum epochs (paper: 50).
@@ -86,7 +92,7 @@ class SurvivalTrainConfig:
     """
 
     data_dir: Path
-    survival_csv: Path
+    survival_csv: Path | None
     out_dir: Path
     bins: BinMethod = BinMethod.QUANTILE
     epochs: int = 50
@@ -137,7 +143,7 @@ def train_survival(
     config: SurvivalTrainConfig,
     *,
     observer: TrainingObserver | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     source: DataSource | None = None,
     dist: DistContext | None = None,
 ) -> SurvivalTrainResult:
@@ -156,12 +162,15 @@ def train_survival(
         source=source, dist=dist,
     )
     device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    survival_csv = find_survival_csv(source, config.survival_csv)
+    if survival_csv is None:
+        raise DataError(f"{config.data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
     # Rank 0 scans the data and plans the split; the others then read its files.
     with dist.main_first():
         scan = load_or_scan(source, out, progress=progress)
         volumes = sorted({f.volume for f in scan.slices})
         id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
-        cohort = survival_cohort(read_survival_csv(config.survival_csv), volumes, id_map)
+        cohort = survival_cohort(read_survival_csv(survival_csv), volumes, id_map)
         excluded = {
             "no_survival_row": cohort.n_no_survival,
             "censored": cohort.n_censored,
@@ -171,8 +180,8 @@ def train_survival(
         logger.info("survival cohort: %s", cohort.summary())
         split = load_or_plan_split(
             out, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices], mode=config.split_mode,
-            seed=config.seed, survival_csv=config.survival_csv, bin_method=config.bins, id_map=id_map,
-            given=config.split_csv,
+            seed=config.seed, survival_csv=survival_csv, bin_method=config.bins, id_map=id_map,
+            given=config.split_csv, cohort=cohort,
         )
     if split.leaks_patients:
         logger.warning("slice-level split: a patient's slices are in train and test; survival accuracy leaks")
@@ -182,7 +191,7 @@ def train_survival(
     parts = part_indices(source, split, volumes=usable)
     train_patients = sorted({facts[i].volume for i in parts.train})
     if not train_patients:
-        raise DataError(f"{config.survival_csv}: no training patient has usable survival data ({cohort.summary()})")
+        raise DataError(f"{survival_csv}: no training patient has usable survival data ({cohort.summary()})")
     train_days = [entries[v].days for v in train_patients]
     bins = (
         SurvivalBins.quantile(train_days) if config.bins is BinMethod.QUANTILE else SurvivalBins.brats().with_observed(train_days)
