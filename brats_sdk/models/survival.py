@@ -22,6 +22,7 @@ from brats_sdk.constants import IMAGENET_MEAN, IMAGENET_STD, MASK_CHANNELS, SURV
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
 from brats_sdk.models.persist import config_from_dict, load_weights, read_model_record, save_model
 from brats_sdk.models.pretrained import check_encoder_weights, resnet50_imagenet_state_dict
+from brats_sdk.options import config_to_dict
 
 __all__ = [
     "AgeScaler",
@@ -459,7 +460,7 @@ class SurvivalClassifier(nn.Module):
             CheckpointError: ``metadata`` holds non-plain values, or the file cannot be written.
         """
         save_model(
-            Path(path), kind=CheckpointKind.SURVIVAL, model=self, config=dataclasses.asdict(self.config),
+            Path(path), kind=CheckpointKind.SURVIVAL, model=self, config=config_to_dict(self.config),
             metadata=metadata if metadata is not None else self.metadata,
             extras={
                 "bins": None if self.bins is None else self.bins.to_dict(),

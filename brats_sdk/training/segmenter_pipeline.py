@@ -34,6 +34,7 @@ from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError
 from brats_sdk.models.losses import DiceCELoss, DiceLoss
 from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig
+from brats_sdk.options import config_to_dict
 from brats_sdk.run_files import HISTORY_FILE, SEGMENTER_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
@@ -345,7 +346,7 @@ def train_segmenter(
         "val_metrics": val_metrics,
         "test_loss": test_loss,
         "test_metrics": test_metrics,
-        "train_config": plain_dict(dataclasses.asdict(config)),
+        "train_config": config_to_dict(config, lists=True),
     }
     if dist.is_main:
         model.save(model_path, metadata=metadata)
@@ -412,18 +413,3 @@ def _keep_best_stage(
     ckpt = load_checkpoint(out / f"stage{stage}" / BEST, kind=CheckpointKind.TRAINING_STATE)
     best.load_state_dict(ckpt["model"])  # type: ignore[arg-type]  # a state dict we saved
     return best.to(device).to(memory_format=_TRAIN_LAYOUT)
-
-
-def plain_dict(d: dict[str, object]) -> dict[str, object]:
-    """Make a config dict plain data (paths and enums as strings, tuples as lists)."""
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        if isinstance(v, Path):
-            out[k] = str(v)
-        elif isinstance(v, tuple):
-            out[k] = list(v)
-        elif hasattr(v, "value"):
-            out[k] = v.value
-        else:
-            out[k] = v
-    return out

@@ -9,7 +9,6 @@ accuracies.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -41,6 +40,7 @@ from brats_sdk.models.survival import (
     SurvivalConfig,
     bin_probabilities,
 )
+from brats_sdk.options import config_to_dict
 from brats_sdk.run_files import HISTORY_FILE, SURVIVAL_EVAL_FILE, SURVIVAL_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
@@ -52,7 +52,6 @@ from brats_sdk.training.run import (
     part_indices,
     start_run,
 )
-from brats_sdk.training.segmenter_pipeline import plain_dict
 from brats_sdk.training.tasks import SurvivalTask
 
 __all__ = ["SurvivalTrainConfig", "SurvivalTrainResult", "train_survival"]
@@ -243,7 +242,7 @@ def train_survival(
         "excluded": excluded,
         "val_metrics": dict(result.best_metrics),
         "test": levels.headline(),
-        "train_config": plain_dict(dataclasses.asdict(config)),
+        "train_config": config_to_dict(config, lists=True),
     }
     model_path = out / SURVIVAL_FILE
     if dist.is_main:

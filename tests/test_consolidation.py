@@ -1,0 +1,55 @@
+"""One path for each idea: the shared pieces agree with what they replaced."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import brats_sdk
+from brats_sdk.metrics.channels import channel_dice
+from brats_sdk.options import config_to_dict
+from brats_sdk.training.presets import SegmenterPreset, preset_config
+from brats_sdk.training.tasks import SegmentationMeter
+
+
+def test_training_meter_scores_with_the_pooled_dice_metric() -> None:
+    rng = np.random.default_rng(1)
+    pred = rng.integers(0, 4, size=(2, 3, 16, 16))
+    truth = rng.integers(0, 4, size=(2, 3, 16, 16))
+    truth[1][truth[1] == 3] = 0  # one batch without ET in the truth
+    meter = SegmentationMeter()
+    for p, t in zip(pred, truth, strict=True):
+        meter.update(torch.from_numpy(p), {"target": torch.from_numpy(t)})
+    got = meter.summarise(meter.totals())
+    want = channel_dice(pred, truth)
+    assert got == pytest.approx({f"dice_{k}": v for k, v in want.items()} | {"dice_mean": sum(want.values()) / 3})
+    empty = SegmentationMeter()
+    empty.update(torch.zeros(1, 4, 4, dtype=torch.int64), {"target": torch.zeros(1, 4, 4, dtype=torch.int64)})
+    assert empty.summarise(empty.totals()) == {"dice_NCR": 1.0, "dice_ED": 1.0, "dice_ET": 1.0, "dice_mean": 1.0}
+
+
+def test_config_to_dict_is_plain_data() -> None:
+    config = preset_config(SegmenterPreset.PAPER, data_dir=Path("d"), out_dir=Path("o"))
+    plain = config_to_dict(config)
+    assert plain["data_dir"] == "d" and plain["stage_epochs"] == (50, 50, 50) and plain["schedule"] == "step"
+    assert config_to_dict(config, lists=True)["stage_epochs"] == [50, 50, 50]
+    with pytest.raises(TypeError, match="dataclass instance"):
+        config_to_dict(SegmenterPreset)
+
+
+def test_every_public_name_exists_and_the_lazy_table_matches_all() -> None:
+    lazy = brats_sdk._LAZY
+    assert sorted(lazy) == sorted(n for n in brats_sdk.__all__ if n != "__version__")
+    for name in brats_sdk.__all__:
+        assert getattr(brats_sdk, name) is not None, name
+    for name, module in lazy.items():
+        defining = importlib.import_module(module)
+        assert name in getattr(defining, "__all__", ()), f"{module} does not list {name} in __all__"
+    for sub in ("brats_sdk.metrics", "brats_sdk.models", "brats_sdk.report"):
+        mod = importlib.import_module(sub)
+        for name in mod.__all__:
+            assert hasattr(mod, name), f"{sub}.{name}"
