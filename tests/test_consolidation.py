@@ -53,3 +53,12 @@ def test_every_public_name_exists_and_the_lazy_table_matches_all() -> None:
         mod = importlib.import_module(sub)
         for name in mod.__all__:
             assert hasattr(mod, name), f"{sub}.{name}"
+
+
+def test_the_smp_internals_the_rewrites_read_are_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    from brats_sdk.predict.accel import smp_internals
+
+    smp_internals.check_smp_internals()
+    monkeypatch.setattr(smp_internals, "BLOCK_FORWARD_PARAMETERS", ("x", "skip"))
+    with pytest.raises(RuntimeError, match=r"segmentation-models-pytorch .* changed the internals"):
+        smp_internals.check_smp_internals()

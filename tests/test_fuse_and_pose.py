@@ -19,10 +19,10 @@ from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset, random_pose
 from brats_sdk.data.sources import open_source
-from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import HeadKind, Segmenter
 from brats_sdk.models.survival import SurvivalClassifier, SurvivalConfig
-from brats_sdk.models.upsample_conv import PhaseUpsampleBlock, fuse_upsampling
+from brats_sdk.predict.accel.batchnorm import fold_batchnorm
+from brats_sdk.predict.accel.upsample import PhaseUpsampleBlock, fuse_upsampling
 from tests.helpers import randomise_norms
 
 pytestmark = pytest.mark.numerics

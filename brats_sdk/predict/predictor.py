@@ -25,7 +25,6 @@ the full-slice computation.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import math
@@ -36,9 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import segmentation_models_pytorch as smp
 import torch
-from torchvision.models.resnet import ResNet
 
 from brats_sdk.bins import SurvivalBins
 from brats_sdk.checkpoint import CheckpointKind, peek_kind
@@ -51,14 +48,10 @@ from brats_sdk.device import resolve_device, warn_if_slow_bf16
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels, classes_to_one_hot
 from brats_sdk.metrics.survival import majority_vote
-from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import Segmenter
-from brats_sdk.models.sparse_input import BackgroundSkippingResNet
-from brats_sdk.models.survival import SurvivalClassifier, bin_probabilities, prepare_masks
-from brats_sdk.models.unet_window import supports_windows, window_logits
-from brats_sdk.models.upsample_conv import fuse_upsampling
-from brats_sdk.models.workers import CpuWorkers
+from brats_sdk.models.survival import SurvivalClassifier, bin_probabilities
 from brats_sdk.options import OptionEnum
+from brats_sdk.predict.accel import AccelOptions, accelerate, window_logits
 from brats_sdk.predict.boxes import (
     CropBatch,
     SliceFill,
@@ -68,6 +61,7 @@ from brats_sdk.predict.boxes import (
     plan_crops,
 )
 from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
+from brats_sdk.predict.workers import CpuWorkers
 from brats_sdk.run_files import SEGMENTER_FILE, SURVIVAL_FILE
 
 __all__ = ["CombinedPredictor", "Precision", "PredictorConfig", "region_volumes_ml"]
@@ -174,23 +168,20 @@ class CombinedPredictor:
         # changed by building a predictor.
         self.segmenter = segmenter
         self.survival = survival
-        fold = self.config.fold_batchnorm
-        seg_net: torch.nn.Module = fold_batchnorm(segmenter) if fold else copy.deepcopy(segmenter).eval()
-        if fold and self.config.fuse_upsampling:
-            seg_net = fuse_upsampling(seg_net)
-        self._seg_net = seg_net.to(device=self.device, dtype=self._dtype).to(memory_format=self._fmt)
+        fast = accelerate(
+            segmenter, survival,
+            AccelOptions(
+                device=self.device, dtype=self._dtype, memory_format=self._fmt,
+                fold_batchnorm=self.config.fold_batchnorm, fuse_upsampling=self.config.fuse_upsampling,
+                tumour_windows=self.config.tumour_windows,
+            ),
+        )
+        self._seg_net = fast.segmenter
         # The U-Net whose last layers can run on windows of a crop (None: run it whole).
-        unet = getattr(self._seg_net, "unet", None)
-        self._window_unet: smp.Unet | None = unet if isinstance(unet, smp.Unet) and supports_windows(unet) else None
-        self._surv_net: torch.nn.Module | None = None
+        self._window_unet = fast.window_unet
+        self._surv_net = fast.survival
         # Batches of crops and chunks of masks run side by side on a CPU (see CpuWorkers).
         self._workers = CpuWorkers()
-        if survival is not None:
-            surv_net = fold_batchnorm(survival) if fold else copy.deepcopy(survival).eval()
-            surv_net = surv_net.to(device=self.device, dtype=self._dtype).to(memory_format=self._fmt)
-            if self.config.tumour_windows and self.device.type == "cpu":
-                _use_tumour_windows(surv_net)
-            self._surv_net = surv_net
         if self.survival is not None and (self.survival.bins is None or self.survival.age_scaler is None):
             raise ConfigError("the survival model has no bins or age scaling; train it with brats_sdk or set them")
 
@@ -490,18 +481,6 @@ def _age_of(ages: AgeLookup | Mapping[int, float] | None, volume: int, patient_i
     if isinstance(ages, Mapping):
         return ages.get(volume)
     return ages(volume, patient_id)
-
-
-def _use_tumour_windows(net: SurvivalClassifier) -> None:
-    """Make ``net`` (the predictor's own copy) run its backbone's first layers on tumour windows."""
-    if not isinstance(net.backbone, ResNet):
-        return
-    size = net.config.input_size
-    background = prepare_masks(torch.zeros(1, len(MASK_CHANNELS), size, size), size=size)[0, :, 0, 0]
-    try:
-        net.backbone = BackgroundSkippingResNet(net.backbone, background)
-    except TypeError as exc:  # a backbone of another shape: the plain network
-        logger.debug("survival network runs on whole masks: %s", exc)
 
 
 def _near_tumour(slices: npt.NDArray[np.intp], tumour: npt.NDArray[np.intp], step: int) -> npt.NDArray[np.intp]:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
-from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder, UnetDecoderBlock
 from torch import Tensor, nn
 
-from brats_sdk.models.layout import memory_format_of
+from brats_sdk.predict.accel.memory_format import memory_format_of
+from brats_sdk.predict.accel.smp_internals import Unet, UnetDecoder, UnetDecoderBlock
 
 __all__ = ["PhaseUpsampleBlock", "fuse_upsampling"]
 
@@ -96,9 +95,9 @@ class PhaseUpsampleBlock(nn.Module):
 def fuse_upsampling(model: M) -> M:
     """``model`` with the decoder blocks of every smp ``Unet`` inside it replaced by
     :class:`PhaseUpsampleBlock`, in place. Call it on an eval copy whose BatchNorm is
-    folded (:func:`~brats_sdk.models.fuse.fold_batchnorm`); blocks with attention or
+    folded (:func:`~brats_sdk.predict.accel.batchnorm.fold_batchnorm`); blocks with attention or
     another interpolation, and decoders with a centre block, are left as they are."""
-    for unet in [m for m in model.modules() if isinstance(m, smp.Unet)]:
+    for unet in [m for m in model.modules() if isinstance(m, Unet)]:
         decoder = unet.decoder
         if not isinstance(decoder, UnetDecoder) or not isinstance(decoder.center, nn.Identity):
             continue
