@@ -62,3 +62,18 @@ def test_the_smp_internals_the_rewrites_read_are_there(monkeypatch: pytest.Monke
     monkeypatch.setattr(smp_internals, "BLOCK_FORWARD_PARAMETERS", ("x", "skip"))
     with pytest.raises(RuntimeError, match=r"segmentation-models-pytorch .* changed the internals"):
         smp_internals.check_smp_internals()
+
+
+def test_the_cli_imports_only_public_names() -> None:
+    import ast
+
+    cli_dir = Path(__file__).resolve().parents[1] / "cli"
+    private: list[str] = []
+    for path in sorted(cli_dir.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("brats_sdk"):
+                continue
+            module = importlib.import_module(node.module or "")
+            public = set(getattr(module, "__all__", ())) | ({"__version__"} if node.module == "brats_sdk" else set())
+            private += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name not in public]
+    assert private == []
