@@ -16,6 +16,7 @@ from brats_sdk.data.normalise import Normalisation
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import SplitMode
 from brats_sdk.distributed import is_main_process
+from brats_sdk.models.pretrained import EncoderWeights
 from brats_sdk.training.presets import SegmenterPreset, describe, preset_config
 from brats_sdk.training.run import require_survival_csv
 from brats_sdk.training.schedule import LrSchedule
@@ -60,7 +61,7 @@ def _common(f: F) -> F:
         click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes."),
         click.option("--split", "split_mode", type=click.Choice([m.value for m in SplitMode]), default="patient", show_default=True,
                      help="patient (default) or slice: the paper's split, which leaks patients between train and test."),
-        click.option("--encoder-weights", type=click.Choice(["none", "imagenet"]), default="none", show_default=True,
+        click.option("--encoder-weights", type=click.Choice([w.value for w in EncoderWeights]), default=EncoderWeights.NONE.value, show_default=True,
                      help="Encoder initialisation; imagenet needs the weights cached or a network."),
         click.option("--no-amp", is_flag=True, help="Disable mixed precision on CUDA."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoints."),
@@ -184,7 +185,7 @@ def _seg_values(kw: dict[str, Any]) -> dict[str, Any]:
         "split_mode": SplitMode(kw["split_mode"]), "drop_no_brain": kw["drop_no_brain"], "input_size": kw["input_size"],
         "batch_dice": kw["batch_dice"], "background_weight": kw["background_weight"], "crop_size": kw["crop_size"],
         "tumour_fraction": kw["tumour_fraction"],
-        "encoder_weights": None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
+        "encoder_weights": EncoderWeights(kw["encoder_weights"]).config_value,
         "accumulate_steps": kw["accumulate"], "max_steps_per_epoch": kw["max_steps"], "amp": not kw["no_amp"],
         "resume": kw["resume"], "data_format": DataFormat(kw["data_format"]),
         "normalisation": Normalisation(kw["normalisation"]), "schedule": LrSchedule(kw["schedule"]),
@@ -228,7 +229,7 @@ def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path | None) -> 
         epochs=kw["epochs"] or 50, batch_size=kw["batch_size"] or 32, lr=kw["survival_lr"], patience=kw["patience"],
         step_size=kw["step_size"], seed=kw["seed"], max_volumes=kw["max_volumes"],
         volumes=parse_int_list(kw["volumes_text"], name="--volumes"), num_workers=kw["num_workers"], device=device,
-        split_mode=SplitMode(kw["split_mode"]), encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
+        split_mode=SplitMode(kw["split_mode"]), encoder_weights=EncoderWeights(kw["encoder_weights"]).config_value,
         id_map_csv=kw["id_map"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"], resume=kw["resume"],
         data_format=DataFormat(kw["data_format"]), augment=kw["survival_augment"], split_csv=kw["split_csv"],
     )

@@ -26,7 +26,7 @@ from brats_sdk.data.normalise import Normalisation, brain_mask, normalise_volume
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.labels import classes_to_labels, classes_to_one_hot
 from brats_sdk.metrics.survival import majority_vote
-from brats_sdk.predict.predictor import region_volumes_ml
+from brats_sdk.predict.results import region_volumes_ml
 
 pytestmark = pytest.mark.numerics
 

@@ -33,8 +33,7 @@ from brats_sdk.predict.outputs import (
     write_prediction_masks,
     write_rows_csv,
 )
-from brats_sdk.predict.predictor import region_volumes_ml
-from brats_sdk.predict.results import VolumeFailure, VolumePrediction
+from brats_sdk.predict.results import VolumeFailure, VolumePrediction, region_volumes_ml
 from brats_sdk.report import ReportOptions, evaluate_predictions, write_report
 from brats_sdk.run_files import MASKS_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
 from cli.main import cli

@@ -33,10 +33,10 @@ from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.nifti import NiftiFolder
 from brats_sdk.data.normalise import brain_mask, slice_moments
 from brats_sdk.data.packed import (
-    _IMAGE_DTYPES,
     _TABLES,
     CLASSES_KEY,
     F32,
+    IMAGE_DTYPES,
     MINIMUM_KEY,
     MOMENT_KEYS,
     PACKED_FORMAT,
@@ -195,9 +195,9 @@ def pack_folder(
         DataError: ``src`` holds no slice files, or ``out_dir`` cannot be written.
     """
     t0 = time.perf_counter()
-    if image_dtype not in _IMAGE_DTYPES:
+    if image_dtype not in IMAGE_DTYPES:
         raise ConfigError(
-            f"unknown image dtype {image_dtype!r}; supported: {', '.join(_IMAGE_DTYPES)}"
+            f"unknown image dtype {image_dtype!r}; supported: {', '.join(IMAGE_DTYPES)}"
         )
     folder = open_pack_source(Path(src), require_mask=require_mask) if isinstance(src, (str, Path)) else src
     out = Path(out_dir)

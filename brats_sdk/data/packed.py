@@ -83,6 +83,7 @@ from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
 from brats_sdk.errors import DataError
 
 __all__ = [
+    "IMAGE_DTYPES",
     "PACKED_FORMAT",
     "PACKED_FORMAT_VERSION",
     "PACKED_MANIFEST",
@@ -100,7 +101,7 @@ PACKED_MANIFEST: Final[str] = "packed_manifest.json"
 PACKED_FILE_PATTERN: Final[str] = r"^volume_(\d+)\.h5$"
 
 ImageDtype = Literal["float32", "float16"]
-_IMAGE_DTYPES: Final[tuple[str, ...]] = get_args(ImageDtype)
+IMAGE_DTYPES: Final[tuple[str, ...]] = get_args(ImageDtype)
 _TABLES: Final[tuple[str, ...]] = (META_CSV, SURVIVAL_CSV, NAME_MAPPING_CSV)
 # Open packed files kept per process; beyond this the least recently used is closed.
 _MAX_OPEN_FILES: Final[int] = 512

@@ -39,11 +39,10 @@ import torch
 
 from brats_sdk.bins import SurvivalBins
 from brats_sdk.checkpoint import CheckpointKind, peek_kind
-from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
-from brats_sdk.data.clinical import PatientIdMap
+from brats_sdk.constants import VOXEL_SPACING_MM
+from brats_sdk.data.clinical import PatientIdMap, patient_id_of
 from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
-from brats_sdk.data.records import VolumeInfo
 from brats_sdk.device import resolve_device, warn_if_slow_bf16
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels, classes_to_one_hot
@@ -60,11 +59,11 @@ from brats_sdk.predict.boxes import (
     normalising_fill,
     plan_crops,
 )
-from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
+from brats_sdk.predict.results import VolumeFailure, VolumePrediction, region_volumes_ml
 from brats_sdk.predict.workers import CpuWorkers
 from brats_sdk.run_files import SEGMENTER_FILE, SURVIVAL_FILE
 
-__all__ = ["CombinedPredictor", "Precision", "PredictorConfig", "region_volumes_ml"]
+__all__ = ["CombinedPredictor", "Precision", "PredictorConfig"]
 
 logger = logging.getLogger(__name__)
 
@@ -465,16 +464,6 @@ class CombinedPredictor:
                 yield VolumeFailure(volume=info.volume, name=info.name, patient_id=pid, reason=str(exc).splitlines()[0])
 
 
-def patient_id_of(info: VolumeInfo, id_map: PatientIdMap | None) -> str:
-    """The patient id of a volume: the id map for h5 volumes (named ``volume_<V>``),
-    the case name for sources that know it (NIfTI)."""
-    if info.name == f"volume_{info.volume}" or not info.name:
-        return (id_map or PatientIdMap()).patient_id(info.volume)
-    if id_map is not None and info.volume in id_map.overrides:
-        return id_map.patient_id(info.volume)
-    return info.name
-
-
 def _age_of(ages: AgeLookup | Mapping[int, float] | None, volume: int, patient_id: str) -> float | None:
     if ages is None:
         return None
@@ -497,20 +486,3 @@ def _chunks(n: int, size: int, workers: int) -> list[tuple[int, int]]:
     batches = math.ceil(n / size)
     count = min(n, math.ceil(batches / workers) * workers)
     return list(itertools.pairwise(n * k // count for k in range(count + 1))) if count else []
-
-
-def region_volumes_ml(classes: npt.NDArray[np.integer], spacing: Sequence[float] = VOXEL_SPACING_MM) -> dict[str, float]:
-    """Tumour volume per region in mL from a class-index map (1 mL = 1000 mm^3).
-
-    Args:
-        classes: ``(D, H, W)`` class indices (0 background, then NCR, ED, ET).
-        spacing: Voxel spacing in mm.
-
-    Returns:
-        ``{"NCR", "ED", "ET", "WT", "TC"}`` -> mL.
-    """
-    voxel_ml = float(np.prod(np.asarray(spacing, dtype=np.float64))) / 1000.0
-    counts = np.bincount(np.asarray(classes, dtype=np.intp).ravel(), minlength=len(MASK_CHANNELS) + 1)
-    ncr, ed, et = (int(c) for c in counts[1:4])
-    vols = {"NCR": ncr, "ED": ed, "ET": et, "WT": ncr + ed + et, "TC": ncr + et}
-    return {k: vols[k] * voxel_ml for k in REGION_NAMES}

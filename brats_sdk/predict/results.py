@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["REGION_NAMES", "VolumeFailure", "VolumePrediction"]
+from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
+
+__all__ = ["REGION_NAMES", "VolumeFailure", "VolumePrediction", "region_volumes_ml"]
 
 REGION_NAMES: tuple[str, ...] = ("NCR", "ED", "ET", "WT", "TC")
 
@@ -70,3 +73,20 @@ class VolumeFailure:
     name: str
     patient_id: str
     reason: str
+
+
+def region_volumes_ml(classes: npt.NDArray[np.integer], spacing: Sequence[float] = VOXEL_SPACING_MM) -> dict[str, float]:
+    """Tumour volume per region in mL from a class-index map (1 mL = 1000 mm^3).
+
+    Args:
+        classes: ``(D, H, W)`` class indices (0 background, then NCR, ED, ET).
+        spacing: Voxel spacing in mm.
+
+    Returns:
+        ``{"NCR", "ED", "ET", "WT", "TC"}`` -> mL.
+    """
+    voxel_ml = float(np.prod(np.asarray(spacing, dtype=np.float64))) / 1000.0
+    counts = np.bincount(np.asarray(classes, dtype=np.intp).ravel(), minlength=len(MASK_CHANNELS) + 1)
+    ncr, ed, et = (int(c) for c in counts[1:4])
+    vols = {"NCR": ncr, "ED": ed, "ET": et, "WT": ncr + ed + et, "TC": ncr + et}
+    return {k: vols[k] * voxel_ml for k in REGION_NAMES}

@@ -28,7 +28,7 @@ from brats_sdk.errors import BratsError, DataError
 from brats_sdk.labels import classes_to_labels, labels_to_classes, one_hot_to_classes
 from brats_sdk.metrics.channels import SegmentationAccumulator
 from brats_sdk.metrics.segmentation import RegionScores, score_volume
-from brats_sdk.predict.predictor import region_volumes_ml
+from brats_sdk.predict.results import region_volumes_ml
 from brats_sdk.report.exploratory import (
     FeatureExtractor,
     exploratory_result,
