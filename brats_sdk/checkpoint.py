@@ -22,7 +22,7 @@ from typing import Final
 import torch
 
 from brats_sdk.atomic import atomic_path
-from brats_sdk.errors import CheckpointError
+from brats_sdk.errors import CheckpointError, first_line
 
 __all__ = [
     "FORMAT_VERSION",
@@ -115,13 +115,10 @@ def save_checkpoint(path: Path, *, kind: CheckpointKind, payload: Mapping[str, o
         # torch's zip writer turns a failed write (a full disk, a file-size limit) into
         # "unexpected pos ..."; the OSError behind it is what the user needs to read.
         cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
-        raise CheckpointError(f"cannot write checkpoint {path}: {_first_line(cause)}") from exc
+        raise CheckpointError(f"cannot write checkpoint {path}: {first_line(cause)}") from exc
     logger.info("saved %s checkpoint %s", kind.value, path)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_checkpoint(
@@ -157,7 +154,7 @@ def load_checkpoint(
         data = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # torch.load raises many types (pickle, zip, runtime errors)
         raise CheckpointError(
-            f"{path} is not a brats_sdk checkpoint or is unreadable: {_first_line(exc)}"
+            f"{path} is not a brats_sdk checkpoint or is unreadable: {first_line(exc)}"
         ) from exc
     if not isinstance(data, dict) or "format_version" not in data:
         raise CheckpointError(f"{path} is not a brats_sdk checkpoint: it has no format version")
