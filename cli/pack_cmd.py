@@ -8,10 +8,9 @@ import click
 
 from brats_sdk.data.pack import open_pack_source, pack_folder
 from brats_sdk.data.packed import IMAGE_DTYPES, ImageDtype
-from cli.console import console, err_console, progress_bar
+from cli.console import EXIT_VOLUMES_FAILED, console, err_console, progress_bar
 
 # Exit code when some volumes could not be packed (1 is a usage or library error).
-EXIT_VOLUMES_FAILED = 2
 
 
 @click.command("pack")

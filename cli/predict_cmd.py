@@ -17,7 +17,7 @@ from brats_sdk.predict.batch import BatchOptions, run_batch
 from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
 from brats_sdk.run_files import ERRORS_CSV, PREDICTIONS_CSV, SPLIT_FILE
-from cli.console import console, err_console, progress_updates
+from cli.console import EXIT_VOLUMES_FAILED, console, err_console, progress_updates
 from cli.options import (
     announce_device,
     device_option,
@@ -26,8 +26,6 @@ from cli.options import (
     quiet_option,
     warn_slow_bf16,
 )
-
-EXIT_SOME_FAILED = 2
 
 
 @click.command("predict")
@@ -128,7 +126,7 @@ def predict_cmd(
     console.print(f"Wrote {out_dir / PREDICTIONS_CSV}")
     if summary.failures:
         console.print(f"[red]{len(summary.failures)} volume(s) failed; see {out_dir / ERRORS_CSV}[/red]")
-        raise SystemExit(EXIT_SOME_FAILED)
+        raise SystemExit(EXIT_VOLUMES_FAILED)
 
 
 def _part_volumes(model_dir: Path | None, part: str, subset: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -82,7 +82,7 @@ class PredictorConfig:
     """Inference options.
 
     Attributes:
-        batch_size: Slices per U-Net forward pass (8 measured fastest on a 2-core CPU).
+        batch_size: Slices per U-Net forward pass (benchmarks/README.md gives the measured best).
         survival_batch_size: Slices per survival-network pass.
         precision: ``fp32`` (default) or ``bf16``.
         skip_empty_slices: Do not run the U-Net on slices without brain.
@@ -90,13 +90,14 @@ class PredictorConfig:
         crop_margin: Background pixels kept around the brain box (before rounding to 32).
         channels_last: Use channels-last memory format (faster convolutions on CPU).
         fold_batchnorm: Run copies of the networks with BatchNorm folded into the
-            convolutions (5-10 % faster; changes only float rounding).
+            convolutions (faster; changes only float rounding).
         fuse_upsampling: In the folded U-Net copy, fuse each decoder block's nearest 2x
-            upsampling into its first convolution (about 15 % faster; changes only float
+            upsampling into its first convolution (faster; changes only float
             rounding; needs ``fold_batchnorm``).
         tumour_windows: On a CPU, run the survival network's first layers only on a
             window around each slice's tumour; the rest of their maps is that of an empty
-            mask, computed once (about 30 % faster; changes only float rounding).
+            mask, computed once (faster; changes only float rounding; benchmarks/README.md
+            has the speed-ups measured).
         slice_step: With ``skip_empty_slices``, the U-Net runs first on every
             ``slice_step``-th slice, then only on the slices less than ``slice_step`` away
             from one where it found tumour; the others are background. Tumours span tens

@@ -396,8 +396,8 @@ def _record(stage: str, state: _State, config: FitConfig, model: nn.Module) -> d
 
 
 def _save_best(path: Path, stage: str, state: _State, config: FitConfig, model: nn.Module) -> None:
-    # Only last.pt is resumed from, so best.pt leaves out the optimizer's moments: twice
-    # the weights for Adam, which made a segmenter run's best.pt 172 MB instead of 57.
+    # Only last.pt is resumed from, so best.pt leaves out the optimizer's moments (for
+    # Adam, twice the size of the weights).
     save_checkpoint(path, kind=CheckpointKind.TRAINING_STATE, payload=_record(stage, state, config, model))
 
 

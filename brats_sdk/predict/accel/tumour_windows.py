@@ -134,7 +134,7 @@ class TumourWindowResNet(nn.Module):
 
         self._workers.map(paste, boxes, device=x.device)
         h = r.layer4(r.layer3(maps))
-        return r.fc(torch.flatten(r.avgpool(h), 1))  # type: ignore[no-any-return]
+        return r.fc(torch.flatten(r.avgpool(h), 1))  # type: ignore[no-any-return]  # torchvision is untyped
 
     def _paste_foreground(self, x: Tensor, rows: Span, cols: Span, bg: list[Tensor], out: Tensor) -> None:
         """Run the units on windows around ``rows x cols`` of ``x`` ``(1, C, H, W)``, each
