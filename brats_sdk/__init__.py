@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from brats_sdk.data.h5_folder import H5SliceFolder
     from brats_sdk.data.nifti import NiftiFolder
     from brats_sdk.data.normalise import Normalisation, normalise_volume
-    from brats_sdk.data.pack import pack_folder
     from brats_sdk.data.packed import ImageDtype, PackedFolder
+    from brats_sdk.data.packed_writer import pack_folder
     from brats_sdk.data.protocols import DataSource, SliceSource, VolumeSource
     from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
     from brats_sdk.data.sources import DataFormat, open_source
@@ -111,7 +111,7 @@ _LAZY: dict[str, str] = {
     "make_cohort": "brats_sdk.data.synth",
     "normalise_volume": "brats_sdk.data.normalise",
     "open_source": "brats_sdk.data.sources",
-    "pack_folder": "brats_sdk.data.pack",
+    "pack_folder": "brats_sdk.data.packed_writer",
     "read_age_table": "brats_sdk.data.clinical",
     "read_prediction_folder": "brats_sdk.report.folder",
     "read_survival_csv": "brats_sdk.data.clinical",

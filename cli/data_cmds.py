@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from brats_sdk.constants import MASK_CHANNELS
-from brats_sdk.data.inspect import VolumeCounts, inspect_folder, plan_inspection
+from brats_sdk.data.inspection import VolumeCounts, inspect_folder, plan_inspection
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from cli.console import console, err_console, progress_bar

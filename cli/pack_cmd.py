@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from brats_sdk.data.pack import open_pack_source, pack_folder
 from brats_sdk.data.packed import IMAGE_DTYPES, ImageDtype
+from brats_sdk.data.packed_writer import open_pack_source, pack_folder
 from cli.console import EXIT_VOLUMES_FAILED, console, err_console, progress_bar
 
 # Exit code when some volumes could not be packed (1 is a usage or library error).

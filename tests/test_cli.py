@@ -13,7 +13,7 @@ import h5py
 import pytest
 from click.testing import CliRunner
 
-from brats_sdk.data.inspect import inspect_h5_folder
+from brats_sdk.data.inspection import inspect_h5_folder
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.models.survival import SurvivalClassifier
 from brats_sdk.predict.outputs import read_prediction_masks

@@ -2,7 +2,7 @@
 one-file-per-slice release.
 
 Reading the Kaggle layout costs a file open (and a float64 read, a conversion and a
-validation) per slice. :func:`~brats_sdk.data.pack.pack_folder` converts the release once into
+validation) per slice. :func:`~brats_sdk.data.packed_writer.pack_folder` converts the release once into
 ``OUT_DIR/volume_<V>.h5``, and :class:`PackedFolder` reads it through the same
 :class:`~brats_sdk.data.protocols.SliceSource` / :class:`~brats_sdk.data.protocols.VolumeSource`
 protocols as :class:`~brats_sdk.data.h5_folder.H5SliceFolder`, so every command accepts either.
@@ -294,7 +294,7 @@ def _read_header(path: Path) -> _Header:
 
 
 class PackedFolder:
-    """Slices and volumes of a folder written by :func:`~brats_sdk.data.pack.pack_folder`.
+    """Slices and volumes of a folder written by :func:`~brats_sdk.data.packed_writer.pack_folder`.
 
     Satisfies :class:`~brats_sdk.data.protocols.SliceSource` and
     :class:`~brats_sdk.data.protocols.VolumeSource` like

@@ -13,7 +13,7 @@ from brats_sdk.predict.outputs import write_json, write_rows_csv
 from brats_sdk.report.evaluate import evaluate_predictions
 from brats_sdk.report.figures import render_figures
 from brats_sdk.report.html import render_html
-from brats_sdk.report.records import ReportData, ReportOptions
+from brats_sdk.report.report_data import ReportData, ReportOptions
 from brats_sdk.report.summary import metrics_dict, per_volume_rows
 from brats_sdk.run_files import FIGURES_DIR, METRICS_JSON, PER_VOLUME_CSV, REPORT_HTML
 

@@ -36,7 +36,7 @@ from brats_sdk.report.exploratory import (
     used_slices,
 )
 from brats_sdk.report.folder import PredictedVolume, PredictionFolder, read_prediction_folder
-from brats_sdk.report.records import (
+from brats_sdk.report.report_data import (
     ModelSummary,
     OverlaySample,
     ReportData,

@@ -24,7 +24,7 @@ from brats_sdk.predict.outputs import (
     read_prediction_masks,
 )
 from brats_sdk.predict.results import REGION_NAMES
-from brats_sdk.report.records import ModelSummary
+from brats_sdk.report.report_data import ModelSummary
 from brats_sdk.run_files import MASKS_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
 
 __all__ = ["PredictedVolume", "PredictionFolder", "read_prediction_folder"]

@@ -28,9 +28,9 @@ from brats_sdk.options import config_to_dict
 from brats_sdk.training.batches import make_loader
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.observer import EpochRecord, LoggingObserver, TrainingObserver
+from brats_sdk.training.protocols import Batch, Task
 from brats_sdk.training.sampling import epoch_generator, epoch_sampler
 from brats_sdk.training.schedule import LrSchedule, cosine_factor, progress
-from brats_sdk.training.task import Batch, Task
 
 __all__ = ["FitConfig", "FitResult", "fit"]
 

@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 # Channels-last weights and batches: the convolutions of training run faster in it on
 # CPUs and on GPUs (the batches are made so in SegmentationTask).
-_TRAIN_LAYOUT = torch.channels_last
+_TRAIN_MEMORY_FORMAT = torch.channels_last
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +275,7 @@ def train_segmenter(
 
     model = Segmenter(SegmenterConfig(
         input_size=config.input_size, encoder_weights=config.encoder_weights, normalisation=norm,
-    )).to(device).to(memory_format=_TRAIN_LAYOUT)
+    )).to(device).to(memory_format=_TRAIN_MEMORY_FORMAT)
     history = HistoryFile(out / HISTORY_FILE) if dist.is_main else None
     dice = DiceLoss(class_weights=(config.background_weight, 1.0, 1.0, 1.0), batch_dice=config.batch_dice)
     task = SegmentationTask(DiceCELoss(dice, ce_weight=config.ce_weight) if config.ce_weight else dice)
@@ -292,7 +292,7 @@ def train_segmenter(
         if stage >= 2 and model.config.head is not HeadKind.PAPER:
             model.replace_head()
             model.freeze_backbone()
-            model.to(device).to(memory_format=_TRAIN_LAYOUT)
+            model.to(device).to(memory_format=_TRAIN_MEMORY_FORMAT)
         fit_cfg = FitConfig(
             lr=lr,
             max_epochs=max_epochs,
@@ -412,4 +412,4 @@ def _keep_best_stage(
     best = Segmenter(dataclasses.replace(model.config, head=head, encoder_weights=None))
     ckpt = load_checkpoint(out / f"stage{stage}" / BEST, kind=CheckpointKind.TRAINING_STATE)
     best.load_state_dict(ckpt["model"])  # type: ignore[arg-type]  # a state dict we saved
-    return best.to(device).to(memory_format=_TRAIN_LAYOUT)
+    return best.to(device).to(memory_format=_TRAIN_MEMORY_FORMAT)

@@ -10,7 +10,7 @@ from brats_sdk.constants import MASK_CHANNELS, N_CLASSES
 from brats_sdk.metrics.channels import dice_from_confusion, pixel_confusion
 from brats_sdk.models.losses import DiceLoss
 from brats_sdk.models.survival import prepare_masks
-from brats_sdk.training.task import Batch
+from brats_sdk.training.protocols import Batch
 
 __all__ = ["SegmentationMeter", "SegmentationTask", "SurvivalMeter", "SurvivalTask"]
 

@@ -31,8 +31,8 @@ from brats_sdk.atomic import atomic_path, atomic_write_text
 from brats_sdk.constants import H5_IMAGE_KEY, IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.nifti import NiftiFolder
-from brats_sdk.data.pack_encode import Encoded, encode
 from brats_sdk.data.packed_codec import moments_probe
+from brats_sdk.data.packed_encode import Encoded, encode
 from brats_sdk.data.packed_files import (
     CLASSES_KEY,
     IMAGE_DTYPES,
