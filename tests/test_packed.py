@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from torch.utils.data import DataLoader
 
 from brats_sdk.constants import IMAGE_CHANNELS, META_CSV, NAME_MAPPING_CSV, SURVIVAL_CSV
-from brats_sdk.data import pack as pack_mod
+from brats_sdk.data import packed_writer as pack_mod
 from brats_sdk.data.convert import convert_nifti_to_h5
 from brats_sdk.data.crops import RandomCrops, Window
 from brats_sdk.data.datasets import SegmentationDataset
