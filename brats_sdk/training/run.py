@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
+from brats_sdk._version import __version__
 from brats_sdk.bins import BinMethod, SurvivalBins
 from brats_sdk.constants import SURVIVAL_CSV
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import SurvivalCohort, survival_cohort
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SourceScan, scan_source
-from brats_sdk.data.sources import DataFormat, open_source
+from brats_sdk.data.sources import DataFormat, open_source, source_dirs
 from brats_sdk.data.splits import (
     Split,
     SplitMode,
@@ -34,16 +35,19 @@ from brats_sdk.data.splits import (
 from brats_sdk.device import resolve_device
 from brats_sdk.distributed import DistContext
 from brats_sdk.errors import DataError
+from brats_sdk.options import config_to_dict
 from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
 
 __all__ = [
     "PartIndices",
     "RunStart",
     "find_survival_csv",
+    "finish_run",
     "load_or_plan_split",
     "load_or_scan",
     "part_indices",
     "require_survival_csv",
+    "run_metadata",
     "start_run",
     "survival_strata",
 ]
@@ -86,6 +90,26 @@ def start_run(
     if source is None:
         source = open_source(data_dir, fmt=data_format, volumes=volumes, max_volumes=max_volumes)
     return RunStart(resolved, dist, source)
+
+
+def run_metadata(config: object, split: Split, source: DataSource) -> dict[str, object]:
+    """What both models' checkpoints record about their run: the package version, the
+    split, the data folders and the training config (a dataclass instance)."""
+    return {
+        "sdk_version": __version__,
+        "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
+        "leaks_patients": split.leaks_patients,
+        "data_dirs": source_dirs(source),
+        "train_config": config_to_dict(config, lists=True),
+    }
+
+
+def finish_run(dist: DistContext, write: Callable[[], None]) -> None:
+    """The end of every training pipeline: rank 0 writes the run's final files, and every
+    rank waits until they are there."""
+    if dist.is_main:
+        write()
+    dist.barrier()
 
 
 def load_or_scan(

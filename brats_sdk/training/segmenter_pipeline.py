@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from brats_sdk._version import __version__
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.crops import RandomCrops, Window, union_box, window_around
@@ -27,23 +26,24 @@ from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SliceFacts
-from brats_sdk.data.sources import DataFormat, source_dirs
+from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import Split, SplitMode
 from brats_sdk.device import warn_if_slow_bf16
 from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError
 from brats_sdk.models.losses import DiceCELoss, DiceLoss
 from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig
-from brats_sdk.options import config_to_dict
 from brats_sdk.run_files import HISTORY_FILE, SEGMENTER_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.run import (
     find_survival_csv,
+    finish_run,
     load_or_plan_split,
     load_or_scan,
     part_indices,
+    run_metadata,
     start_run,
 )
 from brats_sdk.training.sampling import tumour_weights
@@ -333,24 +333,18 @@ def train_segmenter(
         test_loss, test_metrics = evaluate(model=model, task=task, data=test_ds, device=device, config=last_cfg, dist=dist)
     model_path = out / SEGMENTER_FILE
     metadata: dict[str, object] = {
-        "sdk_version": __version__,
         "architecture": f"smp.Unet({model.config.encoder_name})",
         "head": model.config.head.value,
         "best_stage": stages_run[best_i],
         "image_channels": list(IMAGE_CHANNELS),
         "mask_channels": list(MASK_CHANNELS),
         "normalisation": norm.description,
-        "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
-        "leaks_patients": split.leaks_patients,
-        "data_dirs": source_dirs(source),
         "val_metrics": val_metrics,
         "test_loss": test_loss,
         "test_metrics": test_metrics,
-        "train_config": config_to_dict(config, lists=True),
+        **run_metadata(config, split, source),
     }
-    if dist.is_main:
-        model.save(model_path, metadata=metadata)
-    dist.barrier()
+    finish_run(dist, lambda: model.save(model_path, metadata=metadata))
     return SegmenterTrainResult(
         model_path=model_path,
         split=split,

@@ -21,7 +21,6 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from brats_sdk._version import __version__
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.bins import BinMethod, SurvivalBins
 from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_CSV
@@ -29,7 +28,7 @@ from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset
 from brats_sdk.data.protocols import DataSource
-from brats_sdk.data.sources import DataFormat, source_dirs
+from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import Split, SplitMode
 from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError, DataError
@@ -40,16 +39,17 @@ from brats_sdk.models.survival import (
     SurvivalConfig,
     bin_probabilities,
 )
-from brats_sdk.options import config_to_dict
 from brats_sdk.run_files import HISTORY_FILE, SURVIVAL_EVAL_FILE, SURVIVAL_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.run import (
     find_survival_csv,
+    finish_run,
     load_or_plan_split,
     load_or_scan,
     part_indices,
+    run_metadata,
     start_run,
 )
 from brats_sdk.training.tasks import SurvivalTask
@@ -231,24 +231,22 @@ def train_survival(
         "test": len({facts[i].volume for i in parts.test}),
     }
     metadata: dict[str, object] = {
-        "sdk_version": __version__,
         "architecture": "torchvision.resnet50 + age branch (paper)",
         "mask_channels": list(MASK_CHANNELS),
         "trained_on": "ground-truth masks",
-        "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
-        "leaks_patients": split.leaks_patients,
-        "data_dirs": source_dirs(source),
         "patients": patients,
         "excluded": excluded,
         "val_metrics": dict(result.best_metrics),
         "test": levels.headline(),
-        "train_config": config_to_dict(config, lists=True),
+        **run_metadata(config, split, source),
     }
     model_path = out / SURVIVAL_FILE
-    if dist.is_main:
+
+    def write() -> None:
         model.save(model_path, metadata=metadata)
         atomic_write_text(out / SURVIVAL_EVAL_FILE, json.dumps(_levels_json(levels, bins, split, patients, excluded), indent=2))
-    dist.barrier()
+
+    finish_run(dist, write)
     return SurvivalTrainResult(
         model_path=model_path, split=split, fit=result, bins=bins, age_scaler=scaler, levels=levels,
         patients=patients, excluded=excluded, seconds=time.perf_counter() - t0, device=str(device),
