@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, TypeVar
 
 import click
@@ -12,6 +13,21 @@ from brats_sdk.distributed import is_main_process
 from cli.console import console
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=Enum)
+
+
+class EnumChoice(click.Choice[str]):
+    """A choice among an option enum's values that gives the command the enum member,
+    so a typed value goes straight into a config (help and errors list the values)."""
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__([str(m.value) for m in enum])
+        self.enum: type[Enum] = enum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, self.enum):
+            return value
+        return self.enum(super().convert(value, param, ctx))
 
 
 def device_option(f: F) -> F:
@@ -31,7 +47,7 @@ def quiet_option(f: F) -> F:
 
 def format_option(f: F) -> F:
     return click.option(
-        "--format", "data_format", type=click.Choice([m.value for m in DataFormat]), default="auto",
+        "--format", "data_format", type=EnumChoice(DataFormat), default="auto",
         show_default=True, help="Layout of the data folder (auto detects it).",
     )(f)
 

@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 
 from brats_sdk.data.clinical import PatientIdMap, read_age_table
-from brats_sdk.data.sources import open_source
+from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import PARTS, SplitMode, read_split_csv
 from brats_sdk.distributed import is_main_process
 from brats_sdk.errors import ConfigError
@@ -67,7 +67,7 @@ def predict_cmd(
     survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, slice_step: int,
     plain_networks: bool,
     save_masks: bool, save_nifti: bool,
-    volumes_text: str | None, part: str | None, id_map: Path | None, data_format: str, device: str, quiet: bool,
+    volumes_text: str | None, part: str | None, id_map: Path | None, data_format: DataFormat, device: str, quiet: bool,
 ) -> None:
     """Segment and classify every volume in VOLUMES_DIR; exit 2 if some volumes failed."""
     if model_dir is None and segmenter is None:

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from brats_sdk.bins import BinMethod
 from brats_sdk.data.normalise import Normalisation
-from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import SplitMode
 from brats_sdk.distributed import is_main_process
 from brats_sdk.models.pretrained import EncoderWeights
@@ -33,6 +32,7 @@ from brats_sdk.training.survival_pipeline import (
 from cli.console import console, progress_updates
 from cli.observer import RichObserver
 from cli.options import (
+    EnumChoice,
     announce_device,
     device_option,
     format_option,
@@ -59,9 +59,9 @@ def _common(f: F) -> F:
         click.option("--volumes", "volumes_text", default=None, help="Use only these volumes, e.g. 1,5,9."),
         click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Cap on optimizer steps per epoch (quick runs)."),
         click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes."),
-        click.option("--split", "split_mode", type=click.Choice([m.value for m in SplitMode]), default="patient", show_default=True,
+        click.option("--split", "split_mode", type=EnumChoice(SplitMode), default="patient", show_default=True,
                      help="patient (default) or slice: the paper's split, which leaks patients between train and test."),
-        click.option("--encoder-weights", type=click.Choice([w.value for w in EncoderWeights]), default=EncoderWeights.NONE.value, show_default=True,
+        click.option("--encoder-weights", type=EnumChoice(EncoderWeights), default=EncoderWeights.NONE.value, show_default=True,
                      help="Encoder initialisation; imagenet needs the weights cached or a network."),
         click.option("--no-amp", is_flag=True, help="Disable mixed precision on CUDA."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoints."),
@@ -81,7 +81,7 @@ def _survival_options(f: F) -> F:
     decorators = [
         click.option("--survival-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="survival_info.csv (default: the one beside the data)."),
-        click.option("--bins", type=click.Choice([m.value for m in BinMethod]), default="quantile", show_default=True,
+        click.option("--bins", type=EnumChoice(BinMethod), default="quantile", show_default=True,
                      help="quantile: tertiles of training patients (the paper); brats: 304.2/456.25-day cut-offs."),
         click.option("--id-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="CSV volume,patient_id overriding BraTS20_Training_{V:03d}."),
@@ -97,11 +97,11 @@ def _survival_options(f: F) -> F:
 
 def _segmenter_options(f: F) -> F:
     decorators = [
-        click.option("--preset", type=click.Choice([p.value for p in SegmenterPreset]), default="paper", show_default=True,
+        click.option("--preset", type=EnumChoice(SegmenterPreset), default="paper", show_default=True,
                      help="A named recipe: paper (three stages on whole slices, the paper's settings) or cpu (one "
                           "stage on tumour windows, about an hour on a 2-core CPU). Options given explicitly "
                           "override it; --show-preset prints its settings."),
-        click.option("--show-preset", type=click.Choice([p.value for p in SegmenterPreset]), default=None, is_eager=True,
+        click.option("--show-preset", type=EnumChoice(SegmenterPreset), default=None, is_eager=True,
                      expose_value=False, callback=_show_preset, help="Print every setting of a preset and exit."),
         click.option("--stage-epochs", default="50,50,50", show_default=True, help="Maximum epochs of stages 1,2,3 (0 skips a stage)."),
         click.option("--lr", "lr_text", default="1e-4,1e-3,1e-5", show_default=True, help="Learning rates of stages 1,2,3."),
@@ -116,10 +116,10 @@ def _segmenter_options(f: F) -> F:
                           "validate on the brain box, instead of whole slices (the paper's)."),
         click.option("--tumour-fraction", type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True), default=None,
                      help="Draw slices with tumour this share of the time instead of every slice once an epoch."),
-        click.option("--normalisation", type=click.Choice([m.value for m in Normalisation]), default="slice", show_default=True,
+        click.option("--normalisation", type=EnumChoice(Normalisation), default="slice", show_default=True,
                      help="slice: z-score each slice over its brain (the same input from NIfTI and Kaggle's h5); "
                           "volume: over the volume's brain."),
-        click.option("--schedule", type=click.Choice([m.value for m in LrSchedule]), default="step", show_default=True,
+        click.option("--schedule", type=EnumChoice(LrSchedule), default="step", show_default=True,
                      help="step: StepLR every --step-size epochs (the paper's); cosine: per step, with warm-up, "
                           "over the epochs or the time limit."),
         click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True,
@@ -182,13 +182,13 @@ def _seg_values(kw: dict[str, Any]) -> dict[str, Any]:
         "epochs": kw["epochs"], "lrs": _triple(kw["lr_text"], "--lr", float), "patience": kw["patience"],
         "step_size": kw["step_size"], "seed": kw["seed"], "max_volumes": kw["max_volumes"],
         "volumes": parse_int_list(kw["volumes_text"], name="--volumes"), "num_workers": kw["num_workers"],
-        "split_mode": SplitMode(kw["split_mode"]), "drop_no_brain": kw["drop_no_brain"], "input_size": kw["input_size"],
+        "split_mode": kw["split_mode"], "drop_no_brain": kw["drop_no_brain"], "input_size": kw["input_size"],
         "batch_dice": kw["batch_dice"], "background_weight": kw["background_weight"], "crop_size": kw["crop_size"],
         "tumour_fraction": kw["tumour_fraction"],
-        "encoder_weights": EncoderWeights(kw["encoder_weights"]).config_value,
+        "encoder_weights": kw["encoder_weights"].config_value,
         "accumulate_steps": kw["accumulate"], "max_steps_per_epoch": kw["max_steps"], "amp": not kw["no_amp"],
-        "resume": kw["resume"], "data_format": DataFormat(kw["data_format"]),
-        "normalisation": Normalisation(kw["normalisation"]), "schedule": LrSchedule(kw["schedule"]),
+        "resume": kw["resume"], "data_format": kw["data_format"],
+        "normalisation": kw["normalisation"], "schedule": kw["schedule"],
         "warmup_steps": kw["warmup_steps"], "time_limit_minutes": kw["time_limit"], "cpu_bf16": kw["cpu_bf16"],
         "ce_weight": kw["ce_weight"], "augment": kw["augment"], "max_val_slices": kw["max_val_slices"],
         "split_csv": kw["split_csv"], "keep_best": kw["keep"] == "best",
@@ -225,13 +225,13 @@ def _show_preset(ctx: click.Context, _param: click.Parameter, value: str | None)
 
 def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path | None) -> SurvivalTrainConfig:
     return SurvivalTrainConfig(
-        data_dir=kw["data_dir"], survival_csv=survival_csv, out_dir=kw["out_dir"], bins=BinMethod(kw["bins"]),
+        data_dir=kw["data_dir"], survival_csv=survival_csv, out_dir=kw["out_dir"], bins=kw["bins"],
         epochs=kw["epochs"] or 50, batch_size=kw["batch_size"] or 32, lr=kw["survival_lr"], patience=kw["patience"],
         step_size=kw["step_size"], seed=kw["seed"], max_volumes=kw["max_volumes"],
         volumes=parse_int_list(kw["volumes_text"], name="--volumes"), num_workers=kw["num_workers"], device=device,
-        split_mode=SplitMode(kw["split_mode"]), encoder_weights=EncoderWeights(kw["encoder_weights"]).config_value,
+        split_mode=kw["split_mode"], encoder_weights=kw["encoder_weights"].config_value,
         id_map_csv=kw["id_map"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"], resume=kw["resume"],
-        data_format=DataFormat(kw["data_format"]), augment=kw["survival_augment"], split_csv=kw["split_csv"],
+        data_format=kw["data_format"], augment=kw["survival_augment"], split_csv=kw["split_csv"],
     )
 
 
@@ -325,7 +325,7 @@ def train_survival_cmd(**kw: Any) -> None:
 def train_all_cmd(**kw: Any) -> None:
     """Train both models into one run folder, on the same split."""
     device = announce_device(kw["device"])
-    kw["survival_csv"] = require_survival_csv(kw["data_dir"], DataFormat(kw["data_format"]), kw.get("survival_csv"))
+    kw["survival_csv"] = require_survival_csv(kw["data_dir"], kw["data_format"], kw.get("survival_csv"))
     seg = _run_segmenter(kw, device)
     surv = _run_survival({**kw, "epochs": kw["survival_epochs"] or kw["epochs"]}, device)
     if is_main_process():
