@@ -114,13 +114,13 @@ def predict_cmd(
     for col in ("patient", "age", "bin (days)", "votes", "WT", "TC", "ET", "status"):
         left = col in ("patient", "status", "bin (days)")
         table.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=col == "patient")
-    for row in summary.rows:
-        voted = bins is not None and row.get("predicted_bin") is not None
-        votes = "/".join(str(row.get(f"votes_{lab}", "")) for lab in bins.labels) if voted and bins else "-"
-        label = f"{row['bin_label']} ({row['bin_days']})" if voted else "-"
+    for v in summary.volumes:
+        voted = bins is not None and v.predicted_bin is not None
+        votes = "/".join(str(n) for n in v.votes) if voted and v.votes is not None else "-"
+        label = f"{v.bin_label} ({v.bin_days})" if voted else "-"
         table.add_row(
-            str(row.get("patient_id", "")), _fmt(row.get("age")), label, votes, _fmt(row.get("WT_ml")),
-            _fmt(row.get("TC_ml")), _fmt(row.get("ET_ml")), str(row.get("status", "")),
+            v.patient_id, _fmt(v.age), label, votes, _fmt(v.region_ml.get("WT")),
+            _fmt(v.region_ml.get("TC")), _fmt(v.region_ml.get("ET")), v.status,
         )
     console.print(table)
     console.print(f"Wrote {out_dir / PREDICTIONS_CSV}")

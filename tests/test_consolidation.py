@@ -77,3 +77,25 @@ def test_the_cli_imports_only_public_names() -> None:
             public = set(getattr(module, "__all__", ())) | ({"__version__"} if node.module == "brats_sdk" else set())
             private += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name not in public]
     assert private == []
+
+
+def test_volume_summaries_hold_what_the_csv_rows_hold() -> None:
+    from brats_sdk.bins import SurvivalBins
+    from brats_sdk.predict.outputs import failure_row, prediction_row
+    from brats_sdk.predict.results import VolumeFailure, VolumePrediction, VolumeSummary
+
+    bins = SurvivalBins.brats()
+    p = VolumePrediction(
+        volume=3, name="volume_3", patient_id="P3", labels=np.zeros((1, 2, 2), dtype=np.uint8), age=61.5,
+        slice_indices=(0,), slice_probs=np.array([[0.2, 0.5, 0.3]]), predicted_bin=1, mean_prob_bin=1,
+        mean_probs=(0.2, 0.5, 0.3), votes=(0, 1, 0), bin_label="mid", bin_days="304-456",
+        region_ml={"NCR": 0.12345, "ED": 1.0, "ET": 0.0, "WT": 1.12345, "TC": 0.12345}, status="ok", seconds=1.0,
+    )
+    s, row = VolumeSummary.of(p), prediction_row(p, bins)
+    assert (s.patient_id, s.age, s.predicted_bin, s.bin_label, s.bin_days, s.status) == (
+        row["patient_id"], row["age"], row["predicted_bin"], row["bin_label"], row["bin_days"], row["status"]
+    )
+    assert s.votes == tuple(row[f"votes_{label}"] for label in bins.labels)
+    assert s.region_ml == {name: row[f"{name}_ml"] for name in ("NCR", "ED", "ET", "WT", "TC")}
+    f = VolumeFailure(volume=4, name="volume_4", patient_id="P4", reason="bad file")
+    assert VolumeSummary.of(f).status == failure_row(f)["status"] == "failed: bad file"

@@ -24,7 +24,7 @@ from brats_sdk.predict.outputs import (
     write_rows_csv,
 )
 from brats_sdk.predict.predictor import CombinedPredictor
-from brats_sdk.predict.results import VolumeFailure, VolumePrediction
+from brats_sdk.predict.results import VolumeFailure, VolumePrediction, VolumeSummary
 from brats_sdk.run_files import ERRORS_CSV, MASKS_DIR, NIFTI_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
 
 __all__ = ["BatchOptions", "BatchSummary", "run_batch"]
@@ -49,11 +49,13 @@ class BatchOptions:
 
 @dataclass(frozen=True, slots=True)
 class BatchSummary:
-    """Rows written and failures, in volume order."""
+    """What a job wrote, in volume order: the table rows, typed summaries of every volume
+    and the failures."""
 
     out_dir: Path
     rows: list[Row]
     predictions: int
+    volumes: list[VolumeSummary] = field(default_factory=list)
     failures: list[VolumeFailure] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -108,9 +110,11 @@ def run_batch(
         progress(0, len(wanted))
     writer = _nifti_writer(source) if options.save_nifti else None
     rows: dict[int, Row] = {}
+    summaries: dict[int, VolumeSummary] = {}
     failures: dict[int, VolumeFailure] = {}
     age_lookup = ages.age_for if ages is not None else None
     for result in predictor.predict_source(source, age_lookup, id_map=id_map, volumes=mine):
+        summaries[result.volume] = VolumeSummary.of(result)
         if isinstance(result, VolumeFailure):
             failures[result.volume] = result
             rows[result.volume] = failure_row(result)
@@ -127,10 +131,11 @@ def run_batch(
         if progress is not None:
             progress(min(len(rows) * dist.world_size, len(wanted)), len(wanted))
     if dist.is_distributed:
-        gathered = dist.gather_objects((rows, failures))
-        rows, failures = {}, {}
-        for part_rows, part_failures in gathered:
+        gathered = dist.gather_objects((rows, summaries, failures))
+        rows, summaries, failures = {}, {}, {}
+        for part_rows, part_summaries, part_failures in gathered:
             rows.update(part_rows)
+            summaries.update(part_summaries)
             failures.update(part_failures)
         if dist.is_main:
             _write_tables(out_dir, predictor, source, rows, failures)
@@ -141,6 +146,7 @@ def run_batch(
         out_dir=out_dir,
         rows=ordered,
         predictions=len(rows) - len(failures),
+        volumes=[summaries[v] for v in sorted(summaries)],
         failures=[failures[v] for v in sorted(failures)],
         seconds=time.perf_counter() - t0,
     )
