@@ -19,10 +19,14 @@ from brats_sdk.bins import SurvivalBins
 from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_INPUT_SIZE
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
-from brats_sdk.models.persist import config_from_dict, load_weights, read_model_record, save_model
+from brats_sdk.models.persist import (
+    SavesCheckpoint,
+    config_from_dict,
+    load_weights,
+    read_model_record,
+)
 from brats_sdk.models.pretrained import check_encoder_weights, resnet50_imagenet_state_dict
 from brats_sdk.models.survival_inputs import bin_probabilities, prepare_age, prepare_masks
-from brats_sdk.options import config_to_dict
 
 __all__ = [
     "AgeScaler",
@@ -161,7 +165,7 @@ class AgeScaler:
         return cls(float(lo), float(hi))
 
 
-class SurvivalClassifier(nn.Module):
+class SurvivalClassifier(SavesCheckpoint, nn.Module):
     """The paper's survival-bin classifier.
 
     Image branch: torchvision ResNet-50 with ``fc = Linear(2048, 128), ReLU, Dropout``.
@@ -185,6 +189,8 @@ class SurvivalClassifier(nn.Module):
         ConfigError: Invalid options, or ``bins`` with another number of bins than the config.
         WeightsUnavailableError: ImageNet weights were requested but are not available.
     """
+
+    checkpoint_kind = CheckpointKind.SURVIVAL
 
     def __init__(
         self,
@@ -356,27 +362,12 @@ class SurvivalClassifier(nn.Module):
         best: npt.NDArray[np.int64] = proba.argmax(axis=1).astype(np.int64)
         return best
 
-    def save(self, path: Path, *, metadata: Mapping[str, object] | None = None) -> None:
-        """Write a :attr:`CheckpointKind.SURVIVAL` checkpoint (atomically).
-
-        Payload: ``config``, ``state_dict``, ``bins`` (``SurvivalBins.to_dict()`` or None),
-        ``age_scaler`` (``AgeScaler.to_dict()`` or None) and ``metadata``.
-
-        Args:
-            path: Destination file.
-            metadata: Plain data stored with the weights. None: :attr:`metadata`.
-
-        Raises:
-            CheckpointError: ``metadata`` holds non-plain values, or the file cannot be written.
-        """
-        save_model(
-            Path(path), kind=CheckpointKind.SURVIVAL, model=self, config=config_to_dict(self.config),
-            metadata=metadata if metadata is not None else self.metadata,
-            extras={
-                "bins": None if self.bins is None else self.bins.to_dict(),
-                "age_scaler": None if self.age_scaler is None else self.age_scaler.to_dict(),
-            },
-        )
+    def checkpoint_extras(self) -> dict[str, object]:
+        """The bins and the age scaler (plain dicts, or None) saved beside the weights."""
+        return {
+            "bins": None if self.bins is None else self.bins.to_dict(),
+            "age_scaler": None if self.age_scaler is None else self.age_scaler.to_dict(),
+        }
 
     @classmethod
     def config_from_dict(cls, data: Mapping[str, object]) -> SurvivalConfig:
