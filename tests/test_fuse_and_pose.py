@@ -120,7 +120,7 @@ def test_survival_dataset_augments_only_when_asked(tiny_cohort: Path) -> None:
     cohort = survival_cohort(read_survival_csv(tiny_cohort / SURVIVAL_CSV), sorted({source.slice_key(i)[0] for i in range(len(source))}), PatientIdMap())
     volume = cohort.volumes[0]
     indices = [i for i in range(len(source)) if source.slice_key(i)[0] == volume]
-    tumour = next(i for i in indices if source.read_slice(i).mask.any())  # type: ignore[union-attr]
+    tumour = next(i for i in indices if source.read_slice(i).mask.any())  # type: ignore[union-attr]  # a labelled cohort: masks are present
     plain = SurvivalDataset(source, [tumour], {volume: 0.5}, {volume: 1})
     augmented = SurvivalDataset(source, [tumour], {volume: 0.5}, {volume: 1}, augment=True)
     base = plain[0]["mask"]

@@ -136,7 +136,7 @@ def test_predict_source_streams_and_reports_failures(predictor: CombinedPredicto
     assert [type(r) for r in results] == [VolumePrediction, VolumeFailure]
     failure = results[1]
     assert isinstance(failure, VolumeFailure) and "volume_2_slice_3.h5" in failure.reason
-    assert results[0].patient_id == "BraTS20_Training_001"  # type: ignore[union-attr]
+    assert results[0].patient_id == "BraTS20_Training_001"  # type: ignore[union-attr]  # checked a VolumePrediction above
 
 
 def test_skipping_and_cropping_are_exact_where_the_model_is_local(cohort: Path) -> None:
