@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -15,8 +15,17 @@ from cli.console import console
 F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=Enum)
 
+# Click's parameter types are generic only in recent releases: subscripted for the type
+# checker, plain at run time, so that every click the project allows imports this module.
+if TYPE_CHECKING:
+    _ChoiceBase = click.Choice[str]
+    _ParamBase = click.ParamType[tuple[Any, ...]]
+else:
+    _ChoiceBase = click.Choice
+    _ParamBase = click.ParamType
 
-class EnumChoice(click.Choice[str]):
+
+class EnumChoice(_ChoiceBase):
     """A choice among an option enum's values that gives the command the enum member,
     so a typed value goes straight into a config (help and errors list the values)."""
 
@@ -28,6 +37,29 @@ class EnumChoice(click.Choice[str]):
         if isinstance(value, self.enum):
             return value
         return self.enum(super().convert(value, param, ctx))
+
+
+class Triple(_ParamBase):
+    """``"a,b,c"`` (or one value for all three) -> a typed 3-tuple, one value per stage."""
+
+    name = "text"
+
+    def __init__(self, cast: Callable[[str], Any]) -> None:
+        self.cast = cast
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        parts = [p.strip() for p in str(value).split(",") if p.strip()]
+        if len(parts) == 1:
+            parts = parts * 3
+        try:
+            values = tuple(self.cast(p) for p in parts)
+        except ValueError:
+            values = ()
+        if len(values) != 3:
+            self.fail(f"expected 1 or 3 comma-separated values, got {value!r}", param, ctx)
+        return values
 
 
 def device_option(f: F) -> F:

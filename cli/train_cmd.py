@@ -33,6 +33,7 @@ from cli.console import console, progress_updates
 from cli.observer import RichObserver
 from cli.options import (
     EnumChoice,
+    Triple,
     announce_device,
     device_option,
     format_option,
@@ -103,8 +104,8 @@ def _segmenter_options(f: F) -> F:
                           "override it; --show-preset prints its settings."),
         click.option("--show-preset", type=EnumChoice(SegmenterPreset), default=None, is_eager=True,
                      expose_value=False, callback=_show_preset, help="Print every setting of a preset and exit."),
-        click.option("--stage-epochs", default="50,50,50", show_default=True, help="Maximum epochs of stages 1,2,3 (0 skips a stage)."),
-        click.option("--lr", "lr_text", default="1e-4,1e-3,1e-5", show_default=True, help="Learning rates of stages 1,2,3."),
+        click.option("--stage-epochs", type=Triple(int), default="50,50,50", show_default=True, help="Maximum epochs of stages 1,2,3 (0 skips a stage)."),
+        click.option("--lr", "lr_text", type=Triple(float), default="1e-4,1e-3,1e-5", show_default=True, help="Learning rates of stages 1,2,3."),
         click.option("--drop-no-brain", is_flag=True, help="Leave out slices without brain."),
         click.option("--batch-dice", is_flag=True,
                      help="Dice pooled over the batch instead of per slice (the paper's); learns faster."),
@@ -146,19 +147,6 @@ def train_group() -> None:
     """Train the segmenter, the survival classifier, or both."""
 
 
-def _triple(text: str, name: str, cast: Callable[[str], Any]) -> tuple[Any, Any, Any]:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if len(parts) == 1:
-        parts = parts * 3
-    try:
-        values = tuple(cast(p) for p in parts)
-    except ValueError:
-        raise click.BadParameter(f"expected 1 or 3 comma-separated values, got {text!r}", param_hint=name) from None
-    if len(values) != 3:
-        raise click.BadParameter(f"expected 1 or 3 comma-separated values, got {text!r}", param_hint=name)
-    return values
-
-
 # Segmenter config field -> the CLI parameter that sets it. A preset gives every field;
 # parameters given on the command line override it.
 _SEG_PARAMS: dict[str, str] = {
@@ -178,8 +166,8 @@ _SEG_PARAMS: dict[str, str] = {
 def _seg_values(kw: dict[str, Any]) -> dict[str, Any]:
     """Every segmenter field as the command line's options give it."""
     return {
-        "batch_size": kw["batch_size"] or 120, "stage_epochs": _triple(kw["stage_epochs"], "--stage-epochs", int),
-        "epochs": kw["epochs"], "lrs": _triple(kw["lr_text"], "--lr", float), "patience": kw["patience"],
+        "batch_size": kw["batch_size"] or 120, "stage_epochs": kw["stage_epochs"],
+        "epochs": kw["epochs"], "lrs": kw["lr_text"], "patience": kw["patience"],
         "step_size": kw["step_size"], "seed": kw["seed"], "max_volumes": kw["max_volumes"],
         "volumes": parse_int_list(kw["volumes_text"], name="--volumes"), "num_workers": kw["num_workers"],
         "split_mode": kw["split_mode"], "drop_no_brain": kw["drop_no_brain"], "input_size": kw["input_size"],
