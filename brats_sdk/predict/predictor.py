@@ -159,12 +159,12 @@ class CombinedPredictor:
         self.device = resolve_device(device)
         if self.config.precision is Precision.BF16:
             warn_if_slow_bf16(self.device, "bf16 prediction")
-        # The layout and dtype of the networks' weights and of every input batch: bf16 copies
+        # The memory format and dtype of the networks' weights and of every input batch: bf16 copies
         # of the weights are made once (autocast would cast them again every batch).
         self._fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self._dtype = torch.bfloat16 if self.config.precision is Precision.BF16 else torch.float32
         # What runs are eval-mode copies (BatchNorm folded unless told not to): the models
-        # passed in keep their mode, device and layout, so whatever else runs them is not
+        # passed in keep their mode, device and memory format, so whatever else runs them is not
         # changed by building a predictor.
         self.segmenter = segmenter
         self.survival = survival
@@ -426,7 +426,7 @@ class CombinedPredictor:
         return np.concatenate(out)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` on the networks' device, in their dtype and memory layout."""
+        """``x`` on the networks' device, in their dtype and memory format."""
         return x.to(device=self.device, dtype=self._dtype, memory_format=self._fmt)
 
     # ------------------------------------------------------------------ many volumes

@@ -78,7 +78,7 @@ def accelerate(segmenter: Segmenter, survival: SurvivalClassifier | None, option
     """The fast copies of ``segmenter`` and ``survival`` that the predictor runs.
 
     Args:
-        segmenter: A segmenter (its mode, device and layout are left as they are).
+        segmenter: A segmenter (its mode, device and memory format are left as they are).
         survival: A survival classifier, or None.
         options: Rewrites, device, dtype and memory format.
 
