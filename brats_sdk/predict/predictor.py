@@ -25,7 +25,6 @@ the full-slice computation.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import math
@@ -36,29 +35,22 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import segmentation_models_pytorch as smp
 import torch
-from torchvision.models.resnet import ResNet
 
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.checkpoint import CheckpointKind, peek_kind
-from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
-from brats_sdk.data.bins import SurvivalBins
-from brats_sdk.data.clinical import PatientIdMap
+from brats_sdk.constants import VOXEL_SPACING_MM
+from brats_sdk.data.clinical import PatientIdMap, patient_id_of
 from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
-from brats_sdk.data.records import VolumeInfo
 from brats_sdk.device import resolve_device, warn_if_slow_bf16
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels, classes_to_one_hot
 from brats_sdk.metrics.survival import majority_vote
-from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import Segmenter
-from brats_sdk.models.sparse_input import BackgroundSkippingResNet
-from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
-from brats_sdk.models.unet_window import supports_windows, window_logits
-from brats_sdk.models.upsample_conv import fuse_upsampling
-from brats_sdk.models.workers import CpuWorkers
+from brats_sdk.models.survival import SurvivalClassifier, bin_probabilities
 from brats_sdk.options import OptionEnum
+from brats_sdk.predict.accel import AccelOptions, accelerate, window_logits
 from brats_sdk.predict.boxes import (
     CropBatch,
     SliceFill,
@@ -67,14 +59,14 @@ from brats_sdk.predict.boxes import (
     normalising_fill,
     plan_crops,
 )
-from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
+from brats_sdk.predict.results import VolumeFailure, VolumePrediction, region_volumes_ml
+from brats_sdk.predict.workers import CpuWorkers
+from brats_sdk.run_files import SEGMENTER_FILE, SURVIVAL_FILE
 
-__all__ = ["CombinedPredictor", "Precision", "PredictorConfig", "region_volumes_ml"]
+__all__ = ["CombinedPredictor", "Precision", "PredictorConfig"]
 
 logger = logging.getLogger(__name__)
 
-SEGMENTER_FILE = "segmenter.pt"
-SURVIVAL_FILE = "survival.pt"
 
 
 class Precision(OptionEnum):
@@ -90,7 +82,7 @@ class PredictorConfig:
     """Inference options.
 
     Attributes:
-        batch_size: Slices per U-Net forward pass (8 measured fastest on a 2-core CPU).
+        batch_size: Slices per U-Net forward pass (benchmarks/README.md gives the measured best).
         survival_batch_size: Slices per survival-network pass.
         precision: ``fp32`` (default) or ``bf16``.
         skip_empty_slices: Do not run the U-Net on slices without brain.
@@ -98,13 +90,14 @@ class PredictorConfig:
         crop_margin: Background pixels kept around the brain box (before rounding to 32).
         channels_last: Use channels-last memory format (faster convolutions on CPU).
         fold_batchnorm: Run copies of the networks with BatchNorm folded into the
-            convolutions (5-10 % faster; changes only float rounding).
+            convolutions (faster; changes only float rounding).
         fuse_upsampling: In the folded U-Net copy, fuse each decoder block's nearest 2x
-            upsampling into its first convolution (about 15 % faster; changes only float
+            upsampling into its first convolution (faster; changes only float
             rounding; needs ``fold_batchnorm``).
         tumour_windows: On a CPU, run the survival network's first layers only on a
             window around each slice's tumour; the rest of their maps is that of an empty
-            mask, computed once (about 30 % faster; changes only float rounding).
+            mask, computed once (faster; changes only float rounding; benchmarks/README.md
+            has the speed-ups measured).
         slice_step: With ``skip_empty_slices``, the U-Net runs first on every
             ``slice_step``-th slice, then only on the slices less than ``slice_step`` away
             from one where it found tumour; the others are background. Tumours span tens
@@ -166,32 +159,29 @@ class CombinedPredictor:
         self.device = resolve_device(device)
         if self.config.precision is Precision.BF16:
             warn_if_slow_bf16(self.device, "bf16 prediction")
-        # The layout and dtype of the networks' weights and of every input batch: bf16 copies
+        # The memory format and dtype of the networks' weights and of every input batch: bf16 copies
         # of the weights are made once (autocast would cast them again every batch).
         self._fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self._dtype = torch.bfloat16 if self.config.precision is Precision.BF16 else torch.float32
         # What runs are eval-mode copies (BatchNorm folded unless told not to): the models
-        # passed in keep their mode, device and layout, so whatever else runs them is not
+        # passed in keep their mode, device and memory format, so whatever else runs them is not
         # changed by building a predictor.
         self.segmenter = segmenter
         self.survival = survival
-        fold = self.config.fold_batchnorm
-        seg_net: torch.nn.Module = fold_batchnorm(segmenter) if fold else copy.deepcopy(segmenter).eval()
-        if fold and self.config.fuse_upsampling:
-            seg_net = fuse_upsampling(seg_net)
-        self._seg_net = seg_net.to(device=self.device, dtype=self._dtype).to(memory_format=self._fmt)
+        fast = accelerate(
+            segmenter, survival,
+            AccelOptions(
+                device=self.device, dtype=self._dtype, memory_format=self._fmt,
+                fold_batchnorm=self.config.fold_batchnorm, fuse_upsampling=self.config.fuse_upsampling,
+                tumour_windows=self.config.tumour_windows,
+            ),
+        )
+        self._seg_net = fast.segmenter
         # The U-Net whose last layers can run on windows of a crop (None: run it whole).
-        unet = getattr(self._seg_net, "unet", None)
-        self._window_unet: smp.Unet | None = unet if isinstance(unet, smp.Unet) and supports_windows(unet) else None
-        self._surv_net: torch.nn.Module | None = None
+        self._window_unet = fast.window_unet
+        self._surv_net = fast.survival
         # Batches of crops and chunks of masks run side by side on a CPU (see CpuWorkers).
         self._workers = CpuWorkers()
-        if survival is not None:
-            surv_net = fold_batchnorm(survival) if fold else copy.deepcopy(survival).eval()
-            surv_net = surv_net.to(device=self.device, dtype=self._dtype).to(memory_format=self._fmt)
-            if self.config.tumour_windows and self.device.type == "cpu":
-                _use_tumour_windows(surv_net)
-            self._surv_net = surv_net
         if self.survival is not None and (self.survival.bins is None or self.survival.age_scaler is None):
             raise ConfigError("the survival model has no bins or age scaling; train it with brats_sdk or set them")
 
@@ -417,10 +407,10 @@ class CombinedPredictor:
         def run(span: tuple[int, int]) -> npt.NDArray[np.float64]:
             with torch.inference_mode():
                 one_hot = torch.from_numpy(classes_to_one_hot(classes[span[0] : span[1]])).to(self.device)
-                x = self._input(prepare_masks(one_hot, size=model.config.input_size))
-                a = torch.full((x.shape[0], 1), scaled_age, dtype=self._dtype, device=self.device)
-                probs: npt.NDArray[np.float64] = torch.softmax(net(x, a).double(), dim=1).cpu().numpy()
-                return probs
+                a = torch.full((one_hot.shape[0], 1), scaled_age, dtype=torch.float64)
+                probs = bin_probabilities(net, one_hot, a, size=model.config.input_size, to_input=self._input)
+                out: npt.NDArray[np.float64] = probs.cpu().numpy()
+                return out
 
         spans = _chunks(classes.shape[0], self.config.survival_batch_size, self._workers.size(self.device))
         out = self._workers.map(run, spans, device=self.device)
@@ -436,7 +426,7 @@ class CombinedPredictor:
         return np.concatenate(out)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` on the networks' device, in their dtype and memory layout."""
+        """``x`` on the networks' device, in their dtype and memory format."""
         return x.to(device=self.device, dtype=self._dtype, memory_format=self._fmt)
 
     # ------------------------------------------------------------------ many volumes
@@ -475,34 +465,12 @@ class CombinedPredictor:
                 yield VolumeFailure(volume=info.volume, name=info.name, patient_id=pid, reason=str(exc).splitlines()[0])
 
 
-def patient_id_of(info: VolumeInfo, id_map: PatientIdMap | None) -> str:
-    """The patient id of a volume: the id map for h5 volumes (named ``volume_<V>``),
-    the case name for sources that know it (NIfTI)."""
-    if info.name == f"volume_{info.volume}" or not info.name:
-        return (id_map or PatientIdMap()).patient_id(info.volume)
-    if id_map is not None and info.volume in id_map.overrides:
-        return id_map.patient_id(info.volume)
-    return info.name
-
-
 def _age_of(ages: AgeLookup | Mapping[int, float] | None, volume: int, patient_id: str) -> float | None:
     if ages is None:
         return None
     if isinstance(ages, Mapping):
         return ages.get(volume)
     return ages(volume, patient_id)
-
-
-def _use_tumour_windows(net: SurvivalClassifier) -> None:
-    """Make ``net`` (the predictor's own copy) run its backbone's first layers on tumour windows."""
-    if not isinstance(net.backbone, ResNet):
-        return
-    size = net.config.input_size
-    background = prepare_masks(torch.zeros(1, len(MASK_CHANNELS), size, size), size=size)[0, :, 0, 0]
-    try:
-        net.backbone = BackgroundSkippingResNet(net.backbone, background)
-    except TypeError as exc:  # a backbone of another shape: the plain network
-        logger.debug("survival network runs on whole masks: %s", exc)
 
 
 def _near_tumour(slices: npt.NDArray[np.intp], tumour: npt.NDArray[np.intp], step: int) -> npt.NDArray[np.intp]:
@@ -519,20 +487,3 @@ def _chunks(n: int, size: int, workers: int) -> list[tuple[int, int]]:
     batches = math.ceil(n / size)
     count = min(n, math.ceil(batches / workers) * workers)
     return list(itertools.pairwise(n * k // count for k in range(count + 1))) if count else []
-
-
-def region_volumes_ml(classes: npt.NDArray[np.integer], spacing: Sequence[float] = VOXEL_SPACING_MM) -> dict[str, float]:
-    """Tumour volume per region in mL from a class-index map (1 mL = 1000 mm^3).
-
-    Args:
-        classes: ``(D, H, W)`` class indices (0 background, then NCR, ED, ET).
-        spacing: Voxel spacing in mm.
-
-    Returns:
-        ``{"NCR", "ED", "ET", "WT", "TC"}`` -> mL.
-    """
-    voxel_ml = float(np.prod(np.asarray(spacing, dtype=np.float64))) / 1000.0
-    counts = np.bincount(np.asarray(classes, dtype=np.intp).ravel(), minlength=len(MASK_CHANNELS) + 1)
-    ncr, ed, et = (int(c) for c in counts[1:4])
-    vols = {"NCR": ncr, "ED": ed, "ET": et, "WT": ncr + ed + et, "TC": ncr + et}
-    return {k: vols[k] * voxel_ml for k in REGION_NAMES}
