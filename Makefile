@@ -29,6 +29,7 @@ typecheck: install-dev
 # with its default ones, oneDNN held to the same level: the suite must pass on every CPU
 # kind, not only on the one CI happens to run on.
 test: lint typecheck
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -q -p no:cacheprovider -m numerics
 	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(BIN)/python -m pytest -q -p no:cacheprovider -m numerics

@@ -6,7 +6,7 @@ beside the repository when it exists; ``--synthetic`` skips it), else a syntheti
 cohort. Real cases are converted to the per-slice layout with
 :func:`brats_sdk.data.convert.convert_nifti_to_h5` (uncompressed, as the Kaggle release
 is) into a temporary folder: that is the baseline. The script packs the baseline with
-:func:`brats_sdk.data.pack.pack_folder` (``--dtype``), and for each worker count times training's
+:func:`brats_sdk.data.packed_writer.pack_folder` (``--dtype``), and for each worker count times training's
 loader (:func:`brats_sdk.training.batches.make_loader`, a torch DataLoader whose workers
 write batches into reused shared memory) over
 :class:`~brats_sdk.data.datasets.SegmentationDataset` on both layouts, in the same
@@ -61,8 +61,8 @@ from torch.utils.data import Dataset
 from brats_sdk.data.convert import convert_nifti_to_h5
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.h5_folder import H5SliceFolder
-from brats_sdk.data.pack import pack_folder
 from brats_sdk.data.packed import PackedFolder
+from brats_sdk.data.packed_writer import pack_folder
 from brats_sdk.data.protocols import SliceSource
 from brats_sdk.data.scan import scan_source
 from brats_sdk.data.synth import SynthConfig, make_cohort

@@ -13,8 +13,6 @@ loads with ``torch.load(weights_only=True)`` and no code runs on load.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from enum import StrEnum
@@ -23,7 +21,8 @@ from typing import Final
 
 import torch
 
-from brats_sdk.errors import CheckpointError
+from brats_sdk.atomic import atomic_path
+from brats_sdk.errors import CheckpointError, first_line
 
 __all__ = [
     "FORMAT_VERSION",
@@ -83,8 +82,8 @@ def _check_payload_value(value: object, where: str) -> None:
 def save_checkpoint(path: Path, *, kind: CheckpointKind, payload: Mapping[str, object]) -> None:
     """Write a checkpoint atomically.
 
-    The dict is written to a temporary file in ``path``'s folder, flushed to disk and
-    renamed onto ``path`` with :func:`os.replace`, so a reader never sees a half-written
+    The dict is written through :func:`~brats_sdk.atomic.atomic_path` (a temporary file
+    in ``path``'s folder, flushed to disk, then renamed onto ``path``), so a reader never sees a half-written
     file and an interrupted save leaves the previous file in place. Missing parent
     folders are created.
 
@@ -107,32 +106,19 @@ def save_checkpoint(path: Path, *, kind: CheckpointKind, payload: Mapping[str, o
         _check_payload_value(value, f"[{key!r}]")
     data: dict[str, object] = {"format_version": FORMAT_VERSION, "kind": kind.value, **payload}
 
-    tmp_name: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
             torch.save(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from exc
     except RuntimeError as exc:
         # torch's zip writer turns a failed write (a full disk, a file-size limit) into
         # "unexpected pos ..."; the OSError behind it is what the user needs to read.
         cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
-        raise CheckpointError(f"cannot write checkpoint {path}: {_first_line(cause)}") from exc
-    finally:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write checkpoint {path}: {first_line(cause)}") from exc
     logger.info("saved %s checkpoint %s", kind.value, path)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_checkpoint(
@@ -168,7 +154,7 @@ def load_checkpoint(
         data = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # torch.load raises many types (pickle, zip, runtime errors)
         raise CheckpointError(
-            f"{path} is not a brats_sdk checkpoint or is unreadable: {_first_line(exc)}"
+            f"{path} is not a brats_sdk checkpoint or is unreadable: {first_line(exc)}"
         ) from exc
     if not isinstance(data, dict) or "format_version" not in data:
         raise CheckpointError(f"{path} is not a brats_sdk checkpoint: it has no format version")

@@ -8,6 +8,27 @@ from __future__ import annotations
 
 from typing import Final
 
+__all__ = [
+    "BIN_LABELS_3",
+    "BRATS_SURVIVAL_CUTOFFS_DAYS",
+    "DEFAULT_PATIENT_ID_FORMAT",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGE_CHANNELS",
+    "KAGGLE_DATA_SUBDIR",
+    "MASK_CHANNELS",
+    "MASK_LABELS",
+    "META_CSV",
+    "NAME_MAPPING_CSV",
+    "N_CLASSES",
+    "REGIONS",
+    "SLICES_PER_VOLUME",
+    "SLICE_SIZE",
+    "SURVIVAL_CSV",
+    "SURVIVAL_INPUT_SIZE",
+    "VOXEL_SPACING_MM",
+]
+
 # Image channel order of the Kaggle h5 release. Two independent measurements on the
 # real files point to [FLAIR, T1, T1ce, T2]; other sources claim [T1, T1ce, T2, FLAIR].
 # Every adapter yields images in this order, so the NIfTI adapter follows it too.

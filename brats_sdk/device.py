@@ -12,7 +12,7 @@ import torch
 
 from brats_sdk.errors import ConfigError, DeviceError
 
-__all__ = ["DEVICE_CHOICES", "cpu_has_native_bf16", "resolve_device", "warn_if_slow_bf16"]
+__all__ = ["DEVICE_CHOICES", "bf16_is_emulated", "cpu_has_native_bf16", "resolve_device", "warn_if_slow_bf16"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,11 @@ def cpu_has_native_bf16() -> bool:
     return any(f in flags for f in _BF16_FLAGS)
 
 
+def bf16_is_emulated(device: str | torch.device) -> bool:
+    """Whether bf16 on ``device`` is emulated and slower than fp32 (a CPU without native bf16)."""
+    return torch.device(device).type == "cpu" and not cpu_has_native_bf16()
+
+
 _warned_bf16 = False
 
 
@@ -117,7 +122,7 @@ def warn_if_slow_bf16(device: torch.device, what: str) -> bool:
         True when the warning applies (a CPU without native bf16).
     """
     global _warned_bf16
-    if device.type != "cpu" or cpu_has_native_bf16():
+    if not bf16_is_emulated(device):
         return False
     if not _warned_bf16:
         _warned_bf16 = True

@@ -14,6 +14,7 @@ __all__ = [
     "DataError",
     "DeviceError",
     "WeightsUnavailableError",
+    "first_line",
 ]
 
 
@@ -39,3 +40,10 @@ class DeviceError(BratsError):
 
 class WeightsUnavailableError(BratsError):
     """Pretrained weights were requested but cannot be obtained (no network, no cache)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none), for one-line
+    errors that wrap another library's exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from enum import Enum, StrEnum
+from pathlib import PurePath
 from typing import Self
 
 from brats_sdk.errors import ConfigError
@@ -34,17 +35,27 @@ class OptionEnum(StrEnum):
             raise ConfigError(f"unknown {noun} {value!r}; supported: {supported}") from None
 
 
-def config_to_dict(config: object) -> dict[str, object]:
-    """``dataclasses.asdict`` of a config with enum members turned into their values.
+def config_to_dict(config: object, *, lists: bool = False) -> dict[str, object]:
+    """A config as plain data: ``dataclasses.asdict`` with enum members as their values
+    and paths as strings (the one conversion the package uses).
 
     Args:
         config: A dataclass instance.
+        lists: Tuples as lists too (JSON's arrays, as run metadata stores them).
 
     Returns:
         A plain dict fit for a checkpoint or JSON.
     """
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"expected a dataclass instance, got {type(config).__name__}")
-    return {
-        k: (v.value if isinstance(v, Enum) else v) for k, v in dataclasses.asdict(config).items()
-    }
+    return {k: _plain(v, lists) for k, v in dataclasses.asdict(config).items()}
+
+
+def _plain(value: object, lists: bool) -> object:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if lists and isinstance(value, tuple):
+        return list(value)
+    return value

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -19,6 +18,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from brats_sdk.distributed import is_main_process
+
+# Exit status of a command that finished but could not process some volumes (their
+# reasons are written beside the output); bad input as a whole is exit 1.
+EXIT_VOLUMES_FAILED = 2
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -26,7 +31,7 @@ err_console = Console(stderr=True, highlight=False)
 def setup_logging(verbose: int) -> None:
     """Library logs go to stderr through rich: WARNING by default, INFO with -v, DEBUG with -vv."""
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not is_main_process():
         level = logging.ERROR  # under torchrun, rank 0 speaks for all
     root = logging.getLogger("brats_sdk")
     root.handlers.clear()
@@ -62,3 +67,26 @@ def progress_bar(description: str, total: int, *, quiet: bool = False) -> Iterat
             progress.advance(task, n)
 
         yield advance
+
+
+@contextmanager
+def progress_updates(description: str, *, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar driven by the library's ``(done, total)`` callbacks."""
+    if quiet:
+        yield lambda done, total: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

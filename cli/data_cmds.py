@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from brats_sdk.constants import MASK_CHANNELS
-from brats_sdk.data.inspect import VolumeCounts, inspect_folder, plan_inspection
+from brats_sdk.data.inspection import VolumeCounts, inspect_folder, plan_inspection
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from cli.console import console, err_console, progress_bar
@@ -41,7 +41,7 @@ def synth_cmd(out_dir: Path, volumes: int, seed: int, slices: int, size: int, qu
 @click.option("--per-volume", is_flag=True, help="Also list each volume's slices and label voxel counts.")
 @format_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def inspect_cmd(data_dir: Path, require_masks: bool, per_volume: bool, data_format: str, quiet: bool) -> None:
+def inspect_cmd(data_dir: Path, require_masks: bool, per_volume: bool, data_format: DataFormat, quiet: bool) -> None:
     """Check a data folder (Kaggle h5, NIfTI cases or `brats pack`); exit 1 if it has problems.
 
     DATA_DIR is laid out as the other commands read it: the Kaggle h5 release (or a

@@ -8,9 +8,9 @@ import click
 from rich import box
 from rich.table import Table
 
-from brats_sdk.export.manifest import EXPORT_FILE
 from brats_sdk.export.parity import MIN_LABEL_AGREEMENT, VolumeParity
 from brats_sdk.export.write import DEFAULT_OPSET, ExportOptions, ExportPrecision, export_run
+from brats_sdk.predict.export_manifest import EXPORT_FILE
 from cli.console import console, err_console
 from cli.options import parse_int_list, quiet_option
 

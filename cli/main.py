@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from brats_sdk._version import __version__
+from brats_sdk import __version__
 from brats_sdk.errors import BratsError
 from cli.console import setup_logging
 

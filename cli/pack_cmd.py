@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from brats_sdk.data.pack import open_pack_source, pack_folder
-from brats_sdk.data.packed import ImageDtype
-from cli.console import console, err_console, progress_bar
+from brats_sdk.data.packed import IMAGE_DTYPES, ImageDtype
+from brats_sdk.data.packed_writer import open_pack_source, pack_folder
+from cli.console import EXIT_VOLUMES_FAILED, console, err_console, progress_bar
 
 # Exit code when some volumes could not be packed (1 is a usage or library error).
-EXIT_VOLUMES_FAILED = 2
 
 
 @click.command("pack")
@@ -20,7 +19,7 @@ EXIT_VOLUMES_FAILED = 2
 @click.option(
     "--dtype",
     "image_dtype",
-    type=click.Choice(["float32", "float16"]),
+    type=click.Choice(list(IMAGE_DTYPES)),
     default="float32",
     show_default=True,
     help="Image storage type: float32 reads back identical, float16 halves the size (values rounded to float16, brain masks kept).",

@@ -9,28 +9,24 @@ from rich import box
 from rich.table import Table
 
 from brats_sdk.data.clinical import PatientIdMap, read_age_table
-from brats_sdk.data.sources import open_source
+from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import PARTS, SplitMode, read_split_csv
+from brats_sdk.distributed import is_main_process
 from brats_sdk.errors import ConfigError
-from brats_sdk.export.manifest import is_export_dir
 from brats_sdk.predict.batch import BatchOptions, run_batch
-from brats_sdk.predict.outputs import PREDICTIONS_CSV
+from brats_sdk.predict.export_manifest import is_export_dir
 from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
-from brats_sdk.training.distributed import DistContext
-from brats_sdk.training.run import SPLIT_FILE
-from cli.console import console, err_console, progress_bar
+from brats_sdk.run_files import ERRORS_CSV, PREDICTIONS_CSV, SPLIT_FILE
+from cli.console import EXIT_VOLUMES_FAILED, console, err_console, progress_updates
 from cli.options import (
     announce_device,
     device_option,
     format_option,
-    is_main_process,
     parse_int_list,
     quiet_option,
     warn_slow_bf16,
 )
-
-EXIT_SOME_FAILED = 2
 
 
 @click.command("predict")
@@ -73,7 +69,7 @@ def predict_cmd(
     survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, slice_step: int,
     plain_networks: bool,
     save_masks: bool, save_nifti: bool,
-    volumes_text: str | None, part: str | None, id_map: Path | None, data_format: str, device: str, quiet: bool,
+    volumes_text: str | None, part: str | None, id_map: Path | None, data_format: DataFormat, device: str, quiet: bool,
 ) -> None:
     """Segment and classify every volume in VOLUMES_DIR; exit 2 if some volumes failed."""
     if model_dir is None and segmenter is None:
@@ -104,23 +100,18 @@ def predict_cmd(
     subset = parse_int_list(volumes_text, name="--volumes")
     if part is not None:
         subset = _part_volumes(model_dir, part, subset)
-    total = len([i for i in source.volumes() if subset is None or i.volume in subset])
-    # An export runs in one process (ONNX Runtime uses the cores itself).
-    dist = DistContext() if exported else DistContext.from_env(predictor.device.type)
     quiet = quiet or not is_main_process()
 
-    with progress_bar("Predicting volumes", total, quiet=quiet) as advance:
+    with progress_updates("Predicting volumes", quiet=quiet) as progress:
         def on_volume(r: VolumePrediction | VolumeFailure) -> None:
-            advance(dist.world_size)
             if isinstance(r, VolumeFailure) and not quiet:
                 err_console.print(f"[red]failed[/red] volume {r.volume}: {r.reason}", markup=True, soft_wrap=True)
 
         summary = run_batch(
             predictor, source, out_dir, ages=ages, id_map=ids,
             options=BatchOptions(save_masks=save_masks, save_nifti=save_nifti, volumes=subset),
-            on_volume=on_volume, dist=dist,
+            on_volume=on_volume, progress=progress,
         )
-    dist.shutdown()
     if not is_main_process():
         return
     bins = predictor.bins
@@ -132,19 +123,19 @@ def predict_cmd(
     for col in ("patient", "age", "bin (days)", "votes", "WT", "TC", "ET", "status"):
         left = col in ("patient", "status", "bin (days)")
         table.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=col == "patient")
-    for row in summary.rows:
-        voted = bins is not None and row.get("predicted_bin") is not None
-        votes = "/".join(str(row.get(f"votes_{lab}", "")) for lab in bins.labels) if voted and bins else "-"
-        label = f"{row['bin_label']} ({row['bin_days']})" if voted else "-"
+    for v in summary.volumes:
+        voted = bins is not None and v.predicted_bin is not None
+        votes = "/".join(str(n) for n in v.votes) if voted and v.votes is not None else "-"
+        label = f"{v.bin_label} ({v.bin_days})" if voted else "-"
         table.add_row(
-            str(row.get("patient_id", "")), _fmt(row.get("age")), label, votes, _fmt(row.get("WT_ml")),
-            _fmt(row.get("TC_ml")), _fmt(row.get("ET_ml")), str(row.get("status", "")),
+            v.patient_id, _fmt(v.age), label, votes, _fmt(v.region_ml.get("WT")),
+            _fmt(v.region_ml.get("TC")), _fmt(v.region_ml.get("ET")), v.status,
         )
     console.print(table)
     console.print(f"Wrote {out_dir / PREDICTIONS_CSV}")
     if summary.failures:
-        console.print(f"[red]{len(summary.failures)} volume(s) failed; see {out_dir / 'errors.csv'}[/red]")
-        raise SystemExit(EXIT_SOME_FAILED)
+        console.print(f"[red]{len(summary.failures)} volume(s) failed; see {out_dir / ERRORS_CSV}[/red]")
+        raise SystemExit(EXIT_VOLUMES_FAILED)
 
 
 def _part_volumes(model_dir: Path | None, part: str, subset: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -11,14 +11,13 @@ from click.core import ParameterSource
 from rich import box
 from rich.table import Table
 
-from brats_sdk.data.bins import BinMethod
+from brats_sdk.bins import BinMethod
 from brats_sdk.data.normalise import Normalisation
-from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import SplitMode
-from brats_sdk.errors import DataError
-from brats_sdk.training.distributed import DistContext
+from brats_sdk.distributed import is_main_process
+from brats_sdk.models.pretrained import EncoderWeights
 from brats_sdk.training.presets import SegmenterPreset, describe, preset_config
-from brats_sdk.training.run import find_survival_csv
+from brats_sdk.training.run import require_survival_csv
 from brats_sdk.training.schedule import LrSchedule
 from brats_sdk.training.segmenter_pipeline import (
     SegmenterTrainConfig,
@@ -30,13 +29,14 @@ from brats_sdk.training.survival_pipeline import (
     SurvivalTrainResult,
     train_survival,
 )
-from cli.console import console, progress_bar
+from cli.console import console, progress_updates
 from cli.observer import RichObserver
 from cli.options import (
+    EnumChoice,
+    Triple,
     announce_device,
     device_option,
     format_option,
-    is_main_process,
     parse_int_list,
     quiet_option,
     warn_slow_bf16,
@@ -60,9 +60,9 @@ def _common(f: F) -> F:
         click.option("--volumes", "volumes_text", default=None, help="Use only these volumes, e.g. 1,5,9."),
         click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Cap on optimizer steps per epoch (quick runs)."),
         click.option("--num-workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes."),
-        click.option("--split", "split_mode", type=click.Choice([m.value for m in SplitMode]), default="patient", show_default=True,
+        click.option("--split", "split_mode", type=EnumChoice(SplitMode), default="patient", show_default=True,
                      help="patient (default) or slice: the paper's split, which leaks patients between train and test."),
-        click.option("--encoder-weights", type=click.Choice(["none", "imagenet"]), default="none", show_default=True,
+        click.option("--encoder-weights", type=EnumChoice(EncoderWeights), default=EncoderWeights.NONE.value, show_default=True,
                      help="Encoder initialisation; imagenet needs the weights cached or a network."),
         click.option("--no-amp", is_flag=True, help="Disable mixed precision on CUDA."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoints."),
@@ -82,7 +82,7 @@ def _survival_options(f: F) -> F:
     decorators = [
         click.option("--survival-csv", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="survival_info.csv (default: the one beside the data)."),
-        click.option("--bins", type=click.Choice([m.value for m in BinMethod]), default="quantile", show_default=True,
+        click.option("--bins", type=EnumChoice(BinMethod), default="quantile", show_default=True,
                      help="quantile: tertiles of training patients (the paper); brats: 304.2/456.25-day cut-offs."),
         click.option("--id-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="CSV volume,patient_id overriding BraTS20_Training_{V:03d}."),
@@ -98,14 +98,14 @@ def _survival_options(f: F) -> F:
 
 def _segmenter_options(f: F) -> F:
     decorators = [
-        click.option("--preset", type=click.Choice([p.value for p in SegmenterPreset]), default="paper", show_default=True,
+        click.option("--preset", type=EnumChoice(SegmenterPreset), default="paper", show_default=True,
                      help="A named recipe: paper (three stages on whole slices, the paper's settings) or cpu (one "
                           "stage on tumour windows, about an hour on a 2-core CPU). Options given explicitly "
                           "override it; --show-preset prints its settings."),
-        click.option("--show-preset", type=click.Choice([p.value for p in SegmenterPreset]), default=None, is_eager=True,
+        click.option("--show-preset", type=EnumChoice(SegmenterPreset), default=None, is_eager=True,
                      expose_value=False, callback=_show_preset, help="Print every setting of a preset and exit."),
-        click.option("--stage-epochs", default="50,50,50", show_default=True, help="Maximum epochs of stages 1,2,3 (0 skips a stage)."),
-        click.option("--lr", "lr_text", default="1e-4,1e-3,1e-5", show_default=True, help="Learning rates of stages 1,2,3."),
+        click.option("--stage-epochs", type=Triple(int), default="50,50,50", show_default=True, help="Maximum epochs of stages 1,2,3 (0 skips a stage)."),
+        click.option("--lr", "lr_text", type=Triple(float), default="1e-4,1e-3,1e-5", show_default=True, help="Learning rates of stages 1,2,3."),
         click.option("--drop-no-brain", is_flag=True, help="Leave out slices without brain."),
         click.option("--batch-dice", is_flag=True,
                      help="Dice pooled over the batch instead of per slice (the paper's); learns faster."),
@@ -117,10 +117,10 @@ def _segmenter_options(f: F) -> F:
                           "validate on the brain box, instead of whole slices (the paper's)."),
         click.option("--tumour-fraction", type=click.FloatRange(min=0.0, max=1.0, min_open=True, max_open=True), default=None,
                      help="Draw slices with tumour this share of the time instead of every slice once an epoch."),
-        click.option("--normalisation", type=click.Choice([m.value for m in Normalisation]), default="slice", show_default=True,
+        click.option("--normalisation", type=EnumChoice(Normalisation), default="slice", show_default=True,
                      help="slice: z-score each slice over its brain (the same input from NIfTI and Kaggle's h5); "
                           "volume: over the volume's brain."),
-        click.option("--schedule", type=click.Choice([m.value for m in LrSchedule]), default="step", show_default=True,
+        click.option("--schedule", type=EnumChoice(LrSchedule), default="step", show_default=True,
                      help="step: StepLR every --step-size epochs (the paper's); cosine: per step, with warm-up, "
                           "over the epochs or the time limit."),
         click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True,
@@ -147,19 +147,6 @@ def train_group() -> None:
     """Train the segmenter, the survival classifier, or both."""
 
 
-def _triple(text: str, name: str, cast: Callable[[str], Any]) -> tuple[Any, Any, Any]:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if len(parts) == 1:
-        parts = parts * 3
-    try:
-        values = tuple(cast(p) for p in parts)
-    except ValueError:
-        raise click.BadParameter(f"expected 1 or 3 comma-separated values, got {text!r}", param_hint=name) from None
-    if len(values) != 3:
-        raise click.BadParameter(f"expected 1 or 3 comma-separated values, got {text!r}", param_hint=name)
-    return values
-
-
 # Segmenter config field -> the CLI parameter that sets it. A preset gives every field;
 # parameters given on the command line override it.
 _SEG_PARAMS: dict[str, str] = {
@@ -179,17 +166,17 @@ _SEG_PARAMS: dict[str, str] = {
 def _seg_values(kw: dict[str, Any]) -> dict[str, Any]:
     """Every segmenter field as the command line's options give it."""
     return {
-        "batch_size": kw["batch_size"] or 120, "stage_epochs": _triple(kw["stage_epochs"], "--stage-epochs", int),
-        "epochs": kw["epochs"], "lrs": _triple(kw["lr_text"], "--lr", float), "patience": kw["patience"],
+        "batch_size": kw["batch_size"] or 120, "stage_epochs": kw["stage_epochs"],
+        "epochs": kw["epochs"], "lrs": kw["lr_text"], "patience": kw["patience"],
         "step_size": kw["step_size"], "seed": kw["seed"], "max_volumes": kw["max_volumes"],
         "volumes": parse_int_list(kw["volumes_text"], name="--volumes"), "num_workers": kw["num_workers"],
-        "split_mode": SplitMode(kw["split_mode"]), "drop_no_brain": kw["drop_no_brain"], "input_size": kw["input_size"],
+        "split_mode": kw["split_mode"], "drop_no_brain": kw["drop_no_brain"], "input_size": kw["input_size"],
         "batch_dice": kw["batch_dice"], "background_weight": kw["background_weight"], "crop_size": kw["crop_size"],
         "tumour_fraction": kw["tumour_fraction"],
-        "encoder_weights": None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
+        "encoder_weights": kw["encoder_weights"].config_value,
         "accumulate_steps": kw["accumulate"], "max_steps_per_epoch": kw["max_steps"], "amp": not kw["no_amp"],
-        "resume": kw["resume"], "data_format": DataFormat(kw["data_format"]),
-        "normalisation": Normalisation(kw["normalisation"]), "schedule": LrSchedule(kw["schedule"]),
+        "resume": kw["resume"], "data_format": kw["data_format"],
+        "normalisation": kw["normalisation"], "schedule": kw["schedule"],
         "warmup_steps": kw["warmup_steps"], "time_limit_minutes": kw["time_limit"], "cpu_bf16": kw["cpu_bf16"],
         "ce_weight": kw["ce_weight"], "augment": kw["augment"], "max_val_slices": kw["max_val_slices"],
         "split_csv": kw["split_csv"], "keep_best": kw["keep"] == "best",
@@ -224,47 +211,31 @@ def _show_preset(ctx: click.Context, _param: click.Parameter, value: str | None)
     ctx.exit(0)
 
 
-def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path) -> SurvivalTrainConfig:
+def _surv_config(kw: dict[str, Any], device: str, survival_csv: Path | None) -> SurvivalTrainConfig:
     return SurvivalTrainConfig(
-        data_dir=kw["data_dir"], survival_csv=survival_csv, out_dir=kw["out_dir"], bins=BinMethod(kw["bins"]),
+        data_dir=kw["data_dir"], survival_csv=survival_csv, out_dir=kw["out_dir"], bins=kw["bins"],
         epochs=kw["epochs"] or 50, batch_size=kw["batch_size"] or 32, lr=kw["survival_lr"], patience=kw["patience"],
         step_size=kw["step_size"], seed=kw["seed"], max_volumes=kw["max_volumes"],
         volumes=parse_int_list(kw["volumes_text"], name="--volumes"), num_workers=kw["num_workers"], device=device,
-        split_mode=SplitMode(kw["split_mode"]), encoder_weights=None if kw["encoder_weights"] == "none" else kw["encoder_weights"],
+        split_mode=kw["split_mode"], encoder_weights=kw["encoder_weights"].config_value,
         id_map_csv=kw["id_map"], max_steps_per_epoch=kw["max_steps"], amp=not kw["no_amp"], resume=kw["resume"],
-        data_format=DataFormat(kw["data_format"]), augment=kw["survival_augment"], split_csv=kw["split_csv"],
+        data_format=kw["data_format"], augment=kw["survival_augment"], split_csv=kw["split_csv"],
     )
-
-
-def _resolve_survival_csv(kw: dict[str, Any]) -> Path:
-    if kw.get("survival_csv") is not None:
-        return Path(kw["survival_csv"])
-    source = open_source(kw["data_dir"], fmt=kw["data_format"], max_volumes=1)
-    found = find_survival_csv(source)
-    if found is None:
-        raise DataError(f"{kw['data_dir']}: no survival_info.csv beside the data; pass --survival-csv")
-    return found
-
-
-def _scan_bar(kw: dict[str, Any]) -> int:
-    source = open_source(kw["data_dir"], fmt=kw["data_format"], volumes=parse_int_list(kw["volumes_text"], name="--volumes"),
-                         max_volumes=kw["max_volumes"])
-    return len(source)
 
 
 def _run_segmenter(kw: dict[str, Any], device: str) -> SegmenterTrainResult:
     config = _seg_config(kw, device)
     warn_slow_bf16(device, config.cpu_bf16, "--cpu-bf16")
     quiet = kw["quiet"] or not is_main_process()
-    with progress_bar("Scanning slices", _scan_bar(kw), quiet=quiet) as advance, RichObserver(quiet=quiet) as observer:
-        return train_segmenter(config, observer=observer, progress=advance)
+    with progress_updates("Scanning slices", quiet=quiet) as progress, RichObserver(quiet=quiet) as observer:
+        return train_segmenter(config, observer=observer, progress=progress)
 
 
 def _run_survival(kw: dict[str, Any], device: str) -> SurvivalTrainResult:
-    config = _surv_config(kw, device, _resolve_survival_csv(kw))
+    config = _surv_config(kw, device, kw.get("survival_csv"))
     quiet = kw["quiet"] or not is_main_process()
-    with progress_bar("Scanning slices", _scan_bar(kw), quiet=quiet) as advance, RichObserver(quiet=quiet) as observer:
-        return train_survival(config, observer=observer, progress=advance)
+    with progress_updates("Scanning slices", quiet=quiet) as progress, RichObserver(quiet=quiet) as observer:
+        return train_survival(config, observer=observer, progress=progress)
 
 
 def _print_segmenter(r: SegmenterTrainResult) -> None:
@@ -320,7 +291,6 @@ def train_segmenter_cmd(**kw: Any) -> None:
     result = _run_segmenter(kw, device)
     if is_main_process():
         _print_segmenter(result)
-    DistContext.from_env("cpu").shutdown()
 
 
 @train_group.command("survival")
@@ -332,7 +302,6 @@ def train_survival_cmd(**kw: Any) -> None:
     result = _run_survival(kw, device)
     if is_main_process():
         _print_survival(result)
-    DistContext.from_env("cpu").shutdown()
 
 
 @train_group.command("all")
@@ -344,10 +313,9 @@ def train_survival_cmd(**kw: Any) -> None:
 def train_all_cmd(**kw: Any) -> None:
     """Train both models into one run folder, on the same split."""
     device = announce_device(kw["device"])
-    kw["survival_csv"] = _resolve_survival_csv(kw)
+    kw["survival_csv"] = require_survival_csv(kw["data_dir"], kw["data_format"], kw.get("survival_csv"))
     seg = _run_segmenter(kw, device)
     surv = _run_survival({**kw, "epochs": kw["survival_epochs"] or kw["epochs"]}, device)
     if is_main_process():
         _print_segmenter(seg)
         _print_survival(surv)
-    DistContext.from_env("cpu").shutdown()

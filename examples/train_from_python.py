@@ -15,11 +15,9 @@ from pathlib import Path
 from brats_sdk import (
     SegmenterTrainConfig,
     SurvivalTrainConfig,
-    open_source,
     train_segmenter,
     train_survival,
 )
-from brats_sdk.training.run import find_survival_csv
 
 
 def main() -> None:
@@ -34,9 +32,6 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    survival_csv = find_survival_csv(open_source(args.data_dir, max_volumes=1))
-    if survival_csv is None:
-        raise SystemExit(f"{args.data_dir}: no survival_info.csv beside the data")
     seg = train_segmenter(
         SegmenterTrainConfig(
             data_dir=args.data_dir, out_dir=args.run_dir, epochs=args.epochs, batch_size=args.batch_size,
@@ -46,7 +41,8 @@ def main() -> None:
     print(f"segmenter: {seg.model_path}  test Dice {seg.test_metrics}")
     surv = train_survival(
         SurvivalTrainConfig(
-            data_dir=args.data_dir, survival_csv=survival_csv, out_dir=args.run_dir, epochs=args.epochs,
+            # survival_csv=None: the survival_info.csv beside the data
+            data_dir=args.data_dir, survival_csv=None, out_dir=args.run_dir, epochs=args.epochs,
             batch_size=args.batch_size, max_volumes=args.max_volumes, max_steps_per_epoch=args.max_steps,
             device=args.device,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +128,24 @@ def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.undo()
     assert load_checkpoint(path, kind=CheckpointKind.SEGMENTER)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_checkpoint_is_synced_and_gets_a_plain_files_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "model.pt", kind=CheckpointKind.SEGMENTER, payload={"epoch": 1})
+    finally:
+        os.umask(old)
+    assert len(synced) == 1
+    assert stat.S_IMODE((tmp_path / "model.pt").stat().st_mode) == 0o644
 
 
 def test_real_failed_write_names_the_os_error(tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ import h5py
 import pytest
 from click.testing import CliRunner
 
-from brats_sdk.data.inspect import inspect_h5_folder
+from brats_sdk.data.inspection import inspect_h5_folder
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.models.survival import SurvivalClassifier
+from brats_sdk.predict.outputs import read_prediction_masks
 from cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +167,10 @@ def test_predict_skips_a_corrupt_volume_and_exits_2(cohort: Path, run_dir: Path,
         rows = {int(r["volume"]): r for r in csv.DictReader(f)}
     assert set(rows) == {1, 2, 3}
     assert rows[2]["status"].startswith("failed:") and "volume_2_slice_4.h5" in rows[2]["status"]
-    assert rows[1]["status"] in {"ok", "no tumour predicted"}
+    # The status follows the saved mask: a survival class wherever tumour was predicted.
+    labels, probs = read_prediction_masks(out / "masks" / "volume_1_pred.h5")
+    assert rows[1]["status"] == ("ok" if labels.any() else "no tumour predicted")
+    assert (rows[1]["predicted_bin"] != "") == labels.any() and probs.shape[0] == labels.shape[0]
     with (out / "errors.csv").open() as f:
         errors = list(csv.DictReader(f))
     assert [int(e["volume"]) for e in errors] == [2]

@@ -99,7 +99,8 @@ def test_scan_records_brain_boxes(small_cohort: Path) -> None:
 
 
 def test_old_scan_file_is_rescanned(small_cohort: Path, tmp_path: Path) -> None:
-    from brats_sdk.training.run import SCAN_FILE, load_or_scan
+    from brats_sdk.run_files import SCAN_FILE
+    from brats_sdk.training.run import load_or_scan
 
     source = open_source(small_cohort)
     (tmp_path / SCAN_FILE).write_text('{"stats": {}, "slices": []}')

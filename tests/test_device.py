@@ -3,17 +3,25 @@ from __future__ import annotations
 import pytest
 import torch
 
+from brats_sdk import device as device_module
 from brats_sdk.device import resolve_device
 from brats_sdk.errors import ConfigError, DeviceError
 
 
-def test_cpu_and_auto() -> None:
+def test_cpu() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available() and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        expected = "mps"
-    assert resolve_device("auto").type == expected
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool, expected: str) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a GPU")
+    monkeypatch.setattr(device_module, "_mps_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
 
 
 def test_unknown_spec_lists_choices() -> None:

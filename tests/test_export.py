@@ -28,16 +28,17 @@ from brats_sdk._version import __version__
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.normalise import brain_mask
 from brats_sdk.data.synth import SynthConfig, make_cohort
-from brats_sdk.export.manifest import (
+from brats_sdk.export.write import export_run
+from brats_sdk.labels import classes_to_one_hot
+from brats_sdk.models.survival import prepare_masks
+from brats_sdk.predict.export_manifest import (
     EXPORT_FILE,
     SEGMENTER_ONNX,
     SURVIVAL_ONNX,
     read_manifest,
     sha256_of,
 )
-from brats_sdk.export.runtime import OnnxNetworks
-from brats_sdk.export.write import export_run
-from brats_sdk.models.survival import prepare_masks
+from brats_sdk.predict.onnx_networks import OnnxNetworks
 from cli.main import cli
 
 pytest.importorskip("onnxruntime")
@@ -102,6 +103,23 @@ def test_one_session_runs_two_brain_box_sizes_as_pytorch_does(export_dir: Path, 
         with torch.inference_mode():
             want = surv(prepare_masks(torch.from_numpy(masks), size=32), torch.full((shape[0], 1), 0.4)).numpy()
         np.testing.assert_allclose(nets.survival_logits(masks, 0.4), want, atol=1e-3)
+
+
+def test_the_exports_survival_probabilities_are_predict_probas(export_dir: Path, run_dir: Path) -> None:
+    # PyTorch's probabilities come from the one path (bin_probabilities, as predict_proba);
+    # the export's from its graph's logits, its age scaled by the same AgeScaler formula.
+    onnx_pred = CombinedPredictor.from_export(export_dir, providers=["CPUExecutionProvider"])
+    survival = SurvivalClassifier.from_checkpoint(run_dir / "survival.pt")
+    rng = np.random.default_rng(1)
+    classes = np.zeros((5, 48, 48), dtype=np.uint8)
+    for s in range(5):
+        r, c = rng.integers(4, 28, size=2)
+        classes[s, r : r + 16, c : c + 12] = rng.integers(1, 4, size=(16, 12))
+    want = survival.predict_proba(classes_to_one_hot(classes), [61.5] * 5)
+    got = onnx_pred.survival_probs(classes, 61.5)
+    assert got.shape == want.shape == (5, 3)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert not np.allclose(got, onnx_pred.survival_probs(classes, 31.0), atol=1e-7)  # the age is used
 
 
 def test_the_export_predicts_a_folder_as_pytorch_does(export_dir: Path, run_dir: Path, cohort: Path, tmp_path: Path) -> None:

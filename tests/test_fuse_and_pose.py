@@ -19,10 +19,10 @@ from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset, random_pose
 from brats_sdk.data.sources import open_source
-from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import HeadKind, Segmenter
 from brats_sdk.models.survival import SurvivalClassifier, SurvivalConfig
-from brats_sdk.models.upsample_conv import PhaseUpsampleBlock, fuse_upsampling
+from brats_sdk.predict.accel.batchnorm import fold_batchnorm
+from brats_sdk.predict.accel.upsample import PhaseUpsampleBlock, fuse_upsampling
 from tests.helpers import randomise_norms
 
 pytestmark = pytest.mark.numerics
@@ -120,7 +120,7 @@ def test_survival_dataset_augments_only_when_asked(tiny_cohort: Path) -> None:
     cohort = survival_cohort(read_survival_csv(tiny_cohort / SURVIVAL_CSV), sorted({source.slice_key(i)[0] for i in range(len(source))}), PatientIdMap())
     volume = cohort.volumes[0]
     indices = [i for i in range(len(source)) if source.slice_key(i)[0] == volume]
-    tumour = next(i for i in indices if source.read_slice(i).mask.any())  # type: ignore[union-attr]
+    tumour = next(i for i in indices if source.read_slice(i).mask.any())  # type: ignore[union-attr]  # a labelled cohort: masks are present
     plain = SurvivalDataset(source, [tumour], {volume: 0.5}, {volume: 1})
     augmented = SurvivalDataset(source, [tumour], {volume: 0.5}, {volume: 1}, augment=True)
     base = plain[0]["mask"]

@@ -102,7 +102,7 @@ def test_empty_folder_and_not_a_folder(tmp_path: Path) -> None:
 )
 def test_bad_files_name_the_file_and_problem(tmp_path: Path, make: object, message: str) -> None:
     path = tmp_path / "volume_1_slice_0.h5"
-    make(path)  # type: ignore[operator]
+    make(path)  # type: ignore[operator]  # a writer lambda from the parametrize list
     with pytest.raises(DataError, match=message) as err:
         read_h5_slice(path)
     assert str(path) in str(err.value)

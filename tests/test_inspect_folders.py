@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from brats_sdk.constants import MASK_CHANNELS, MASK_LABELS
 from brats_sdk.data.convert import convert_nifti_to_h5
 from brats_sdk.data.h5_folder import H5SliceFolder
-from brats_sdk.data.inspect import inspect_folder, plan_inspection
+from brats_sdk.data.inspection import inspect_folder, plan_inspection
 from brats_sdk.data.nifti import LABEL_TOLERANCE, NiftiFolder
 from brats_sdk.data.records import VolumeInfo
 from brats_sdk.data.sources import DataFormat, open_source

@@ -17,10 +17,10 @@ import pytest
 
 from brats_sdk.constants import IMAGE_CHANNELS
 from brats_sdk.data.nifti import NiftiFolder, axial_axis, looks_like_nifti_folder
+from brats_sdk.data.nifti_out import default_affine, write_label_nifti
 from brats_sdk.data.protocols import DataSource, SliceSource, VolumeSource
 from brats_sdk.data.records import VolumeRecord
 from brats_sdk.errors import ConfigError, DataError
-from brats_sdk.nifti_out import default_affine, write_label_nifti
 from tests.conftest import SHARED
 
 SHAPE = (24, 20, 12)  # file axes (x, y, z); z is axial

@@ -16,14 +16,13 @@ from click.testing import CliRunner
 from torch.utils.data import DataLoader
 
 from brats_sdk.constants import IMAGE_CHANNELS, META_CSV, NAME_MAPPING_CSV, SURVIVAL_CSV
-from brats_sdk.data import pack as pack_mod
+from brats_sdk.data import packed_writer as pack_mod
 from brats_sdk.data.convert import convert_nifti_to_h5
 from brats_sdk.data.crops import RandomCrops, Window
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.nifti import NiftiFolder
 from brats_sdk.data.normalise import Normalisation, brain_mask, slice_moments, slice_stats
-from brats_sdk.data.pack import pack_folder
 from brats_sdk.data.packed import (
     PACKED_FORMAT_VERSION,
     PACKED_MANIFEST,
@@ -31,6 +30,7 @@ from brats_sdk.data.packed import (
     is_packed_folder,
     packed_path,
 )
+from brats_sdk.data.packed_writer import pack_folder
 from brats_sdk.data.protocols import DataSource, SliceSource, VolumeSource
 from brats_sdk.data.scan import scan_source
 from brats_sdk.data.synth import SynthConfig, make_cohort

@@ -23,17 +23,15 @@ from brats_sdk.data.splits import Split, SplitMode, read_split_csv, write_split_
 from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.models.segmenter import HeadKind, Segmenter
 from brats_sdk.models.survival import SurvivalClassifier
+from brats_sdk.run_files import SEGMENTER_FILE, SPLIT_FILE, SURVIVAL_EVAL_FILE, SURVIVAL_FILE
 from brats_sdk.training.loop import BEST, LAST
-from brats_sdk.training.run import SPLIT_FILE, load_or_plan_split, part_indices
+from brats_sdk.training.run import load_or_plan_split, part_indices
 from brats_sdk.training.segmenter_pipeline import (
-    SEGMENTER_FILE,
     SegmenterTrainConfig,
     SegmenterTrainResult,
     train_segmenter,
 )
 from brats_sdk.training.survival_pipeline import (
-    SURVIVAL_EVAL_FILE,
-    SURVIVAL_FILE,
     SurvivalTrainConfig,
     SurvivalTrainResult,
     train_survival,

@@ -16,9 +16,9 @@ from brats_sdk import CombinedPredictor, PredictorConfig, Segmenter
 from brats_sdk.data.crops import box_of
 from brats_sdk.data.normalise import Normalisation, brain_mask, normalise_volume
 from brats_sdk.errors import ConfigError
-from brats_sdk.models.workers import CpuWorkers
 from brats_sdk.predict.boxes import copy_fill, normalising_fill, plan_crops
 from brats_sdk.predict.predictor import _chunks
+from brats_sdk.predict.workers import CpuWorkers
 
 _CPU = torch.device("cpu")
 

@@ -24,9 +24,9 @@ from brats_sdk.data.crops import box_of
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.normalise import Normalisation, brain_mask, normalise_volume
 from brats_sdk.data.synth import SynthConfig, make_cohort
-from brats_sdk.labels import classes_to_labels
+from brats_sdk.labels import classes_to_labels, classes_to_one_hot
 from brats_sdk.metrics.survival import majority_vote
-from brats_sdk.predict.predictor import region_volumes_ml
+from brats_sdk.predict.results import region_volumes_ml
 
 pytestmark = pytest.mark.numerics
 
@@ -55,26 +55,57 @@ def test_region_volumes_in_ml_follow_spacing() -> None:
     assert got == pytest.approx({"NCR": 0.02, "ED": 0.04, "ET": 0.006, "WT": 0.066, "TC": 0.026})
 
 
-def test_predict_volume_outputs(predictor: CombinedPredictor, cohort: Path) -> None:
+def _tumour_everywhere(class_index: int) -> Segmenter:
+    """A segmenter whose head votes ``class_index`` on every pixel (its bias dominates)."""
+    torch.manual_seed(0)
+    seg = Segmenter()
+    head = seg.unet.segmentation_head[0]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-10.0)
+        head.bias[class_index] = 10.0
+    return seg
+
+
+def test_predict_volume_outputs(cohort: Path) -> None:
+    bins = SurvivalBins.brats().with_observed([100.0, 350.0, 600.0])
+    torch.manual_seed(0)
+    survival = SurvivalClassifier(bins=bins, age_scaler=AgeScaler(30.0, 80.0))
+    predictor = CombinedPredictor(segmenter=_tumour_everywhere(2), survival=survival, device="cpu")
     vol = H5SliceFolder(cohort).load_volume(1)
     result = predictor.predict_volume(vol.image, 55.0, volume=1, name="volume_1", patient_id="P1")
     assert isinstance(result, VolumePrediction)
     assert result.labels.shape == (12, 64, 64) and result.labels.dtype == np.uint8
-    assert set(np.unique(result.labels)) <= {0, 1, 2, 4}
+    assert set(np.unique(result.labels)) == {0, 2}  # ED (class 2) inside the brain, background outside
     non_empty = [s for s in range(12) if result.labels[s].any()]
-    assert list(result.slice_indices) == non_empty
-    if result.status == "ok":
-        assert result.slice_probs.shape == (len(non_empty), 3)
-        np.testing.assert_allclose(result.slice_probs.sum(axis=1), 1.0, rtol=1e-6)
-        winner, votes = majority_vote(result.slice_probs)
-        assert (result.predicted_bin, result.votes) == (winner, votes)
-        assert result.mean_prob_bin == int(result.slice_probs.mean(axis=0).argmax())
-        assert result.bin_label in ("short", "mid", "long")
-    else:
-        assert result.status == "no tumour predicted"
+    assert non_empty and list(result.slice_indices) == non_empty
+    assert result.status == "ok"
+    assert result.slice_probs.shape == (len(non_empty), 3)
+    np.testing.assert_allclose(result.slice_probs.sum(axis=1), 1.0, rtol=1e-6)
+    winner, votes = majority_vote(result.slice_probs)
+    assert (result.predicted_bin, result.votes) == (winner, votes)
+    assert result.mean_prob_bin == int(result.slice_probs.mean(axis=0).argmax())
+    assert result.bin_label == bins.labels[winner]
     # slices without brain stay background
     brainless = ~(vol.image != vol.image.min(axis=(2, 3), keepdims=True)).any(axis=(1, 2, 3))
     assert not result.labels[brainless].any()
+
+
+def test_predictor_survival_probabilities_equal_predict_proba(predictor: CombinedPredictor, cohort: Path) -> None:
+    # The predictor runs its rewritten survival network (tumour windows, folded BatchNorm)
+    # through the same probability path as predict_proba: same masks and age, same numbers.
+    survival = predictor.survival
+    assert survival is not None
+    rng = np.random.default_rng(0)
+    classes = np.zeros((5, 64, 64), dtype=np.uint8)
+    for s in range(5):
+        r, c = rng.integers(8, 40, size=2)
+        classes[s, r : r + 16, c : c + 12] = rng.integers(1, 4, size=(16, 12))
+    got = predictor.survival_probs(classes, 61.5)
+    want = survival.predict_proba(classes_to_one_hot(classes), [61.5] * 5)
+    assert got.shape == want.shape == (5, 3)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    assert not np.allclose(want, predictor.survival_probs(classes, 31.0), atol=1e-7)  # the age is used
 
 
 def test_no_age_and_no_tumour_still_segment(predictor: CombinedPredictor, cohort: Path) -> None:
@@ -105,7 +136,7 @@ def test_predict_source_streams_and_reports_failures(predictor: CombinedPredicto
     assert [type(r) for r in results] == [VolumePrediction, VolumeFailure]
     failure = results[1]
     assert isinstance(failure, VolumeFailure) and "volume_2_slice_3.h5" in failure.reason
-    assert results[0].patient_id == "BraTS20_Training_001"  # type: ignore[union-attr]
+    assert results[0].patient_id == "BraTS20_Training_001"  # type: ignore[union-attr]  # checked a VolumePrediction above
 
 
 def test_skipping_and_cropping_are_exact_where_the_model_is_local(cohort: Path) -> None:
@@ -217,10 +248,12 @@ def test_bf16_runs_bf16_copies_of_the_networks(cohort: Path) -> None:
     vol = H5SliceFolder(cohort).load_volume(1).image
     torch.manual_seed(0)
     survival = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(30.0, 80.0))
-    predictor = CombinedPredictor(segmenter=Segmenter(), survival=survival, device="cpu", config=PredictorConfig(precision="bf16"))
+    predictor = CombinedPredictor(
+        segmenter=_tumour_everywhere(2), survival=survival, device="cpu", config=PredictorConfig(precision="bf16")
+    )
     assert {p.dtype for p in predictor.networks._seg_net.parameters()} == {torch.bfloat16}
     assert predictor.networks._surv_net is not None and {p.dtype for p in predictor.networks._surv_net.parameters()} == {torch.bfloat16}
     result = predictor.predict_volume(vol, 55.0)
     assert result.labels.shape == vol.shape[:1] + vol.shape[2:] and result.labels.dtype == np.uint8
-    if result.status == "ok":
-        np.testing.assert_allclose(result.slice_probs.sum(axis=1), 1.0, rtol=1e-6)
+    assert result.status == "ok"
+    np.testing.assert_allclose(result.slice_probs.sum(axis=1), 1.0, rtol=1e-6)

@@ -21,8 +21,8 @@ from click.testing import CliRunner
 
 from brats_sdk.constants import MASK_CHANNELS, MASK_LABELS
 from brats_sdk.data.h5_folder import H5SliceFolder
-from brats_sdk.data.inspect import inspect_folder
 from brats_sdk.data.inspect_records import Inspection
+from brats_sdk.data.inspection import inspect_folder
 from brats_sdk.data.sources import DataFormat, detect_format, open_source
 from brats_sdk.predict.outputs import mask_file_name, read_prediction_masks
 from cli.main import cli

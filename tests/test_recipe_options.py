@@ -21,13 +21,13 @@ from brats_sdk.data.sources import open_source
 from brats_sdk.errors import ConfigError
 from brats_sdk.models.losses import DiceCELoss, DiceLoss
 from brats_sdk.training.loop import LAST, FitConfig, fit
+from brats_sdk.training.protocols import Batch
 from brats_sdk.training.schedule import COSINE_FLOOR, cosine_factor, progress
 from brats_sdk.training.segmenter_pipeline import (
     SegmenterTrainConfig,
     _validation_subset,
     train_segmenter,
 )
-from brats_sdk.training.task import Batch
 from brats_sdk.training.tasks import SegmentationTask
 
 CPU = torch.device("cpu")

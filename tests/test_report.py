@@ -13,13 +13,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 import numpy.typing as npt
 import pytest
 from click.testing import CliRunner
 
-from brats_sdk.data.bins import SurvivalBins
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.errors import DataError
@@ -27,9 +26,6 @@ from brats_sdk.labels import classes_to_labels, labels_to_classes, one_hot_to_cl
 from brats_sdk.metrics.survival import majority_vote
 from brats_sdk.models.survival import AgeScaler, SurvivalClassifier, SurvivalConfig
 from brats_sdk.predict.outputs import (
-    MASKS_DIR,
-    PREDICTIONS_CSV,
-    PREDICTIONS_JSON,
     failure_row,
     mask_file_name,
     prediction_row,
@@ -37,10 +33,10 @@ from brats_sdk.predict.outputs import (
     write_prediction_masks,
     write_rows_csv,
 )
-from brats_sdk.predict.predictor import region_volumes_ml
-from brats_sdk.predict.results import VolumeFailure, VolumePrediction
+from brats_sdk.predict.results import VolumeFailure, VolumePrediction, region_volumes_ml
 from brats_sdk.report import ReportOptions, evaluate_predictions, write_report
-from cli.report_cmd import report_cmd
+from brats_sdk.run_files import MASKS_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
+from cli.main import cli
 
 BINS = SurvivalBins.brats()  # synthetic cohort: volume 2 -> 538 d (long), volume 4 -> 271 d (short, GTR)
 SHIFT = 2
@@ -230,16 +226,9 @@ def test_not_a_prediction_folder(tmp_path: Path) -> None:
         evaluate_predictions(tmp_path)
 
 
-def _command() -> tuple[click.Command, list[str]]:
-    """The ``brats`` group when it has ``report`` (lazily registered), else the command itself."""
-    from cli.main import cli
-
-    return (cli, ["report"]) if "report" in cli.list_commands(click.Context(cli)) else (report_cmd, [])
-
-
 def test_cli_report(cohort: Cohort, tmp_path: Path) -> None:
     pred_dir = _predictions(cohort, tmp_path / "pred")
-    command, prefix = _command()
+    command, prefix = cli, ["report"]
     runner = CliRunner()
     result = runner.invoke(command, [*prefix, str(pred_dir), "--out", str(tmp_path / "rep"), "--ground-truth",
                                      str(cohort.data_dir), "--survival-csv", str(cohort.survival_csv), "--quiet"])
@@ -254,4 +243,5 @@ def test_cli_report(cohort: Cohort, tmp_path: Path) -> None:
     assert (pooled["hd95_method"], directed["hd95_method"]) == ("pooled", "max_directed")
     assert directed["regions"]["WT"]["hd95"]["max"] >= pooled["regions"]["WT"]["hd95"]["max"]
     bad = runner.invoke(command, [*prefix, str(tmp_path), "--out", str(tmp_path / "rep2")])
-    assert bad.exit_code != 0
+    assert bad.exit_code == 1, bad.output
+    assert len(bad.output.strip().splitlines()) == 1 and "predictions.json" in bad.output, bad.output

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError
-from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.sampling import WeightedEpochSampler, epoch_sampler, tumour_weights
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.checkpoint import CheckpointKind, save_checkpoint
 from brats_sdk.constants import IMAGENET_MEAN, IMAGENET_STD
-from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.errors import CheckpointError, ConfigError, DataError, WeightsUnavailableError
 from brats_sdk.models.survival import (
     AgeScaler,

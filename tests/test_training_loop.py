@@ -31,7 +31,7 @@ from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, LAST, FitConfig, FitResult, fit
 from brats_sdk.training.observer import EpochRecord
-from brats_sdk.training.task import Batch
+from brats_sdk.training.protocols import Batch
 from brats_sdk.training.tasks import SegmentationTask
 
 CPU = torch.device("cpu")

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import HeadKind, Segmenter
-from brats_sdk.models.unet_window import head_halo, supports_windows, window_logits
-from brats_sdk.models.upsample_conv import fuse_upsampling
+from brats_sdk.predict.accel.batchnorm import fold_batchnorm
+from brats_sdk.predict.accel.unet_window import head_halo, supports_windows, window_logits
+from brats_sdk.predict.accel.upsample import fuse_upsampling
 from tests.helpers import randomise_norms
 
 pytestmark = pytest.mark.numerics

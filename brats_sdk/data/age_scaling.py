@@ -77,7 +77,18 @@ class AgeScaler:
         Returns:
             The scaled age.
         """
-        return (float(age) - self.min_age) / (self.max_age - self.min_age)
+        return float(self.transform_array(np.asarray([age], dtype=np.float64))[0])
+
+    def transform_array(self, ages: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Scaled ages, elementwise as :meth:`transform` (the one place the formula lives).
+
+        Args:
+            ages: Ages in years, any shape, float64.
+
+        Returns:
+            Float64 array of ``ages``' shape.
+        """
+        return (ages - self.min_age) / (self.max_age - self.min_age)
 
     def to_dict(self) -> dict[str, object]:
         """Plain form for checkpoints."""

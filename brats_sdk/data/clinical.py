@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from brats_sdk.constants import DEFAULT_PATIENT_ID_FORMAT
+from brats_sdk.data.records import VolumeInfo
 from brats_sdk.errors import ConfigError, DataError
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "AgeTable",
     "PatientIdMap",
     "SurvivalRecord",
+    "patient_id_of",
     "read_age_table",
     "read_survival_csv",
 ]
@@ -412,3 +414,13 @@ class PatientIdMap:
             overrides[volume] = pid
         logger.info("%s: %d volume -> patient id overrides", path, len(overrides))
         return cls(fmt=fmt, overrides=overrides)
+
+
+def patient_id_of(info: VolumeInfo, id_map: PatientIdMap | None) -> str:
+    """The patient id of a volume: the id map for h5 volumes (named ``volume_<V>``),
+    the case name for sources that know it (NIfTI)."""
+    if info.name == f"volume_{info.volume}" or not info.name:
+        return (id_map or PatientIdMap()).patient_id(info.volume)
+    if id_map is not None and info.volume in id_map.overrides:
+        return id_map.patient_id(info.volume)
+    return info.name

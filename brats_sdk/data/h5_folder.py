@@ -26,7 +26,7 @@ from brats_sdk.constants import (
     MASK_CHANNELS,
 )
 from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
-from brats_sdk.errors import DataError
+from brats_sdk.errors import DataError, first_line
 
 __all__ = ["H5SliceFolder", "read_h5_slice", "scan_h5_folder"]
 
@@ -90,7 +90,7 @@ def read_h5_slice(path: Path, *, require_mask: bool = True) -> tuple[npt.NDArray
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise DataError(f"{path}: not a readable HDF5 file ({_short(exc)})") from exc
+        raise DataError(f"{path}: not a readable HDF5 file ({first_line(exc)})") from exc
     with f:
         if H5_IMAGE_KEY not in f:
             raise DataError(f"{path}: no '{H5_IMAGE_KEY}' dataset (has {sorted(f.keys())})")
@@ -103,7 +103,7 @@ def read_h5_slice(path: Path, *, require_mask: bool = True) -> tuple[npt.NDArray
         try:
             image = np.asarray(image_ds[()], dtype=np.float32)
         except OSError as exc:
-            raise DataError(f"{path}: '{H5_IMAGE_KEY}' unreadable ({_short(exc)})") from exc
+            raise DataError(f"{path}: '{H5_IMAGE_KEY}' unreadable ({first_line(exc)})") from exc
         mask: npt.NDArray[np.uint8] | None = None
         if H5_MASK_KEY in f:
             mask_ds = f[H5_MASK_KEY]
@@ -118,7 +118,7 @@ def read_h5_slice(path: Path, *, require_mask: bool = True) -> tuple[npt.NDArray
             try:
                 raw = np.asarray(mask_ds[()])
             except OSError as exc:
-                raise DataError(f"{path}: '{H5_MASK_KEY}' unreadable ({_short(exc)})") from exc
+                raise DataError(f"{path}: '{H5_MASK_KEY}' unreadable ({first_line(exc)})") from exc
             if raw.size and int(raw.max()) > 1:
                 raise DataError(f"{path}: '{H5_MASK_KEY}' holds values other than 0 and 1")
             mask = np.ascontiguousarray(raw.astype(np.uint8).transpose(2, 0, 1))
@@ -131,8 +131,6 @@ def read_h5_slice(path: Path, *, require_mask: bool = True) -> tuple[npt.NDArray
     return np.ascontiguousarray(image.transpose(2, 0, 1)), mask
 
 
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class H5SliceFolder:

@@ -1,6 +1,6 @@
 """Records of ``brats inspect``: what a data folder holds, whatever its layout.
 
-Kept apart from the inspectors so that the h5 one (:mod:`brats_sdk.data.inspect`) and the
+Kept apart from the inspectors so that the h5 one (:mod:`brats_sdk.data.inspection`) and the
 NIfTI / packed one (:mod:`brats_sdk.data.inspect_volumes`) fill the same record.
 """
 

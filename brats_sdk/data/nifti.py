@@ -51,7 +51,7 @@ from brats_sdk.data.nifti_layout import (
     looks_like_nifti_folder,
 )
 from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
-from brats_sdk.errors import DataError
+from brats_sdk.errors import DataError, first_line
 
 __all__ = [
     "LABEL_KEY",
@@ -140,7 +140,7 @@ def _load_image(path: Path) -> nib.Nifti1Image:
     try:
         img = nib.load(path)
     except _READ_ERRORS as exc:
-        raise DataError(f"{path}: not a readable NIfTI file ({_short(exc)})") from exc
+        raise DataError(f"{path}: not a readable NIfTI file ({first_line(exc)})") from exc
     if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
         raise DataError(f"{path}: not a NIfTI file (nibabel reads it as {type(img).__name__})")
     return img
@@ -164,12 +164,10 @@ def _read_data(
         else:
             data = np.asarray(img.dataobj)
     except _READ_ERRORS as exc:
-        raise DataError(f"{path}: cannot read the voxel data ({_short(exc)})") from exc
+        raise DataError(f"{path}: cannot read the voxel data ({first_line(exc)})") from exc
     return data.reshape(shape)
 
 
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _to_sdk(data: npt.NDArray[np.generic], axis: int) -> npt.NDArray[np.generic]:

@@ -2,7 +2,7 @@
 one-file-per-slice release.
 
 Reading the Kaggle layout costs a file open (and a float64 read, a conversion and a
-validation) per slice. :func:`~brats_sdk.data.pack.pack_folder` converts the release once into
+validation) per slice. :func:`~brats_sdk.data.packed_writer.pack_folder` converts the release once into
 ``OUT_DIR/volume_<V>.h5``, and :class:`PackedFolder` reads it through the same
 :class:`~brats_sdk.data.protocols.SliceSource` / :class:`~brats_sdk.data.protocols.VolumeSource`
 protocols as :class:`~brats_sdk.data.h5_folder.H5SliceFolder`, so every command accepts either.
@@ -54,15 +54,13 @@ the volume. Masks are identical either way.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, get_args
+from typing import Final
 
 import h5py
 import numpy as np
@@ -72,17 +70,37 @@ from brats_sdk.constants import (
     H5_IMAGE_KEY,
     IMAGE_CHANNELS,
     MASK_CHANNELS,
-    META_CSV,
-    NAME_MAPPING_CSV,
-    SURVIVAL_CSV,
 )
 from brats_sdk.data.nifti_layout import LABEL_KEY
 from brats_sdk.data.normalise import SliceMoments
-from brats_sdk.data.packed_codec import Box, as_float32, decode_slice, moments_probe, one_hot_into
+from brats_sdk.data.packed_codec import (
+    F32,
+    U8,
+    Bool2D,
+    Box,
+    as_float32,
+    decode_slice,
+    moments_probe,
+    one_hot_into,
+)
+from brats_sdk.data.packed_files import (
+    CLASSES_KEY,
+    IMAGE_DTYPES,
+    MINIMUM_KEY,
+    MOMENT_KEYS,
+    PACKED_FORMAT,
+    PACKED_FORMAT_VERSION,
+    PACKED_MANIFEST,
+    ImageDtype,
+    is_packed_folder,
+    listed_volumes,
+    packed_path,
+)
 from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
-from brats_sdk.errors import DataError
+from brats_sdk.errors import DataError, first_line
 
 __all__ = [
+    "IMAGE_DTYPES",
     "PACKED_FORMAT",
     "PACKED_FORMAT_VERSION",
     "PACKED_MANIFEST",
@@ -94,51 +112,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PACKED_FORMAT: Final[str] = "brats_sdk.packed"
-PACKED_FORMAT_VERSION: Final[int] = 2
-PACKED_MANIFEST: Final[str] = "packed_manifest.json"
-PACKED_FILE_PATTERN: Final[str] = r"^volume_(\d+)\.h5$"
-
-ImageDtype = Literal["float32", "float16"]
-_IMAGE_DTYPES: Final[tuple[str, ...]] = get_args(ImageDtype)
-_TABLES: Final[tuple[str, ...]] = (META_CSV, SURVIVAL_CSV, NAME_MAPPING_CSV)
 # Open packed files kept per process; beyond this the least recently used is closed.
 _MAX_OPEN_FILES: Final[int] = 512
-
-# Dataset names (the image's is the release's ``image``).
-CLASSES_KEY: Final[str] = "classes"
-MINIMUM_KEY: Final[str] = "minimum"
-MOMENT_KEYS: Final[tuple[str, str, str]] = ("moments_count", "moments_sum", "moments_sum_sq")
-
-_PACKED_RE = re.compile(PACKED_FILE_PATTERN)
-F32 = npt.NDArray[np.float32]
-U8 = npt.NDArray[np.uint8]
-Bool2D = npt.NDArray[np.bool_]
-
-
-def packed_path(out_dir: Path, volume: int) -> Path:
-    """The packed file of ``volume`` in ``out_dir``: ``out_dir/volume_<V>.h5``."""
-    return Path(out_dir) / f"volume_{volume}.h5"
-
-
-def is_packed_folder(path: Path) -> bool:
-    """Whether ``path`` is a packed folder: it holds ``packed_manifest.json`` or a ``volume_<V>.h5``.
-
-    This is the detection rule for :func:`~brats_sdk.data.sources.open_source`; the Kaggle
-    slice files (``volume_<V>_slice_<S>.h5``) never match it.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        return False
-    if (path / PACKED_MANIFEST).is_file():
-        return True
-    with os.scandir(path) as entries:
-        return any(_PACKED_RE.match(e.name) is not None for e in entries)
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
 
 # ---------------------------------------------------------------------------------------
 # Reading
@@ -180,7 +155,7 @@ class _Handle:
                     for s in range(header.n_slices)
                 ]
         except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise DataError(f"{path}: not a readable packed file ({_short(exc)})") from exc
+            raise DataError(f"{path}: not a readable packed file ({first_line(exc)})") from exc
         self.image_raw = _raw_chunks(self.image)
         self.classes_raw = self.classes is not None and _raw_chunks(self.classes)
 
@@ -217,7 +192,7 @@ class _Handle:
             stored = self.image[()]
             classes = None if self.classes is None else np.asarray(self.classes[()], dtype=np.uint8)
         except (OSError, ValueError, TypeError) as exc:
-            raise DataError(f"{h.path}: unreadable ({_short(exc)})") from exc
+            raise DataError(f"{h.path}: unreadable ({first_line(exc)})") from exc
         m = self.minimum[:, :, None, None]
         image = np.empty((d, self.minimum.shape[1], rows, cols), dtype=np.float32)
         image[...] = m
@@ -241,7 +216,7 @@ class _Handle:
                 ds.read_direct(buf, np.s_[s])
         except (OSError, ValueError, TypeError) as exc:
             raise DataError(
-                f"{self.header.path}: slice {s} of '{ds.name.lstrip('/')}' unreadable ({_short(exc)})"
+                f"{self.header.path}: slice {s} of '{ds.name.lstrip('/')}' unreadable ({first_line(exc)})"
             ) from exc
 
     def close(self) -> None:
@@ -270,7 +245,7 @@ def _read_header(path: Path) -> _Header:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise DataError(f"{path}: not a readable HDF5 file ({_short(exc)})") from exc
+        raise DataError(f"{path}: not a readable HDF5 file ({first_line(exc)})") from exc
     with f:
         a = f.attrs
         if a.get("format") != PACKED_FORMAT:
@@ -293,7 +268,7 @@ def _read_header(path: Path) -> _Header:
             minimum = _dataset(f, MINIMUM_KEY)
             moments = [_dataset(f, k) for k in MOMENT_KEYS]
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{path}: not a complete packed file ({_short(exc)})") from exc
+            raise DataError(f"{path}: not a complete packed file ({first_line(exc)})") from exc
         dz, hb, wb = box.z1 - box.z0, box.y1 - box.y0, box.x1 - box.x0
         if not (0 <= box.z0 < box.z1 <= d and 0 <= box.y0 < box.y1 <= rows and 0 <= box.x0 < box.x1 <= cols):
             raise DataError(f"{path}: box {list(a['box'])} outside the {d} x {rows} x {cols} volume")
@@ -318,27 +293,8 @@ def _read_header(path: Path) -> _Header:
     return _Header(path, d, (rows, cols), box, str(image.dtype), has_mask, moments_ok, name)
 
 
-def _listed_volumes(root: Path, *, use_manifest: bool = True) -> dict[int, Path]:
-    """Volume -> file: the manifest's volumes if there is one, else every ``volume_<V>.h5``."""
-    manifest = root / PACKED_MANIFEST
-    if use_manifest and manifest.is_file():
-        try:
-            payload = json.loads(manifest.read_text(encoding="utf-8"))
-            volumes = [int(v) for v in payload["volumes"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{manifest}: not a valid packed manifest ({exc})") from exc
-        return {v: packed_path(root, v) for v in volumes}
-    found: dict[int, Path] = {}
-    with os.scandir(root) as entries:
-        for e in entries:
-            m = _PACKED_RE.match(e.name)
-            if m is not None:
-                found[int(m.group(1))] = Path(e.path)
-    return found
-
-
 class PackedFolder:
-    """Slices and volumes of a folder written by :func:`~brats_sdk.data.pack.pack_folder`.
+    """Slices and volumes of a folder written by :func:`~brats_sdk.data.packed_writer.pack_folder`.
 
     Satisfies :class:`~brats_sdk.data.protocols.SliceSource` and
     :class:`~brats_sdk.data.protocols.VolumeSource` like
@@ -377,7 +333,7 @@ class PackedFolder:
             raise DataError(f"{self.root}: not a folder")
         self.data_dirs: tuple[Path, ...] = (self.root,)
         self.require_mask = require_mask
-        listed = _listed_volumes(self.root)
+        listed = listed_volumes(self.root)
         if not listed:
             raise DataError(f"{self.root}: no packed volume_<V>.h5 files (run `brats pack` first)")
         chosen = sorted(listed)

@@ -1,4 +1,4 @@
-"""The packed layout's codec, shared by the writer (:mod:`brats_sdk.data.pack`, which checks
+"""The packed layout's codec, shared by the writer (:mod:`brats_sdk.data.packed_writer`, which checks
 its output with it) and the reader (:mod:`brats_sdk.data.packed`, where the format is
 described): how a stored brain box becomes a full-frame slice again.
 """

@@ -49,6 +49,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
+from brats_sdk.atomic import atomic_path
 from brats_sdk.constants import (
     H5_FILE_PATTERN,
     H5_IMAGE_KEY,
@@ -354,21 +355,16 @@ def _zscore_slices(chan: F32, brain: BoolArray) -> tuple[F32, F32]:
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Write a CSV atomically (temporary file in the same folder, then ``os.replace``)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path, fsync=False) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _write_slice(path: Path, image: npt.NDArray[np.float64], mask: npt.NDArray[np.uint8]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as fh:
+    with atomic_path(path, fsync=False) as tmp, h5py.File(tmp, "w") as fh:
         fh.create_dataset(H5_IMAGE_KEY, data=image, track_times=False)
         fh.create_dataset(H5_MASK_KEY, data=mask, track_times=False)
-    os.replace(tmp, path)
 
 
 def make_cohort(

@@ -1,11 +1,12 @@
-"""ONNX export of a trained run, and prediction from it without PyTorch.
+"""ONNX export of a trained run (the torch side).
 
-- :mod:`~brats_sdk.export.write`: ``brats export`` (torch side): both networks to ONNX,
-  checked with ``onnx.checker`` and against PyTorch, written atomically.
-- :mod:`~brats_sdk.export.manifest`: ``export.json``, its versions and model hashes.
-- :mod:`~brats_sdk.export.runtime`: the graphs as ONNX Runtime sessions behind
-  :meth:`CombinedPredictor.from_export <brats_sdk.predict.predictor.CombinedPredictor.from_export>`;
-  no torch import.
+- :mod:`~brats_sdk.export.write`: ``brats export``: both networks to ONNX, checked with
+  ``onnx.checker`` and against PyTorch, written atomically.
+- :mod:`~brats_sdk.export.parity`: ONNX Runtime against PyTorch on whole volumes.
 
-Nothing is imported here, so that the runtime stays free of torch.
+Prediction from an export needs no torch and lives below this package, in the predict
+layer: ``export.json`` is read and checked by :mod:`brats_sdk.predict.export_manifest`,
+and the graphs run as ONNX Runtime sessions in :mod:`brats_sdk.predict.onnx_networks`
+behind :meth:`CombinedPredictor.from_export
+<brats_sdk.predict.predictor.CombinedPredictor.from_export>`.
 """

@@ -19,9 +19,9 @@ import torch
 
 from brats_sdk.data.crops import stride_padding
 from brats_sdk.data.normalise import brain_mask, normalise_volume
-from brats_sdk.export.runtime import OnnxNetworks
 from brats_sdk.labels import classes_to_one_hot, labels_to_classes
 from brats_sdk.models.survival import prepare_masks
+from brats_sdk.predict.onnx_networks import OnnxNetworks
 from brats_sdk.predict.predictor import CombinedPredictor
 
 __all__ = ["MIN_LABEL_AGREEMENT", "VolumeParity", "check_volume"]

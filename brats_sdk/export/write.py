@@ -36,7 +36,11 @@ from brats_sdk.data.sources import open_source
 from brats_sdk.data.splits import SplitMode, read_split_csv
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.errors import CheckpointError, ConfigError
-from brats_sdk.export.manifest import (
+from brats_sdk.export.parity import VolumeParity, check_volume
+from brats_sdk.models.segmenter import Segmenter
+from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
+from brats_sdk.options import OptionEnum, config_to_dict
+from brats_sdk.predict.export_manifest import (
     SEGMENTER_ONNX,
     SURVIVAL_ONNX,
     ExportManifest,
@@ -45,13 +49,9 @@ from brats_sdk.export.manifest import (
     sha256_of,
     write_manifest,
 )
-from brats_sdk.export.parity import VolumeParity, check_volume
-from brats_sdk.export.runtime import INSTALL_HINT
-from brats_sdk.models.segmenter import Segmenter
-from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
-from brats_sdk.options import OptionEnum, config_to_dict
+from brats_sdk.predict.onnx_networks import INSTALL_HINT
 from brats_sdk.predict.predictor import CombinedPredictor
-from brats_sdk.training.run import SPLIT_FILE
+from brats_sdk.run_files import SPLIT_FILE
 
 __all__ = ["DEFAULT_OPSET", "ExportOptions", "ExportPrecision", "ExportResult", "export_run"]
 

@@ -1,6 +1,6 @@
 """Survival-classification metrics: accuracy, per-bin scores, ROC/AUC, the slice vote.
 
-Bins are class indices ``0..n_bins-1`` (see :class:`~brats_sdk.data.bins.SurvivalBins`).
+Bins are class indices ``0..n_bins-1`` (see :class:`~brats_sdk.bins.SurvivalBins`).
 """
 
 from __future__ import annotations

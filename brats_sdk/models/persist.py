@@ -11,15 +11,16 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
 from brats_sdk.errors import CheckpointError, ConfigError
+from brats_sdk.options import config_to_dict
 
-__all__ = ["ModelRecord", "config_from_dict", "load_weights", "read_model_record", "save_model"]
+__all__ = ["ModelRecord", "SavesCheckpoint", "config_from_dict", "load_weights", "read_model_record", "save_model"]
 
 C = TypeVar("C")
 
@@ -101,3 +102,36 @@ def load_weights(model: nn.Module, record: ModelRecord, path: Path) -> None:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the stored config: {first}") from exc
     model.metadata = dict(record.metadata)  # type: ignore[assignment]  # both models declare it
+
+
+class SavesCheckpoint:
+    """What both model classes share to save themselves (mixed into an ``nn.Module``):
+    :meth:`save` writes their checkpoint kind with ``config``, weights, ``metadata`` and
+    the extras :meth:`checkpoint_extras` gives."""
+
+    checkpoint_kind: ClassVar[CheckpointKind]
+    config: Any
+    metadata: dict[str, object]
+
+    def checkpoint_extras(self) -> dict[str, object]:
+        """Entries saved beside config, weights and metadata (none by default)."""
+        return {}
+
+    def save(self, path: Path, *, metadata: Mapping[str, object] | None = None) -> None:
+        """Write the model's checkpoint (atomically): ``config`` (:func:`config_to_dict`),
+        ``state_dict``, ``metadata`` and :meth:`checkpoint_extras`.
+
+        Args:
+            path: Destination file.
+            metadata: Plain data stored with the weights (epoch, metrics, ...). None:
+                :attr:`metadata` (empty unless loaded or set).
+
+        Raises:
+            CheckpointError: ``metadata`` holds non-plain values, or the file cannot be written.
+        """
+        if not isinstance(self, nn.Module):
+            raise TypeError(f"{type(self).__name__} mixes SavesCheckpoint into something other than an nn.Module")
+        save_model(
+            Path(path), kind=self.checkpoint_kind, model=self, config=config_to_dict(self.config),
+            metadata=metadata if metadata is not None else self.metadata, extras=self.checkpoint_extras(),
+        )

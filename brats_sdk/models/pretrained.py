@@ -35,10 +35,12 @@ import torch
 from torch import Tensor
 
 from brats_sdk.errors import ConfigError, WeightsUnavailableError
+from brats_sdk.options import OptionEnum
 
 __all__ = [
     "ENCODER_WEIGHTS_CHOICES",
     "IMAGENET",
+    "EncoderWeights",
     "check_encoder_weights",
     "ensure_smp_encoder_weights",
     "resnet50_imagenet_state_dict",
@@ -49,6 +51,18 @@ logger = logging.getLogger(__name__)
 IMAGENET: Final[str] = "imagenet"
 ENCODER_WEIGHTS_CHOICES: Final[tuple[str | None, ...]] = (None, IMAGENET)
 """Valid ``encoder_weights`` values: None (random initialisation) or ``"imagenet"``."""
+
+
+class EncoderWeights(OptionEnum):
+    """Initial encoder weights as an option (``--encoder-weights``): ``none`` or ``imagenet``."""
+
+    NONE = "none"
+    IMAGENET = "imagenet"
+
+    @property
+    def config_value(self) -> str | None:
+        """The configs' ``encoder_weights`` value: None or ``"imagenet"``."""
+        return None if self is EncoderWeights.NONE else self.value
 
 DEFAULT_TIMEOUT_S: Final[float] = 5.0
 _SMP_FILES: Final[tuple[str, ...]] = ("config.json", "model.safetensors")

@@ -22,7 +22,12 @@ from brats_sdk.data.crops import stride_padding
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
-from brats_sdk.models.persist import config_from_dict, load_weights, read_model_record, save_model
+from brats_sdk.models.persist import (
+    SavesCheckpoint,
+    config_from_dict,
+    load_weights,
+    read_model_record,
+)
 from brats_sdk.models.pretrained import check_encoder_weights, ensure_smp_encoder_weights
 from brats_sdk.options import OptionEnum, config_to_dict
 
@@ -103,7 +108,7 @@ def _paper_head(in_channels: int, n_classes: int) -> nn.Sequential:
     )
 
 
-class Segmenter(nn.Module):
+class Segmenter(SavesCheckpoint, nn.Module):
     """U-Net (segmentation-models-pytorch) mapping MRI slices to class logits.
 
     Args:
@@ -123,6 +128,8 @@ class Segmenter(nn.Module):
         WeightsUnavailableError: ImageNet weights were requested but are neither cached
             nor downloadable.
     """
+
+    checkpoint_kind = CheckpointKind.SEGMENTER
 
     def __init__(
         self,
@@ -371,24 +378,6 @@ class Segmenter(nn.Module):
         return classes_to_labels(self.predict(volume, batch_size=batch_size, device=device))
 
     # ---------------------------------------------------------------- save and load
-    def save(self, path: Path, *, metadata: Mapping[str, object] | None = None) -> None:
-        """Write a :attr:`CheckpointKind.SEGMENTER` checkpoint (atomically).
-
-        Payload: ``{"config": config_to_dict(config), "state_dict": ..., "metadata": ...}``.
-
-        Args:
-            path: Destination file.
-            metadata: Plain data stored with the weights (epoch, metrics, ...). None:
-                :attr:`metadata` (empty unless loaded or set).
-
-        Raises:
-            CheckpointError: ``metadata`` holds non-plain values, or the file cannot be written.
-        """
-        save_model(
-            Path(path), kind=CheckpointKind.SEGMENTER, model=self, config=config_to_dict(self.config),
-            metadata=metadata if metadata is not None else self.metadata,
-        )
-
     @classmethod
     def config_from_dict(cls, data: Mapping[str, object]) -> SegmenterConfig:
         """Rebuild a :class:`SegmenterConfig` from :func:`config_to_dict` output.

@@ -11,22 +11,28 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet50
 
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.checkpoint import CheckpointKind
-from brats_sdk.constants import IMAGENET_MEAN, IMAGENET_STD, MASK_CHANNELS, SURVIVAL_INPUT_SIZE
+from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_INPUT_SIZE
 from brats_sdk.data.age_scaling import AgeScaler
-from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.errors import CheckpointError, ConfigError, DataError
-from brats_sdk.models.persist import config_from_dict, load_weights, read_model_record, save_model
+from brats_sdk.models.persist import (
+    SavesCheckpoint,
+    config_from_dict,
+    load_weights,
+    read_model_record,
+)
 from brats_sdk.models.pretrained import check_encoder_weights, resnet50_imagenet_state_dict
+from brats_sdk.models.survival_inputs import bin_probabilities, prepare_age, prepare_masks
 
 __all__ = [
     "AgeScaler",
     "SurvivalClassifier",
     "SurvivalConfig",
+    "bin_probabilities",
     "prepare_age",
     "prepare_masks",
 ]
@@ -67,64 +73,7 @@ class SurvivalConfig:
             raise ConfigError(f"input_size must be an int >= 32, got {self.input_size!r}")
 
 
-def prepare_masks(
-    mask: Tensor | npt.NDArray[np.generic], *, size: int = SURVIVAL_INPUT_SIZE
-) -> Tensor:
-    """Tumour masks -> network input: bilinear resize, then ImageNet normalisation.
-
-    Args:
-        mask: One-hot masks ``(N, 3, H, W)`` (NCR, ED, ET) with values in ``[0, 1]``:
-            float, uint8 or bool, tensor or numpy.
-        size: Output side (224 in the paper).
-
-    Returns:
-        Float32 ``(N, 3, size, size)`` on ``mask``'s device, resized with
-        ``align_corners=False`` and normalised with
-        :data:`~brats_sdk.constants.IMAGENET_MEAN` / :data:`~brats_sdk.constants.IMAGENET_STD`.
-
-    Raises:
-        DataError: Wrong shape, or values outside ``[0, 1]`` / not finite.
-    """
-    x = torch.as_tensor(mask)
-    if x.ndim != 4 or x.shape[1] != _N_MASK_CHANNELS:
-        raise DataError(
-            f"masks must be (N, {_N_MASK_CHANNELS}, H, W) one-hot {'/'.join(MASK_CHANNELS)}, "
-            f"got shape {tuple(x.shape)}"
-        )
-    x = x.to(torch.float32)
-    if x.numel() and not (
-        bool(torch.isfinite(x).all()) and float(x.min()) >= 0 and float(x.max()) <= 1
-    ):
-        raise DataError("masks must hold finite values in [0, 1]")
-    if x.shape[0] == 0:
-        return x.new_zeros((0, _N_MASK_CHANNELS, size, size))
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (x - mean) / std
-
-
-def prepare_age(ages: Sequence[float] | npt.NDArray[np.floating], scaler: AgeScaler) -> Tensor:
-    """Ages in years -> scaled network input.
-
-    Args:
-        ages: ``N`` ages in years.
-        scaler: The scaler fitted on the training patients.
-
-    Returns:
-        Float32 ``(N, 1)`` of ``scaler.transform(age)``.
-
-    Raises:
-        DataError: An age is NaN or infinite.
-    """
-    arr = np.asarray(ages, dtype=np.float64).ravel()
-    if not np.isfinite(arr).all():
-        raise DataError("ages hold NaN or infinite values; age is needed for every patient")
-    scaled = (arr - scaler.min_age) / (scaler.max_age - scaler.min_age)
-    return torch.from_numpy(scaled.astype(np.float32)).view(-1, 1)
-
-
-class SurvivalClassifier(nn.Module):
+class SurvivalClassifier(SavesCheckpoint, nn.Module):
     """The paper's survival-bin classifier.
 
     Image branch: torchvision ResNet-50 with ``fc = Linear(2048, 128), ReLU, Dropout``.
@@ -148,6 +97,8 @@ class SurvivalClassifier(nn.Module):
         ConfigError: Invalid options, or ``bins`` with another number of bins than the config.
         WeightsUnavailableError: ImageNet weights were requested but are not available.
     """
+
+    checkpoint_kind = CheckpointKind.SURVIVAL
 
     def __init__(
         self,
@@ -241,7 +192,7 @@ class SurvivalClassifier(nn.Module):
     ) -> npt.NDArray[np.float64]:
         """Bin probabilities per slice.
 
-        Preprocesses with :func:`prepare_masks` and :func:`prepare_age`, runs in eval mode
+        Scales ages with :func:`prepare_age` and runs :func:`bin_probabilities` in eval mode
         under :func:`torch.inference_mode`, ``batch_size`` slices at a time, and restores
         the previous train/eval mode.
 
@@ -281,11 +232,10 @@ class SurvivalClassifier(nn.Module):
         try:
             with torch.inference_mode():
                 for start in range(0, masks.shape[0], batch_size):
-                    x = prepare_masks(
-                        masks[start : start + batch_size].to(target), size=self.config.input_size
+                    probs = bin_probabilities(
+                        self, masks[start : start + batch_size].to(target),
+                        age[start : start + batch_size], size=self.config.input_size,
                     )
-                    a = age[start : start + batch_size].to(target)
-                    probs = torch.softmax(self(x, a).double(), dim=1)
                     out.append(probs.cpu().numpy())
         finally:
             self.train(was_training)
@@ -320,27 +270,12 @@ class SurvivalClassifier(nn.Module):
         best: npt.NDArray[np.int64] = proba.argmax(axis=1).astype(np.int64)
         return best
 
-    def save(self, path: Path, *, metadata: Mapping[str, object] | None = None) -> None:
-        """Write a :attr:`CheckpointKind.SURVIVAL` checkpoint (atomically).
-
-        Payload: ``config``, ``state_dict``, ``bins`` (``SurvivalBins.to_dict()`` or None),
-        ``age_scaler`` (``AgeScaler.to_dict()`` or None) and ``metadata``.
-
-        Args:
-            path: Destination file.
-            metadata: Plain data stored with the weights. None: :attr:`metadata`.
-
-        Raises:
-            CheckpointError: ``metadata`` holds non-plain values, or the file cannot be written.
-        """
-        save_model(
-            Path(path), kind=CheckpointKind.SURVIVAL, model=self, config=dataclasses.asdict(self.config),
-            metadata=metadata if metadata is not None else self.metadata,
-            extras={
-                "bins": None if self.bins is None else self.bins.to_dict(),
-                "age_scaler": None if self.age_scaler is None else self.age_scaler.to_dict(),
-            },
-        )
+    def checkpoint_extras(self) -> dict[str, object]:
+        """The bins and the age scaler (plain dicts, or None) saved beside the weights."""
+        return {
+            "bins": None if self.bins is None else self.bins.to_dict(),
+            "age_scaler": None if self.age_scaler is None else self.age_scaler.to_dict(),
+        }
 
     @classmethod
     def config_from_dict(cls, data: Mapping[str, object]) -> SurvivalConfig:

@@ -8,17 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from brats_sdk._version import __version__
 from brats_sdk.data.clinical import AgeTable, PatientIdMap
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.sources import source_dirs
+from brats_sdk.distributed import DistContext
 from brats_sdk.predict.outputs import (
-    ERRORS_CSV,
-    MASKS_DIR,
-    PREDICTIONS_CSV,
-    PREDICTIONS_JSON,
     Row,
     failure_row,
     mask_file_name,
@@ -28,10 +24,8 @@ from brats_sdk.predict.outputs import (
     write_rows_csv,
 )
 from brats_sdk.predict.predictor import CombinedPredictor
-from brats_sdk.predict.results import VolumeFailure, VolumePrediction
-
-if TYPE_CHECKING:
-    from brats_sdk.training.distributed import DistContext
+from brats_sdk.predict.results import VolumeFailure, VolumePrediction, VolumeSummary
+from brats_sdk.run_files import ERRORS_CSV, MASKS_DIR, NIFTI_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
 
 __all__ = ["BatchOptions", "BatchSummary", "run_batch"]
 
@@ -55,11 +49,13 @@ class BatchOptions:
 
 @dataclass(frozen=True, slots=True)
 class BatchSummary:
-    """Rows written and failures, in volume order."""
+    """What a job wrote, in volume order: the table rows, typed summaries of every volume
+    and the failures."""
 
     out_dir: Path
     rows: list[Row]
     predictions: int
+    volumes: list[VolumeSummary] = field(default_factory=list)
     failures: list[VolumeFailure] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -73,6 +69,7 @@ def run_batch(
     id_map: PatientIdMap | None = None,
     options: BatchOptions | None = None,
     on_volume: Callable[[VolumePrediction | VolumeFailure], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     dist: DistContext | None = None,
 ) -> BatchSummary:
     """Predict every volume of ``source`` into ``out_dir``.
@@ -89,29 +86,35 @@ def run_batch(
         ages: Age per volume or patient id; volumes without one get no survival class.
         id_map: Volume -> patient id for h5 sources.
         options: Extra outputs and volume subset.
-        on_volume: Called after each volume (progress).
-        dist: Process group; default single process.
+        on_volume: Called after each volume with its result.
+        progress: Called as ``progress(done, total)`` before the first volume and after
+            each one; under torchrun ``done`` counts all ranks' volumes (estimated as
+            this rank's times the world size).
+        dist: Process group; default: the one torchrun describes in the environment
+            (joined here, left at exit), else a single process.
 
     Returns:
         The summary; ``failures`` lists volumes whose data was bad.
     """
     t0 = time.perf_counter()
     options = options or BatchOptions()
-    # One process needs no process group (nor torch: an ONNX export predicts without it).
-    rank, world_size = (dist.rank, dist.world_size) if dist is not None else (0, 1)
-    distributed = world_size > 1
+    dist = dist or DistContext.from_env(predictor.device.type)
     out_dir.mkdir(parents=True, exist_ok=True)
     bins = predictor.bins
     n_bins = 0 if bins is None else bins.n_bins
     wanted = list(info.volume for info in source.volumes())
     if options.volumes is not None:
         wanted = [v for v in wanted if v in set(options.volumes)]
-    mine = wanted[rank::world_size]
+    mine = wanted[dist.rank :: dist.world_size]
+    if progress is not None:
+        progress(0, len(wanted))
     writer = _nifti_writer(source) if options.save_nifti else None
     rows: dict[int, Row] = {}
+    summaries: dict[int, VolumeSummary] = {}
     failures: dict[int, VolumeFailure] = {}
     age_lookup = ages.age_for if ages is not None else None
     for result in predictor.predict_source(source, age_lookup, id_map=id_map, volumes=mine):
+        summaries[result.volume] = VolumeSummary.of(result)
         if isinstance(result, VolumeFailure):
             failures[result.volume] = result
             rows[result.volume] = failure_row(result)
@@ -121,20 +124,19 @@ def run_batch(
             if writer is not None:
                 writer(out_dir, result)
             rows[result.volume] = prediction_row(result, bins)
-        if not distributed:
+        if not dist.is_distributed:
             _write_tables(out_dir, predictor, source, rows, failures)
         if on_volume is not None:
             on_volume(result)
-    if distributed and dist is not None:
-        import torch.distributed as tdist
-
-        gathered: list[tuple[dict[int, Row], dict[int, VolumeFailure]] | None] = [None] * world_size
-        tdist.all_gather_object(gathered, (rows, failures))
-        rows, failures = {}, {}
-        for part in gathered:
-            if part is not None:
-                rows.update(part[0])
-                failures.update(part[1])
+        if progress is not None:
+            progress(min(len(rows) * dist.world_size, len(wanted)), len(wanted))
+    if dist.is_distributed:
+        gathered = dist.gather_objects((rows, summaries, failures))
+        rows, summaries, failures = {}, {}, {}
+        for part_rows, part_summaries, part_failures in gathered:
+            rows.update(part_rows)
+            summaries.update(part_summaries)
+            failures.update(part_failures)
         if dist.is_main:
             _write_tables(out_dir, predictor, source, rows, failures)
     elif not rows:
@@ -144,6 +146,7 @@ def run_batch(
         out_dir=out_dir,
         rows=ordered,
         predictions=len(rows) - len(failures),
+        volumes=[summaries[v] for v in sorted(summaries)],
         failures=[failures[v] for v in sorted(failures)],
         seconds=time.perf_counter() - t0,
     )
@@ -186,12 +189,12 @@ def _write_tables(
 
 
 def _nifti_writer(source: DataSource) -> Callable[[Path, VolumePrediction], None]:
-    from brats_sdk.nifti_out import write_label_nifti
+    from brats_sdk.data.nifti_out import write_label_nifti
 
     reference = getattr(source, "reference_image", None)
 
     def write(out_dir: Path, p: VolumePrediction) -> None:
         ref = reference(p.volume) if callable(reference) else None
-        write_label_nifti(out_dir / "nifti" / f"{p.name}_pred.nii.gz", p.labels, reference=ref)
+        write_label_nifti(out_dir / NIFTI_DIR / f"{p.name}_pred.nii.gz", p.labels, reference=ref)
 
     return write

@@ -3,7 +3,7 @@
 The predictor's pipeline (brain boxes, skipped slices, the vote, the statuses) is numpy;
 the networks behind it are an adapter: PyTorch modules
 (:class:`~brats_sdk.predict.torch_networks.TorchNetworks`) or ONNX Runtime sessions
-(:class:`~brats_sdk.export.runtime.OnnxNetworks`, which never imports torch).
+(:class:`~brats_sdk.predict.onnx_networks.OnnxNetworks`, which never imports torch).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.data.age_scaling import AgeScaler
-from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.normalise import Normalisation
 
 __all__ = ["DeviceLike", "PredictionNetworks"]

@@ -16,15 +16,11 @@ import h5py
 import numpy as np
 
 from brats_sdk.atomic import atomic_path, atomic_write_text
-from brats_sdk.data.bins import SurvivalBins
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.labels import classes_to_one_hot, labels_to_classes
 from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
 
 __all__ = [
-    "ERRORS_CSV",
-    "MASKS_DIR",
-    "PREDICTIONS_CSV",
-    "PREDICTIONS_JSON",
     "failure_row",
     "mask_file_name",
     "prediction_row",
@@ -34,10 +30,6 @@ __all__ = [
     "write_rows_csv",
 ]
 
-PREDICTIONS_CSV = "predictions.csv"
-PREDICTIONS_JSON = "predictions.json"
-ERRORS_CSV = "errors.csv"
-MASKS_DIR = "masks"
 
 Row = dict[str, object]
 

@@ -13,14 +13,12 @@ The paper's pipeline, made fast on a CPU without changing its answer:
 - the survival network runs only on slices whose predicted mask is not empty (the
   paper drops the others before the vote anyway), and its first layers only on a
   window around the tumour (outside it their maps are those of an empty mask);
-- BatchNorm folded into the convolutions, the decoder's upsampling fused into the
-  convolution after it, ``torch.inference_mode``, channels-last memory, optional bf16
-  copies of the networks;
-- on a CPU, whole batches side by side, one core each (no barrier between the cores
-  after every small convolution), each batch normalising its own brain boxes.
+- the PyTorch networks rewritten (:func:`~brats_sdk.predict.accel.accelerate`), on a
+  CPU whole batches side by side, one core each, each normalising its own brain boxes.
 
-``benchmarks/bench_predict.py`` measures the speed-up and how many labels differ from
-the full-slice computation.
+The pipeline is numpy over a :class:`~brats_sdk.predict.networks.PredictionNetworks`
+adapter (PyTorch, or ONNX Runtime for an export). ``benchmarks/bench_predict.py``
+measures the speed-up and how many labels differ from the full-slice computation.
 """
 
 from __future__ import annotations
@@ -37,13 +35,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
-from brats_sdk.data.bins import SurvivalBins
-from brats_sdk.data.clinical import PatientIdMap
+from brats_sdk.bins import SurvivalBins
+from brats_sdk.constants import VOXEL_SPACING_MM
+from brats_sdk.data.clinical import PatientIdMap, patient_id_of
 from brats_sdk.data.crops import stride_padding
 from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
-from brats_sdk.data.records import VolumeInfo
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
 from brats_sdk.metrics.survival import majority_vote
@@ -57,7 +54,8 @@ from brats_sdk.predict.boxes import (
     plan_crops,
 )
 from brats_sdk.predict.networks import DeviceLike, PredictionNetworks
-from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
+from brats_sdk.predict.results import VolumeFailure, VolumePrediction, region_volumes_ml
+from brats_sdk.run_files import SEGMENTER_FILE, SURVIVAL_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -65,12 +63,9 @@ if TYPE_CHECKING:
     from brats_sdk.models.segmenter import Segmenter
     from brats_sdk.models.survival import SurvivalClassifier
 
-__all__ = ["CombinedPredictor", "Precision", "PredictorConfig", "region_volumes_ml"]
+__all__ = ["CombinedPredictor", "Precision", "PredictorConfig"]
 
 logger = logging.getLogger(__name__)
-
-SEGMENTER_FILE = "segmenter.pt"
-SURVIVAL_FILE = "survival.pt"
 
 
 class Precision(OptionEnum):
@@ -86,7 +81,7 @@ class PredictorConfig:
     """Inference options.
 
     Attributes:
-        batch_size: Slices per U-Net forward pass (8 measured fastest on a 2-core CPU).
+        batch_size: Slices per U-Net forward pass (benchmarks/README.md gives the measured best).
         survival_batch_size: Slices per survival-network pass.
         precision: ``fp32`` (default) or ``bf16``.
         skip_empty_slices: Do not run the U-Net on slices without brain.
@@ -94,13 +89,14 @@ class PredictorConfig:
         crop_margin: Background pixels kept around the brain box (before rounding to 32).
         channels_last: Use channels-last memory format (faster convolutions on CPU).
         fold_batchnorm: Run copies of the networks with BatchNorm folded into the
-            convolutions (5-10 % faster; changes only float rounding).
+            convolutions (faster; changes only float rounding).
         fuse_upsampling: In the folded U-Net copy, fuse each decoder block's nearest 2x
-            upsampling into its first convolution (about 15 % faster; changes only float
+            upsampling into its first convolution (faster; changes only float
             rounding; needs ``fold_batchnorm``).
         tumour_windows: On a CPU, run the survival network's first layers only on a
             window around each slice's tumour; the rest of their maps is that of an empty
-            mask, computed once (about 30 % faster; changes only float rounding).
+            mask, computed once (faster; changes only float rounding; benchmarks/README.md
+            has the speed-ups measured).
         slice_step: With ``skip_empty_slices``, the U-Net runs first on every
             ``slice_step``-th slice, then only on the slices less than ``slice_step`` away
             from one where it found tumour; the others are background. Tumours span tens
@@ -136,12 +132,9 @@ AgeLookup = Callable[[int, str], float | None]
 
 
 class CombinedPredictor:
-    """Segmentation and survival class of whole volumes.
-
-    The pipeline (normalisation, brain boxes, skipped slices, the vote, the statuses) is
-    numpy; the networks behind it are PyTorch modules (the constructor,
-    :meth:`from_run_dir`, :meth:`from_checkpoints`) or the ONNX Runtime sessions of a
-    ``brats export`` folder (:meth:`from_export`, which never imports torch).
+    """Segmentation and survival class of whole volumes: PyTorch networks (the constructor,
+    :meth:`from_run_dir`, :meth:`from_checkpoints`) or an export's ONNX Runtime sessions
+    (:meth:`from_export`, which never imports torch) behind one numpy pipeline.
 
     Args:
         segmenter: A trained :class:`Segmenter`.
@@ -151,8 +144,7 @@ class CombinedPredictor:
         config: Inference options.
 
     Attributes:
-        segmenter, survival: The models passed in (None for an export).
-        config: The inference options.
+        segmenter, survival, config: The models passed in (None for an export), the options.
 
     Example:
         >>> predictor = CombinedPredictor.from_run_dir("runs/demo")  # doctest: +SKIP
@@ -182,18 +174,13 @@ class CombinedPredictor:
         (``segmenter`` and ``survival`` are then None)."""
         predictor = cls.__new__(cls)
         predictor.config = config or PredictorConfig()
-        predictor.segmenter = None
-        predictor.survival = None
+        predictor.segmenter, predictor.survival = None, None
         predictor._nets = networks
         return predictor
 
     @classmethod
     def from_export(
-        cls,
-        export_dir: Path | str,
-        *,
-        providers: Sequence[str] | None = None,
-        config: PredictorConfig | None = None,
+        cls, export_dir: Path | str, *, providers: Sequence[str] | None = None, config: PredictorConfig | None = None
     ) -> CombinedPredictor:
         """Load a ``brats export`` folder: the same pipeline through ONNX Runtime sessions,
         without importing torch.
@@ -206,11 +193,10 @@ class CombinedPredictor:
                 PyTorch only: an export runs as it was exported).
 
         Raises:
-            CheckpointError: No ``export.json``, a model file whose hash does not match, or
-                an export from a newer brats_sdk.
+            CheckpointError: No or a bad ``export.json``, or a model file whose hash differs.
             ConfigError: ``onnxruntime`` is not installed, or an unknown provider.
         """
-        from brats_sdk.export.runtime import OnnxNetworks
+        from brats_sdk.predict.onnx_networks import OnnxNetworks
 
         return cls.from_networks(OnnxNetworks.load(Path(export_dir), providers=providers), config=config)
 
@@ -489,16 +475,6 @@ class CombinedPredictor:
                 yield VolumeFailure(volume=info.volume, name=info.name, patient_id=pid, reason=str(exc).splitlines()[0])
 
 
-def patient_id_of(info: VolumeInfo, id_map: PatientIdMap | None) -> str:
-    """The patient id of a volume: the id map for h5 volumes (named ``volume_<V>``),
-    the case name for sources that know it (NIfTI)."""
-    if info.name == f"volume_{info.volume}" or not info.name:
-        return (id_map or PatientIdMap()).patient_id(info.volume)
-    if id_map is not None and info.volume in id_map.overrides:
-        return id_map.patient_id(info.volume)
-    return info.name
-
-
 def _age_of(ages: AgeLookup | Mapping[int, float] | None, volume: int, patient_id: str) -> float | None:
     if ages is None:
         return None
@@ -521,20 +497,3 @@ def _chunks(n: int, size: int, workers: int) -> list[tuple[int, int]]:
     batches = math.ceil(n / size)
     count = min(n, math.ceil(batches / workers) * workers)
     return list(itertools.pairwise(n * k // count for k in range(count + 1))) if count else []
-
-
-def region_volumes_ml(classes: npt.NDArray[np.integer], spacing: Sequence[float] = VOXEL_SPACING_MM) -> dict[str, float]:
-    """Tumour volume per region in mL from a class-index map (1 mL = 1000 mm^3).
-
-    Args:
-        classes: ``(D, H, W)`` class indices (0 background, then NCR, ED, ET).
-        spacing: Voxel spacing in mm.
-
-    Returns:
-        ``{"NCR", "ED", "ET", "WT", "TC"}`` -> mL.
-    """
-    voxel_ml = float(np.prod(np.asarray(spacing, dtype=np.float64))) / 1000.0
-    counts = np.bincount(np.asarray(classes, dtype=np.intp).ravel(), minlength=len(MASK_CHANNELS) + 1)
-    ncr, ed, et = (int(c) for c in counts[1:4])
-    vols = {"NCR": ncr, "ED": ed, "ET": et, "WT": ncr + ed + et, "TC": ncr + et}
-    return {k: vols[k] * voxel_ml for k in REGION_NAMES}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["REGION_NAMES", "VolumeFailure", "VolumePrediction"]
+from brats_sdk.constants import MASK_CHANNELS, VOXEL_SPACING_MM
+
+__all__ = ["REGION_NAMES", "VolumeFailure", "VolumePrediction", "VolumeSummary", "region_volumes_ml"]
 
 REGION_NAMES: tuple[str, ...] = ("NCR", "ED", "ET", "WT", "TC")
 
@@ -70,3 +73,56 @@ class VolumeFailure:
     name: str
     patient_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeSummary:
+    """A volume's prediction or failure without its arrays: what a results table shows.
+
+    Attributes:
+        volume, name, patient_id: Identity.
+        status: ``ok``, why the survival fields are empty, or ``failed: <reason>``.
+        age: Age in years, or None.
+        predicted_bin, bin_label, bin_days, votes: The survival class and its vote, or None.
+        region_ml: Tumour volume per region in mL, to 3 decimals as ``predictions.csv``
+            holds it (empty for a failure).
+    """
+
+    volume: int
+    name: str
+    patient_id: str
+    status: str
+    age: float | None = None
+    predicted_bin: int | None = None
+    bin_label: str | None = None
+    bin_days: str | None = None
+    votes: tuple[int, ...] | None = None
+    region_ml: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: VolumePrediction | VolumeFailure) -> VolumeSummary:
+        """The summary of one result of :meth:`CombinedPredictor.predict_source`."""
+        if isinstance(result, VolumeFailure):
+            return cls(result.volume, result.name, result.patient_id, f"failed: {result.reason}")
+        return cls(
+            result.volume, result.name, result.patient_id, result.status, age=result.age,
+            predicted_bin=result.predicted_bin, bin_label=result.bin_label, bin_days=result.bin_days,
+            votes=result.votes, region_ml={k: round(v, 3) for k, v in result.region_ml.items()},
+        )
+
+
+def region_volumes_ml(classes: npt.NDArray[np.integer], spacing: Sequence[float] = VOXEL_SPACING_MM) -> dict[str, float]:
+    """Tumour volume per region in mL from a class-index map (1 mL = 1000 mm^3).
+
+    Args:
+        classes: ``(D, H, W)`` class indices (0 background, then NCR, ED, ET).
+        spacing: Voxel spacing in mm.
+
+    Returns:
+        ``{"NCR", "ED", "ET", "WT", "TC"}`` -> mL.
+    """
+    voxel_ml = float(np.prod(np.asarray(spacing, dtype=np.float64))) / 1000.0
+    counts = np.bincount(np.asarray(classes, dtype=np.intp).ravel(), minlength=len(MASK_CHANNELS) + 1)
+    ncr, ed, et = (int(c) for c in counts[1:4])
+    vols = {"NCR": ncr, "ED": ed, "ET": et, "WT": ncr + ed + et, "TC": ncr + et}
+    return {k: vols[k] * voxel_ml for k in REGION_NAMES}

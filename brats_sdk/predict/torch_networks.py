@@ -1,40 +1,33 @@
 """The PyTorch networks behind :class:`~brats_sdk.predict.predictor.CombinedPredictor`.
 
 Eval-mode copies of the trained networks, rewritten for speed where the
-:class:`~brats_sdk.predict.predictor.PredictorConfig` asks (BatchNorm folded into the
-convolutions, the decoder's upsampling fused into the convolution after it, the U-Net's
-last layers run on windows of a crop, the survival network's first layers on tumour
-windows), in channels-last memory and optionally as bf16 copies; on a CPU, whole batches
-run side by side, one core each (:class:`~brats_sdk.models.workers.CpuWorkers`).
+:class:`~brats_sdk.predict.predictor.PredictorConfig` asks
+(:func:`~brats_sdk.predict.accel.accelerate`), in channels-last memory and optionally as
+bf16 copies; the survival probabilities come from the one path,
+:func:`~brats_sdk.models.survival_inputs.bin_probabilities`; on a CPU, whole batches run
+side by side, one core each (:class:`~brats_sdk.predict.workers.CpuWorkers`).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import segmentation_models_pytorch as smp
 import torch
-from torchvision.models.resnet import ResNet
 
-from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.data.age_scaling import AgeScaler
-from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.device import resolve_device, warn_if_slow_bf16
 from brats_sdk.labels import classes_to_one_hot
-from brats_sdk.models.fuse import fold_batchnorm
 from brats_sdk.models.segmenter import Segmenter
-from brats_sdk.models.sparse_input import BackgroundSkippingResNet
-from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
-from brats_sdk.models.unet_window import supports_windows, window_logits
-from brats_sdk.models.upsample_conv import fuse_upsampling
-from brats_sdk.models.workers import CpuWorkers
+from brats_sdk.models.survival import SurvivalClassifier, bin_probabilities
+from brats_sdk.predict.accel import AccelOptions, accelerate, window_logits
 from brats_sdk.predict.predictor import Precision, PredictorConfig
+from brats_sdk.predict.workers import CpuWorkers
 
 __all__ = ["TorchNetworks"]
 
@@ -65,32 +58,29 @@ class TorchNetworks:
         self._device = resolve_device(device)
         if self.config.precision is Precision.BF16:
             warn_if_slow_bf16(self._device, "bf16 prediction")
-        # The layout and dtype of the networks' weights and of every input batch: bf16 copies
-        # of the weights are made once (autocast would cast them again every batch).
+        # The memory format and dtype of the networks' weights and of every input batch: bf16
+        # copies of the weights are made once (autocast would cast them again every batch).
         self._fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self._dtype = torch.bfloat16 if self.config.precision is Precision.BF16 else torch.float32
         # What runs are eval-mode copies (BatchNorm folded unless told not to): the models
-        # passed in keep their mode, device and layout, so whatever else runs them is not
-        # changed by building a predictor.
+        # passed in keep their mode, device and memory format, so whatever else runs them is
+        # not changed by building a predictor.
         self.segmenter = segmenter
         self.survival = survival
-        fold = self.config.fold_batchnorm
-        seg_net: torch.nn.Module = fold_batchnorm(segmenter) if fold else copy.deepcopy(segmenter).eval()
-        if fold and self.config.fuse_upsampling:
-            seg_net = fuse_upsampling(seg_net)
-        self._seg_net = seg_net.to(device=self._device, dtype=self._dtype).to(memory_format=self._fmt)
+        fast = accelerate(
+            segmenter, survival,
+            AccelOptions(
+                device=self._device, dtype=self._dtype, memory_format=self._fmt,
+                fold_batchnorm=self.config.fold_batchnorm, fuse_upsampling=self.config.fuse_upsampling,
+                tumour_windows=self.config.tumour_windows,
+            ),
+        )
+        self._seg_net = fast.segmenter
         # The U-Net whose last layers can run on windows of a crop (None: run it whole).
-        unet = getattr(self._seg_net, "unet", None)
-        self._window_unet: smp.Unet | None = unet if isinstance(unet, smp.Unet) and supports_windows(unet) else None
-        self._surv_net: torch.nn.Module | None = None
+        self._window_unet = fast.window_unet
+        self._surv_net = fast.survival
         # Batches of crops and chunks of masks run side by side on a CPU (see CpuWorkers).
         self._workers = CpuWorkers()
-        if survival is not None:
-            surv_net = fold_batchnorm(survival) if fold else copy.deepcopy(survival).eval()
-            surv_net = surv_net.to(device=self._device, dtype=self._dtype).to(memory_format=self._fmt)
-            if self.config.tumour_windows and self._device.type == "cpu":
-                _use_tumour_windows(surv_net)
-            self._surv_net = surv_net
 
     # ------------------------------------------------------------------ what the pipeline reads
     @property
@@ -158,28 +148,17 @@ class TorchNetworks:
             return classes
 
     def survival_chunk(self, classes: npt.NDArray[np.uint8], scaled_age: float) -> npt.NDArray[np.float64]:
-        """Survival probabilities of class-index slices ``(S, H, W)``."""
+        """Survival probabilities of class-index slices ``(S, H, W)``, through
+        :func:`~brats_sdk.models.survival_inputs.bin_probabilities` on the rewritten network."""
         if self.survival is None or self._surv_net is None:
             raise RuntimeError("no survival network")  # the predictor checks before calling
         with torch.inference_mode():
             one_hot = torch.from_numpy(classes_to_one_hot(classes)).to(self._device)
-            x = self._input(prepare_masks(one_hot, size=self.survival.config.input_size))
-            a = torch.full((x.shape[0], 1), scaled_age, dtype=self._dtype, device=self._device)
-            probs: npt.NDArray[np.float64] = torch.softmax(self._surv_net(x, a).double(), dim=1).cpu().numpy()
-            return probs
+            age = torch.full((one_hot.shape[0], 1), scaled_age, dtype=torch.float64)
+            probs = bin_probabilities(self._surv_net, one_hot, age, size=self.survival.config.input_size, to_input=self._input)
+            out: npt.NDArray[np.float64] = probs.cpu().numpy()
+            return out
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` on the networks' device, in their dtype and memory layout."""
+        """``x`` on the networks' device, in their dtype and memory format."""
         return x.to(device=self._device, dtype=self._dtype, memory_format=self._fmt)
-
-
-def _use_tumour_windows(net: SurvivalClassifier) -> None:
-    """Make ``net`` (the predictor's own copy) run its backbone's first layers on tumour windows."""
-    if not isinstance(net.backbone, ResNet):
-        return
-    size = net.config.input_size
-    background = prepare_masks(torch.zeros(1, len(MASK_CHANNELS), size, size), size=size)[0, :, 0, 0]
-    try:
-        net.backbone = BackgroundSkippingResNet(net.backbone, background)
-    except TypeError as exc:  # a backbone of another shape: the plain network
-        logger.debug("survival network runs on whole masks: %s", exc)

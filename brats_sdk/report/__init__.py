@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from brats_sdk.report.build import ReportFiles, write_report
 from brats_sdk.report.evaluate import evaluate_predictions, resolve_survival_model
-from brats_sdk.report.records import Headline, ReportData, ReportOptions
+from brats_sdk.report.report_data import Headline, ReportData, ReportOptions
 from brats_sdk.report.summary import headline, metrics_dict
 
 __all__ = [

@@ -13,17 +13,14 @@ from brats_sdk.predict.outputs import write_json, write_rows_csv
 from brats_sdk.report.evaluate import evaluate_predictions
 from brats_sdk.report.figures import render_figures
 from brats_sdk.report.html import render_html
-from brats_sdk.report.records import ReportData, ReportOptions
+from brats_sdk.report.report_data import ReportData, ReportOptions
 from brats_sdk.report.summary import metrics_dict, per_volume_rows
+from brats_sdk.run_files import FIGURES_DIR, METRICS_JSON, PER_VOLUME_CSV, REPORT_HTML
 
-__all__ = ["FIGURES_DIR", "METRICS_JSON", "PER_VOLUME_CSV", "REPORT_HTML", "ReportFiles", "write_report"]
+__all__ = [ "ReportFiles", "write_report"]
 
 logger = logging.getLogger(__name__)
 
-REPORT_HTML = "report.html"
-METRICS_JSON = "metrics.json"
-PER_VOLUME_CSV = "per_volume.csv"
-FIGURES_DIR = "figures"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from brats_sdk.errors import BratsError, DataError
 from brats_sdk.labels import classes_to_labels, labels_to_classes, one_hot_to_classes
 from brats_sdk.metrics.channels import SegmentationAccumulator
 from brats_sdk.metrics.segmentation import RegionScores, score_volume
-from brats_sdk.predict.predictor import region_volumes_ml
+from brats_sdk.predict.results import region_volumes_ml
 from brats_sdk.report.exploratory import (
     FeatureExtractor,
     exploratory_result,
@@ -36,7 +36,7 @@ from brats_sdk.report.exploratory import (
     used_slices,
 )
 from brats_sdk.report.folder import PredictedVolume, PredictionFolder, read_prediction_folder
-from brats_sdk.report.records import (
+from brats_sdk.report.report_data import (
     ModelSummary,
     OverlaySample,
     ReportData,
@@ -46,12 +46,12 @@ from brats_sdk.report.records import (
 )
 from brats_sdk.report.survival_eval import TrueBin, score_survival, true_bins
 from brats_sdk.report.truth import match_ground_truth
+from brats_sdk.run_files import SURVIVAL_FILE
 
 __all__ = ["evaluate_predictions", "resolve_survival_model"]
 
 logger = logging.getLogger(__name__)
 
-SURVIVAL_FILE = "survival.pt"
 _FLAIR = IMAGE_CHANNELS.index("flair")
 _T1CE = IMAGE_CHANNELS.index("t1ce")
 

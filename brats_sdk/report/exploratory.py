@@ -23,7 +23,7 @@ from brats_sdk.constants import MASK_CHANNELS
 from brats_sdk.device import resolve_device
 from brats_sdk.labels import classes_to_one_hot
 from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
-from brats_sdk.report.records import ExploratoryResult
+from brats_sdk.report.report_data import ExploratoryResult
 
 __all__ = ["FeatureExtractor", "exploratory_result", "slice_shares", "used_slices"]
 

@@ -25,7 +25,7 @@ from PIL import Image
 
 from brats_sdk.constants import MASK_CHANNELS, REGIONS
 from brats_sdk.metrics.survival import SurvivalScores
-from brats_sdk.report.records import OverlaySample, ReportData, ReportOptions
+from brats_sdk.report.report_data import OverlaySample, ReportData, ReportOptions
 
 __all__ = ["CLASS_COLOURS", "RenderedFigure", "render_figures"]
 

@@ -17,17 +17,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from brats_sdk.data.bins import SurvivalBins
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.errors import BratsError, DataError
 from brats_sdk.predict.outputs import (
-    MASKS_DIR,
-    PREDICTIONS_CSV,
-    PREDICTIONS_JSON,
     mask_file_name,
     read_prediction_masks,
 )
 from brats_sdk.predict.results import REGION_NAMES
-from brats_sdk.report.records import ModelSummary
+from brats_sdk.report.report_data import ModelSummary
+from brats_sdk.run_files import MASKS_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
 
 __all__ = ["PredictedVolume", "PredictionFolder", "read_prediction_folder"]
 

@@ -14,7 +14,7 @@ from html import escape
 from brats_sdk.constants import REGIONS
 from brats_sdk.predict.results import REGION_NAMES
 from brats_sdk.report.figures import RenderedFigure
-from brats_sdk.report.records import ReportData
+from brats_sdk.report.report_data import ReportData
 from brats_sdk.report.summary import (
     accuracy_text,
     hd95_text,

@@ -14,7 +14,7 @@ import numpy as np
 from brats_sdk.constants import REGIONS
 from brats_sdk.metrics.survival import SurvivalScores
 from brats_sdk.predict.results import REGION_NAMES
-from brats_sdk.report.records import Headline, ReportData
+from brats_sdk.report.report_data import Headline, ReportData
 
 __all__ = [
     "accuracy_text",

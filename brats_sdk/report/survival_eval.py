@@ -15,11 +15,11 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from brats_sdk.data.bins import SurvivalBins
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.data.clinical import SurvivalRecord
 from brats_sdk.metrics.survival import brats_challenge_accuracy, survival_scores
 from brats_sdk.report.folder import PredictedVolume
-from brats_sdk.report.records import SurvivalReport
+from brats_sdk.report.report_data import SurvivalReport
 
 __all__ = ["TrueBin", "score_survival", "true_bins"]
 

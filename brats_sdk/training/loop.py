@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,16 +20,16 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
-from brats_sdk.errors import CheckpointError, ConfigError
-from brats_sdk.options import config_to_dict
+from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
+from brats_sdk.distributed import DistContext
+from brats_sdk.errors import ConfigError
 from brats_sdk.training.batches import make_loader
-from brats_sdk.training.distributed import DistContext
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.observer import EpochRecord, LoggingObserver, TrainingObserver
+from brats_sdk.training.protocols import Batch, Task
+from brats_sdk.training.resume import FitState, restore_last, save_best, save_last
 from brats_sdk.training.sampling import epoch_generator, epoch_sampler
 from brats_sdk.training.schedule import LrSchedule, cosine_factor, progress
-from brats_sdk.training.task import Batch, Task
 
 __all__ = ["FitConfig", "FitResult", "fit"]
 
@@ -122,20 +121,6 @@ class FitResult:
     last_metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _State:
-    epoch: int = 0
-    best_val_loss: float = math.inf
-    best_epoch: int = 0
-    best_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
-    bad_epochs: int = 0
-    finished: bool = False
-    stopped_early: bool = False
-    steps: int = 0
-    elapsed_s: float = 0.0
-    out_of_time: bool = False
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     inner = getattr(model, "module", None)
     return inner if isinstance(inner, nn.Module) else model
@@ -186,126 +171,33 @@ def fit(
         CheckpointError: ``resume`` found a checkpoint of another stage or model.
     """
     dist = dist or DistContext()
-    observer = observer or LoggingObserver()
     if len(train_data) == 0 or len(val_data) == 0:  # type: ignore[arg-type]  # map-style datasets have __len__
         raise ConfigError(f"stage {stage}: training and validation data must be non-empty")
     params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr)
-    # Kept (and saved) with either schedule; stepped only by the paper's.
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
-    amp_on, amp_dtype = _autocast_settings(config, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_on and device.type == "cuda" and amp_dtype == torch.float16)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
-    state = _State()
-    last_path = checkpoint_dir / LAST
-    if resume and last_path.exists():
-        state = _restore(last_path, stage, _unwrap(model), optimizer, scheduler, scaler)
-        # A run that reached its max_epochs goes on when resumed with a larger one; a run
-        # that early-stopped (under this patience) or ran out of time stays stopped.
-        state.finished = state.bad_epochs >= config.patience or state.out_of_time
-        state.stopped_early = state.stopped_early and state.finished
-        logger.info("stage %s: resumed after epoch %d", stage, state.epoch)
+    trainer = _Trainer.start(
+        model, task, config, device, dist, observer or LoggingObserver(), params, stage, checkpoint_dir, history
+    )
+    if resume and trainer.last_path.exists():
+        trainer.resume()
     if history is not None and dist.is_main:
-        history.truncate(stage, state.epoch)
-
+        history.truncate(stage, trainer.state.epoch)
     records: list[EpochRecord] = []
-    micro = max(1, config.batch_size // config.accumulate_steps)
-    started = time.perf_counter()
-    elapsed_before = state.elapsed_s
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - started
-
+    state = trainer.state
     while not state.finished and state.epoch < config.max_epochs:
         epoch = state.epoch + 1
-        # A fresh generator per epoch makes the sample order a function of (seed, epoch)
-        # alone, which is what lets a resumed run match an uninterrupted one.
-        gen = epoch_generator(config.seed, epoch)
-        sampler = epoch_sampler(
-            len(train_data), seed=config.seed, epoch=epoch, dist=dist, weights=sample_weights, generator=gen  # type: ignore[arg-type]  # map-style dataset
-        )
-        loader = make_loader(
-            train_data, batch_size=micro, sampler=sampler, num_workers=config.num_workers,
-            generator=gen, pin_memory=device.type == "cuda",
-        )
-        n_batches = len(loader)
-        if config.max_steps_per_epoch is not None:
-            n_batches = min(n_batches, config.max_steps_per_epoch * config.accumulate_steps)
-        weights = _micro_weights(len(sampler), micro, n_batches, config.accumulate_steps)
-        total_steps = config.max_epochs * -(-n_batches // config.accumulate_steps)
-        observer.epoch_started(stage, epoch, config.max_epochs, n_batches)
         t0 = time.perf_counter()
-        if config.schedule is LrSchedule.COSINE:
-            _set_cosine_lr(optimizer, config, state.steps, total_steps, elapsed())
-        lr = optimizer.param_groups[0]["lr"]
-        model.train()
-        meter = task.new_meter()
-        loss_sum = torch.zeros(2, dtype=torch.float64)
-        seen = 0
-        optimizer.zero_grad(set_to_none=True)
-        for i, batch in enumerate(loader):
-            if i >= n_batches:
-                break
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_on):
-                loss, outputs = task.step(model, batch, device)
-            scaled: torch.Tensor = scaler.scale(loss * weights[i])
-            scaled.backward()  # type: ignore[no-untyped-call]  # torch.Tensor.backward is untyped
-            step_done = (i + 1) % config.accumulate_steps == 0 or i + 1 == n_batches
-            if step_done:
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                state.steps += 1
-            n = task.batch_size_of(batch)
-            seen += n
-            loss_sum += torch.tensor([float(loss.detach()) * n, n], dtype=torch.float64)
-            meter.update(outputs.detach(), batch)
-            observer.batch_done(float(loss_sum[0] / loss_sum[1]), meter.summarise(meter.totals()), seen / max(time.perf_counter() - t0, 1e-9))
-            if step_done and config.time_limit_s is not None and dist.broadcast_flag(elapsed() >= config.time_limit_s):
-                state.out_of_time = True
-                break
-            if step_done and config.schedule is LrSchedule.COSINE:
-                _set_cosine_lr(optimizer, config, state.steps, total_steps, elapsed())
-        if config.schedule is LrSchedule.STEP:
-            scheduler.step()
-        train_totals = dist.all_reduce_sum(loss_sum)
-        train_loss = float(train_totals[0] / max(train_totals[1].item(), 1.0))
+        lr, train_loss, seen = trainer.train_epoch(train_data, epoch, sample_weights, t0)
         val_loss, val_metrics = evaluate(model=model, task=task, data=val_data, device=device, config=config, dist=dist)
         seconds = time.perf_counter() - t0
-        record = EpochRecord(stage, epoch, float(lr), train_loss, val_loss, seconds, seen * dist.world_size / seconds, val_metrics)
+        record = EpochRecord(stage, epoch, lr, train_loss, val_loss, seconds, seen * dist.world_size / seconds, val_metrics)
         records.append(record)
-        improved = val_loss < state.best_val_loss
-        if improved:
-            state.best_val_loss, state.best_epoch, state.best_metrics, state.bad_epochs = val_loss, epoch, dict(val_metrics), 0
-        else:
-            state.bad_epochs += 1
-        state.epoch = epoch
-        state.elapsed_s = elapsed()
-        # Rank 0 decides and broadcasts, so every rank stops at the same epoch.
-        stop = dist.broadcast_flag(state.bad_epochs >= config.patience)
-        if stop and state.epoch < config.max_epochs:
-            state.stopped_early = True
-        state.finished = stop or state.out_of_time or state.epoch >= config.max_epochs
-        observer.epoch_done(record, improved)
-        if dist.is_main:
-            if history is not None:
-                history.append(record)
-            if improved:
-                _save_best(checkpoint_dir / BEST, stage, state, config, _unwrap(model))
-            _save(last_path, stage, state, config, _unwrap(model), optimizer, scheduler, scaler)
-        dist.barrier()
+        improved, stop = trainer.end_epoch(record)
+        trainer.checkpoint(record, improved)
         if stop:
             logger.info("stage %s: early stop after epoch %d (best %d)", stage, epoch, state.best_epoch)
         if state.out_of_time:
             logger.info("stage %s: time limit reached in epoch %d after %.0f s (best %d)", stage, epoch, state.elapsed_s, state.best_epoch)
-
-    best_path = checkpoint_dir / BEST
-    # best_epoch 0: no epoch had a finite validation loss, and a best.pt is a stale one.
-    if config.keep_best and state.best_epoch > 0 and best_path.exists():
-        best = load_checkpoint(best_path, kind=CheckpointKind.TRAINING_STATE, map_location=device)
-        _unwrap(model).load_state_dict(best["model"])  # type: ignore[arg-type]  # checked by load_state_dict
+    trainer.keep_best()
     return FitResult(
         best_epoch=state.best_epoch,
         best_val_loss=state.best_val_loss,
@@ -317,6 +209,159 @@ def fit(
         seconds=state.elapsed_s,
         last_metrics=dict(records[-1].metrics) if records else {},
     )
+
+
+@dataclass(slots=True)
+class _Trainer:
+    """One :func:`fit` call's optimiser, schedule, scaler and state, with one method per
+    seam of an epoch: train, validate and decide, checkpoint."""
+
+    model: nn.Module
+    task: Task
+    config: FitConfig
+    device: torch.device
+    dist: DistContext
+    observer: TrainingObserver
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.StepLR
+    scaler: torch.amp.GradScaler
+    amp_on: bool
+    amp_dtype: torch.dtype
+    stage: str
+    checkpoint_dir: Path
+    history: HistoryFile | None
+    state: FitState = dataclasses.field(default_factory=FitState)
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+    elapsed_before: float = 0.0
+
+    @classmethod
+    def start(
+        cls, model: nn.Module, task: Task, config: FitConfig, device: torch.device, dist: DistContext,
+        observer: TrainingObserver, params: list[nn.Parameter], stage: str, checkpoint_dir: Path,
+        history: HistoryFile | None,
+    ) -> _Trainer:
+        optimizer = torch.optim.Adam(params, lr=config.lr)
+        # Kept (and saved) with either schedule; stepped only by the paper's.
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+        amp_on, amp_dtype = _autocast_settings(config, device)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_on and device.type == "cuda" and amp_dtype == torch.float16)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        return cls(model, task, config, device, dist, observer, optimizer, scheduler, scaler, amp_on, amp_dtype,
+                   stage, checkpoint_dir, history)
+
+    @property
+    def last_path(self) -> Path:
+        return self.checkpoint_dir / LAST
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def resume(self) -> None:
+        config = self.config
+        state = restore_last(self.last_path, self.stage, _unwrap(self.model), self.optimizer, self.scheduler, self.scaler)
+        # A run that reached its max_epochs goes on when resumed with a larger one; a run
+        # that early-stopped (under this patience) or ran out of time stays stopped.
+        state.finished = state.bad_epochs >= config.patience or state.out_of_time
+        state.stopped_early = state.stopped_early and state.finished
+        self.state, self.started, self.elapsed_before = state, time.perf_counter(), state.elapsed_s
+        logger.info("stage %s: resumed after epoch %d", self.stage, state.epoch)
+
+    def train_epoch(
+        self, train_data: Dataset[Batch], epoch: int, sample_weights: Sequence[float] | None, t0: float
+    ) -> tuple[float, float, int]:
+        """One epoch of optimizer steps. Returns the learning rate it started with, the
+        mean training loss over all ranks and this rank's sample count."""
+        config, state, optimizer, scaler = self.config, self.state, self.optimizer, self.scaler
+        # A fresh generator per epoch makes the sample order a function of (seed, epoch)
+        # alone, which is what lets a resumed run match an uninterrupted one.
+        gen = epoch_generator(config.seed, epoch)
+        sampler = epoch_sampler(
+            len(train_data), seed=config.seed, epoch=epoch, dist=self.dist, weights=sample_weights, generator=gen  # type: ignore[arg-type]  # map-style dataset
+        )
+        micro = max(1, config.batch_size // config.accumulate_steps)
+        loader = make_loader(
+            train_data, batch_size=micro, sampler=sampler, num_workers=config.num_workers,
+            generator=gen, pin_memory=self.device.type == "cuda",
+        )
+        n_batches = len(loader)
+        if config.max_steps_per_epoch is not None:
+            n_batches = min(n_batches, config.max_steps_per_epoch * config.accumulate_steps)
+        weights = _micro_weights(len(sampler), micro, n_batches, config.accumulate_steps)
+        total_steps = config.max_epochs * -(-n_batches // config.accumulate_steps)
+        self.observer.epoch_started(self.stage, epoch, config.max_epochs, n_batches)
+        if config.schedule is LrSchedule.COSINE:
+            _set_cosine_lr(optimizer, config, state.steps, total_steps, self.elapsed())
+        lr = float(optimizer.param_groups[0]["lr"])
+        self.model.train()
+        meter = self.task.new_meter()
+        loss_sum = torch.zeros(2, dtype=torch.float64)
+        seen = 0
+        optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(loader):
+            if i >= n_batches:
+                break
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_on):
+                loss, outputs = self.task.step(self.model, batch, self.device)
+            scaled: torch.Tensor = scaler.scale(loss * weights[i])
+            scaled.backward()  # type: ignore[no-untyped-call]  # torch.Tensor.backward is untyped
+            step_done = (i + 1) % config.accumulate_steps == 0 or i + 1 == n_batches
+            if step_done:
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                state.steps += 1
+            n = self.task.batch_size_of(batch)
+            seen += n
+            loss_sum += torch.tensor([float(loss.detach()) * n, n], dtype=torch.float64)
+            meter.update(outputs.detach(), batch)
+            self.observer.batch_done(float(loss_sum[0] / loss_sum[1]), meter.summarise(meter.totals()), seen / max(time.perf_counter() - t0, 1e-9))
+            if step_done and config.time_limit_s is not None and self.dist.broadcast_flag(self.elapsed() >= config.time_limit_s):
+                state.out_of_time = True
+                break
+            if step_done and config.schedule is LrSchedule.COSINE:
+                _set_cosine_lr(optimizer, config, state.steps, total_steps, self.elapsed())
+        if config.schedule is LrSchedule.STEP:
+            self.scheduler.step()
+        train_totals = self.dist.all_reduce_sum(loss_sum)
+        return lr, float(train_totals[0] / max(train_totals[1].item(), 1.0)), seen
+
+    def end_epoch(self, record: EpochRecord) -> tuple[bool, bool]:
+        """Early-stopping bookkeeping after validation. Returns (improved, stop)."""
+        state, config = self.state, self.config
+        improved = record.val_loss < state.best_val_loss
+        if improved:
+            state.best_val_loss, state.best_epoch, state.best_metrics, state.bad_epochs = record.val_loss, record.epoch, dict(record.metrics), 0
+        else:
+            state.bad_epochs += 1
+        state.epoch = record.epoch
+        state.elapsed_s = self.elapsed()
+        # Rank 0 decides and broadcasts, so every rank stops at the same epoch.
+        stop = self.dist.broadcast_flag(state.bad_epochs >= config.patience)
+        if stop and state.epoch < config.max_epochs:
+            state.stopped_early = True
+        state.finished = stop or state.out_of_time or state.epoch >= config.max_epochs
+        self.observer.epoch_done(record, improved)
+        return improved, stop
+
+    def checkpoint(self, record: EpochRecord, improved: bool) -> None:
+        """Rank 0 appends the history row and writes ``best`` (when improved) and ``last``."""
+        if self.dist.is_main:
+            if self.history is not None:
+                self.history.append(record)
+            model = _unwrap(self.model)
+            if improved:
+                save_best(self.checkpoint_dir / BEST, self.stage, self.state, self.config, model)
+            save_last(self.last_path, self.stage, self.state, self.config, model, self.optimizer, self.scheduler, self.scaler)
+        self.dist.barrier()
+
+    def keep_best(self) -> None:
+        """Leave the model holding the best epoch's weights (with ``keep_best``)."""
+        best_path = self.checkpoint_dir / BEST
+        # best_epoch 0: no epoch had a finite validation loss, and a best.pt is a stale one.
+        if self.config.keep_best and self.state.best_epoch > 0 and best_path.exists():
+            best = load_checkpoint(best_path, kind=CheckpointKind.TRAINING_STATE, map_location=self.device)
+            _unwrap(self.model).load_state_dict(best["model"])  # type: ignore[arg-type]  # checked by load_state_dict
 
 
 def _autocast_settings(config: FitConfig, device: torch.device) -> tuple[bool, torch.dtype]:
@@ -384,67 +429,3 @@ def evaluate(
             meter.update(outputs, batch)
     totals = dist.all_reduce_sum(torch.cat([loss_sum, meter.totals()]))
     return float(totals[0] / max(totals[1].item(), 1.0)), meter.summarise(totals[2:])
-
-
-def _record(stage: str, state: _State, config: FitConfig, model: nn.Module) -> dict[str, object]:
-    return {
-        "stage": stage,
-        "state": dataclasses.asdict(state),
-        "fit_config": config_to_dict(config),
-        "model": model.state_dict(),
-    }
-
-
-def _save_best(path: Path, stage: str, state: _State, config: FitConfig, model: nn.Module) -> None:
-    # Only last.pt is resumed from, so best.pt leaves out the optimizer's moments: twice
-    # the weights for Adam, which made a segmenter run's best.pt 172 MB instead of 57.
-    save_checkpoint(path, kind=CheckpointKind.TRAINING_STATE, payload=_record(stage, state, config, model))
-
-
-def _save(
-    path: Path,
-    stage: str,
-    state: _State,
-    config: FitConfig,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.StepLR,
-    scaler: torch.amp.GradScaler,
-) -> None:
-    payload: dict[str, object] = {
-        **_record(stage, state, config, model),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    save_checkpoint(path, kind=CheckpointKind.TRAINING_STATE, payload=payload)
-
-
-def _restore(
-    path: Path,
-    stage: str,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.StepLR,
-    scaler: torch.amp.GradScaler,
-) -> _State:
-    ckpt = load_checkpoint(path, kind=CheckpointKind.TRAINING_STATE, map_location="cpu")
-    if ckpt.get("stage") != stage:
-        raise CheckpointError(f"{path}: holds stage {ckpt.get('stage')!r}, cannot resume stage {stage!r}")
-    try:
-        model.load_state_dict(ckpt["model"])  # type: ignore[arg-type]  # validated by load_state_dict
-        optimizer.load_state_dict(ckpt["optimizer"])  # type: ignore[arg-type]  # validated by torch
-        scheduler.load_state_dict(ckpt["scheduler"])  # type: ignore[arg-type]  # validated by torch
-        scaler.load_state_dict(ckpt["scaler"])  # type: ignore[arg-type]  # validated by torch
-        torch.set_rng_state(ckpt["rng_cpu"])  # type: ignore[arg-type]  # a ByteTensor we saved
-        cuda_states = ckpt.get("rng_cuda") or []
-        if cuda_states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda_states)  # type: ignore[arg-type]  # saved by us
-        raw = ckpt["state"]
-        if not isinstance(raw, dict):
-            raise TypeError("state is not a dict")
-        return _State(**raw)
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot resume from this checkpoint ({str(exc).splitlines()[0]})") from exc

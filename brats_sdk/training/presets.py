@@ -42,10 +42,10 @@ class SegmenterPreset(OptionEnum):
 
 _CPU: Mapping[str, object] = MappingProxyType({
     "batch_size": 16,
-    "stage_epochs": (30, 0, 0),
+    "stage_epochs": (60, 0, 0),
     "epochs": None,
     "lrs": (1e-3, 1e-3, 1e-5),
-    "patience": 30,
+    "patience": 60,
     "max_steps_per_epoch": 200,
     "drop_no_brain": True,
     "batch_dice": True,
@@ -65,8 +65,8 @@ _CPU: Mapping[str, object] = MappingProxyType({
 def preset_values(preset: SegmenterPreset | str) -> dict[str, object]:
     """The settings a preset gives (config field -> value), beyond the data and run folders.
 
-    ``cpu`` turns bf16 autocast on where the CPU has native bf16 (there it trains about
-    1.7x faster than fp32 at the same results), so the value depends on this machine.
+    ``cpu`` turns bf16 autocast on where the CPU has native bf16 (there it trains faster
+    than fp32 at the same results; benchmarks/README.md has the figures), so the value depends on this machine.
 
     Raises:
         ConfigError: An unknown preset.

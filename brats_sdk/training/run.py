@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
+from brats_sdk._version import __version__
+from brats_sdk.bins import BinMethod, SurvivalBins
 from brats_sdk.constants import SURVIVAL_CSV
-from brats_sdk.data.bins import BinMethod, SurvivalBins
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import SurvivalCohort, survival_cohort
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SourceScan, scan_source
-from brats_sdk.data.sources import DataFormat, open_source
+from brats_sdk.data.sources import DataFormat, open_source, source_dirs
 from brats_sdk.data.splits import (
     Split,
     SplitMode,
@@ -32,26 +33,27 @@ from brats_sdk.data.splits import (
     write_split_csv,
 )
 from brats_sdk.device import resolve_device
+from brats_sdk.distributed import DistContext
 from brats_sdk.errors import DataError
-from brats_sdk.training.distributed import DistContext
+from brats_sdk.options import config_to_dict
+from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
 
 __all__ = [
-    "SCAN_FILE",
-    "SPLIT_FILE",
     "PartIndices",
     "RunStart",
     "find_survival_csv",
+    "finish_run",
     "load_or_plan_split",
     "load_or_scan",
     "part_indices",
+    "require_survival_csv",
+    "run_metadata",
     "start_run",
     "survival_strata",
 ]
 
 logger = logging.getLogger(__name__)
 
-SCAN_FILE = "scan.json"
-SPLIT_FILE = "split.csv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +92,39 @@ def start_run(
     return RunStart(resolved, dist, source)
 
 
-def load_or_scan(source: DataSource, run_dir: Path, *, progress: Callable[[int], None] | None = None) -> SourceScan:
-    """The scan of ``source``, read from ``run_dir/scan.json`` when it matches the source."""
+def run_metadata(config: object, split: Split, source: DataSource) -> dict[str, object]:
+    """What both models' checkpoints record about their run: the package version, the
+    split, the data folders and the training config (a dataclass instance)."""
+    return {
+        "sdk_version": __version__,
+        "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
+        "leaks_patients": split.leaks_patients,
+        "data_dirs": source_dirs(source),
+        "train_config": config_to_dict(config, lists=True),
+    }
+
+
+def finish_run(dist: DistContext, write: Callable[[], None]) -> None:
+    """The end of every training pipeline: rank 0 writes the run's final files, and every
+    rank waits until they are there."""
+    if dist.is_main:
+        write()
+    dist.barrier()
+
+
+def load_or_scan(
+    source: DataSource, run_dir: Path, *, progress: Callable[[int, int], None] | None = None
+) -> SourceScan:
+    """The scan of ``source``, read from ``run_dir/scan.json`` when it matches the source.
+
+    Args:
+        source: The data.
+        run_dir: The run folder.
+        progress: Called as ``progress(done, total)`` in slices read.
+    """
     path = run_dir / SCAN_FILE
-    keys = [source.slice_key(i) for i in range(len(source))]
+    total = len(source)
+    keys = [source.slice_key(i) for i in range(total)]
     cached: SourceScan | None = None
     if path.exists():
         try:
@@ -104,21 +135,46 @@ def load_or_scan(source: DataSource, run_dir: Path, *, progress: Callable[[int],
         if [(f.volume, f.index) for f in cached.slices] == keys:
             logger.info("reusing %s", path)
             if progress is not None:
-                progress(len(keys))
+                progress(total, total)
             return cached
         logger.warning("%s does not match the data (other volumes or slices); scanning again", path)
-    scan = scan_source(source, progress=progress)
+    done = 0
+
+    def read(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    if progress is not None:
+        progress(0, total)
+    scan = scan_source(source, progress=read)
     scan.to_json(path)
     return scan
 
 
-def find_survival_csv(source: DataSource) -> Path | None:
-    """``survival_info.csv`` beside the slice files or in the source's root, if present."""
+def find_survival_csv(source: DataSource, given: Path | None = None) -> Path | None:
+    """The survival table of a run: ``given``, else ``survival_info.csv`` beside the slice
+    files or in the source's root, if present (the one place that looks for it)."""
+    if given is not None:
+        return Path(given)
     candidates: list[Path] = [Path(d) / SURVIVAL_CSV for d in getattr(source, "data_dirs", ())]
     root = getattr(source, "root", None)
     if isinstance(root, Path):
         candidates.append(root / SURVIVAL_CSV)
     return next((c for c in candidates if c.is_file()), None)
+
+
+def require_survival_csv(data_dir: Path, data_format: DataFormat, given: Path | None = None) -> Path:
+    """The survival table a survival run will use, checked before any training starts.
+
+    Raises:
+        DataError: None is given and there is no ``survival_info.csv`` beside the data.
+    """
+    found = find_survival_csv(open_source(data_dir, fmt=data_format, max_volumes=1), given)
+    if found is None:
+        raise DataError(f"{data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
+    return found
 
 
 def survival_strata(
@@ -149,6 +205,7 @@ def load_or_plan_split(
     bin_method: BinMethod = BinMethod.QUANTILE,
     id_map: PatientIdMap | None = None,
     given: Path | None = None,
+    cohort: SurvivalCohort | None = None,
 ) -> Split:
     """Reuse ``run_dir/split.csv``, take ``given``, or plan and write a new split.
 
@@ -158,6 +215,8 @@ def load_or_plan_split(
     Args:
         given: A split file to use (an earlier run's ``split.csv`` or one written by hand);
             it is copied into the run folder, which must not hold another split.
+        cohort: The survival cohort when the caller has formed it already (the survival
+            pipeline); otherwise it is formed from ``survival_csv``.
 
     Raises:
         DataError: The saved or given split names volumes the data does not have, is of
@@ -178,8 +237,9 @@ def load_or_plan_split(
         return split
     strata: Mapping[int, int] = {}
     survivors: tuple[int, ...] = ()
-    if survival_csv is not None:
+    if cohort is None and survival_csv is not None:
         cohort = survival_cohort(read_survival_csv(survival_csv), list(volumes), id_map or PatientIdMap())
+    if cohort is not None:
         strata = survival_strata(cohort, bin_method)
         survivors = cohort.volumes
     if mode is SplitMode.SLICE:

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DistributedSampler, RandomSampler, Sampler
 
+from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError
-from brats_sdk.training.distributed import DistContext
 
 __all__ = ["WeightedEpochSampler", "epoch_generator", "epoch_sampler", "tumour_weights"]
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from brats_sdk._version import __version__
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.crops import RandomCrops, Window, union_box, window_around
@@ -27,35 +26,37 @@ from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SliceFacts
-from brats_sdk.data.sources import DataFormat, source_dirs
+from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import Split, SplitMode
 from brats_sdk.device import warn_if_slow_bf16
+from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError
 from brats_sdk.models.losses import DiceCELoss, DiceLoss
 from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig
-from brats_sdk.training.distributed import DistContext
+from brats_sdk.run_files import HISTORY_FILE, SEGMENTER_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.run import (
     find_survival_csv,
+    finish_run,
     load_or_plan_split,
     load_or_scan,
     part_indices,
+    run_metadata,
     start_run,
 )
 from brats_sdk.training.sampling import tumour_weights
 from brats_sdk.training.schedule import LrSchedule
 from brats_sdk.training.tasks import SegmentationTask
 
-__all__ = ["SEGMENTER_FILE", "SegmenterTrainConfig", "SegmenterTrainResult", "train_segmenter"]
+__all__ = ["SegmenterTrainConfig", "SegmenterTrainResult", "train_segmenter"]
 
 logger = logging.getLogger(__name__)
 
-SEGMENTER_FILE = "segmenter.pt"
 # Channels-last weights and batches: the convolutions of training run faster in it on
 # CPUs and on GPUs (the batches are made so in SegmentationTask).
-_TRAIN_LAYOUT = torch.channels_last
+_TRAIN_MEMORY_FORMAT = torch.channels_last
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +208,7 @@ def train_segmenter(
     config: SegmenterTrainConfig,
     *,
     observer: TrainingObserver | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     source: DataSource | None = None,
     dist: DistContext | None = None,
 ) -> SegmenterTrainResult:
@@ -249,7 +250,7 @@ def train_segmenter(
             keys=[(f.volume, f.index) for f in scan.slices],
             mode=config.split_mode,
             seed=config.seed,
-            survival_csv=config.survival_csv or find_survival_csv(source),
+            survival_csv=find_survival_csv(source, config.survival_csv),
             given=config.split_csv,
         )
     if split.leaks_patients:
@@ -274,8 +275,8 @@ def train_segmenter(
 
     model = Segmenter(SegmenterConfig(
         input_size=config.input_size, encoder_weights=config.encoder_weights, normalisation=norm,
-    )).to(device).to(memory_format=_TRAIN_LAYOUT)
-    history = HistoryFile(out / "history.csv") if dist.is_main else None
+    )).to(device).to(memory_format=_TRAIN_MEMORY_FORMAT)
+    history = HistoryFile(out / HISTORY_FILE) if dist.is_main else None
     dice = DiceLoss(class_weights=(config.background_weight, 1.0, 1.0, 1.0), batch_dice=config.batch_dice)
     task = SegmentationTask(DiceCELoss(dice, ce_weight=config.ce_weight) if config.ce_weight else dice)
     results: list[FitResult] = []
@@ -291,7 +292,7 @@ def train_segmenter(
         if stage >= 2 and model.config.head is not HeadKind.PAPER:
             model.replace_head()
             model.freeze_backbone()
-            model.to(device).to(memory_format=_TRAIN_LAYOUT)
+            model.to(device).to(memory_format=_TRAIN_MEMORY_FORMAT)
         fit_cfg = FitConfig(
             lr=lr,
             max_epochs=max_epochs,
@@ -332,24 +333,18 @@ def train_segmenter(
         test_loss, test_metrics = evaluate(model=model, task=task, data=test_ds, device=device, config=last_cfg, dist=dist)
     model_path = out / SEGMENTER_FILE
     metadata: dict[str, object] = {
-        "sdk_version": __version__,
         "architecture": f"smp.Unet({model.config.encoder_name})",
         "head": model.config.head.value,
         "best_stage": stages_run[best_i],
         "image_channels": list(IMAGE_CHANNELS),
         "mask_channels": list(MASK_CHANNELS),
         "normalisation": norm.description,
-        "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
-        "leaks_patients": split.leaks_patients,
-        "data_dirs": source_dirs(source),
         "val_metrics": val_metrics,
         "test_loss": test_loss,
         "test_metrics": test_metrics,
-        "train_config": plain_dict(dataclasses.asdict(config)),
+        **run_metadata(config, split, source),
     }
-    if dist.is_main:
-        model.save(model_path, metadata=metadata)
-    dist.barrier()
+    finish_run(dist, lambda: model.save(model_path, metadata=metadata))
     return SegmenterTrainResult(
         model_path=model_path,
         split=split,
@@ -411,19 +406,4 @@ def _keep_best_stage(
     best = Segmenter(dataclasses.replace(model.config, head=head, encoder_weights=None))
     ckpt = load_checkpoint(out / f"stage{stage}" / BEST, kind=CheckpointKind.TRAINING_STATE)
     best.load_state_dict(ckpt["model"])  # type: ignore[arg-type]  # a state dict we saved
-    return best.to(device).to(memory_format=_TRAIN_LAYOUT)
-
-
-def plain_dict(d: dict[str, object]) -> dict[str, object]:
-    """Make a config dict plain data (paths and enums as strings, tuples as lists)."""
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        if isinstance(v, Path):
-            out[k] = str(v)
-        elif isinstance(v, tuple):
-            out[k] = list(v)
-        elif hasattr(v, "value"):
-            out[k] = v.value
-        else:
-            out[k] = v
-    return out
+    return best.to(device).to(memory_format=_TRAIN_MEMORY_FORMAT)

@@ -9,7 +9,6 @@ accuracies.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -22,33 +21,43 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from brats_sdk._version import __version__
 from brats_sdk.atomic import atomic_write_text
-from brats_sdk.constants import MASK_CHANNELS
-from brats_sdk.data.bins import BinMethod, SurvivalBins
+from brats_sdk.bins import BinMethod, SurvivalBins
+from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_CSV
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset
 from brats_sdk.data.protocols import DataSource
-from brats_sdk.data.sources import DataFormat, source_dirs
+from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import Split, SplitMode
+from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.metrics.levels import SurvivalLevels, VolumeSlices, survival_levels
-from brats_sdk.models.survival import AgeScaler, SurvivalClassifier, SurvivalConfig, prepare_masks
-from brats_sdk.training.distributed import DistContext
+from brats_sdk.models.survival import (
+    AgeScaler,
+    SurvivalClassifier,
+    SurvivalConfig,
+    bin_probabilities,
+)
+from brats_sdk.run_files import HISTORY_FILE, SURVIVAL_EVAL_FILE, SURVIVAL_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
-from brats_sdk.training.run import load_or_plan_split, load_or_scan, part_indices, start_run
-from brats_sdk.training.segmenter_pipeline import plain_dict
+from brats_sdk.training.run import (
+    find_survival_csv,
+    finish_run,
+    load_or_plan_split,
+    load_or_scan,
+    part_indices,
+    run_metadata,
+    start_run,
+)
 from brats_sdk.training.tasks import SurvivalTask
 
-__all__ = ["SURVIVAL_EVAL_FILE", "SURVIVAL_FILE", "SurvivalTrainConfig", "SurvivalTrainResult", "train_survival"]
+__all__ = ["SurvivalTrainConfig", "SurvivalTrainResult", "train_survival"]
 
 logger = logging.getLogger(__name__)
 
-SURVIVAL_FILE = "survival.pt"
-SURVIVAL_EVAL_FILE = "survival_eval.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +66,7 @@ class SurvivalTrainConfig:
 
     Attributes:
         data_dir: Training data with ground-truth masks.
-        survival_csv: ``survival_info.csv``.
+        survival_csv: ``survival_info.csv``; None: the one beside the data.
         out_dir: Run folder.
         bins: ``quantile`` (tertiles of training patients, the paper's) or ``brats``.
         epochs: Maximum epochs (paper: 50).
@@ -82,7 +91,7 @@ class SurvivalTrainConfig:
     """
 
     data_dir: Path
-    survival_csv: Path
+    survival_csv: Path | None
     out_dir: Path
     bins: BinMethod = BinMethod.QUANTILE
     epochs: int = 50
@@ -133,7 +142,7 @@ def train_survival(
     config: SurvivalTrainConfig,
     *,
     observer: TrainingObserver | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     source: DataSource | None = None,
     dist: DistContext | None = None,
 ) -> SurvivalTrainResult:
@@ -152,12 +161,15 @@ def train_survival(
         source=source, dist=dist,
     )
     device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    survival_csv = find_survival_csv(source, config.survival_csv)
+    if survival_csv is None:
+        raise DataError(f"{config.data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
     # Rank 0 scans the data and plans the split; the others then read its files.
     with dist.main_first():
         scan = load_or_scan(source, out, progress=progress)
         volumes = sorted({f.volume for f in scan.slices})
         id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
-        cohort = survival_cohort(read_survival_csv(config.survival_csv), volumes, id_map)
+        cohort = survival_cohort(read_survival_csv(survival_csv), volumes, id_map)
         excluded = {
             "no_survival_row": cohort.n_no_survival,
             "censored": cohort.n_censored,
@@ -167,8 +179,8 @@ def train_survival(
         logger.info("survival cohort: %s", cohort.summary())
         split = load_or_plan_split(
             out, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices], mode=config.split_mode,
-            seed=config.seed, survival_csv=config.survival_csv, bin_method=config.bins, id_map=id_map,
-            given=config.split_csv,
+            seed=config.seed, survival_csv=survival_csv, bin_method=config.bins, id_map=id_map,
+            given=config.split_csv, cohort=cohort,
         )
     if split.leaks_patients:
         logger.warning("slice-level split: a patient's slices are in train and test; survival accuracy leaks")
@@ -178,7 +190,7 @@ def train_survival(
     parts = part_indices(source, split, volumes=usable)
     train_patients = sorted({facts[i].volume for i in parts.train})
     if not train_patients:
-        raise DataError(f"{config.survival_csv}: no training patient has usable survival data ({cohort.summary()})")
+        raise DataError(f"{survival_csv}: no training patient has usable survival data ({cohort.summary()})")
     train_days = [entries[v].days for v in train_patients]
     bins = (
         SurvivalBins.quantile(train_days) if config.bins is BinMethod.QUANTILE else SurvivalBins.brats().with_observed(train_days)
@@ -205,7 +217,7 @@ def train_survival(
     net: torch.nn.Module = model
     if dist.is_distributed:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    history = HistoryFile(out / "history.csv") if dist.is_main else None
+    history = HistoryFile(out / HISTORY_FILE) if dist.is_main else None
     result = fit(
         model=net, task=SurvivalTask(), train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
         checkpoint_dir=out / "survival", stage="survival", resume=config.resume, history=history,
@@ -219,24 +231,22 @@ def train_survival(
         "test": len({facts[i].volume for i in parts.test}),
     }
     metadata: dict[str, object] = {
-        "sdk_version": __version__,
         "architecture": "torchvision.resnet50 + age branch (paper)",
         "mask_channels": list(MASK_CHANNELS),
         "trained_on": "ground-truth masks",
-        "split": {"mode": split.mode.value, "seed": split.seed, "train": list(split.train), "val": list(split.val), "test": list(split.test)},
-        "leaks_patients": split.leaks_patients,
-        "data_dirs": source_dirs(source),
         "patients": patients,
         "excluded": excluded,
         "val_metrics": dict(result.best_metrics),
         "test": levels.headline(),
-        "train_config": plain_dict(dataclasses.asdict(config)),
+        **run_metadata(config, split, source),
     }
     model_path = out / SURVIVAL_FILE
-    if dist.is_main:
+
+    def write() -> None:
         model.save(model_path, metadata=metadata)
         atomic_write_text(out / SURVIVAL_EVAL_FILE, json.dumps(_levels_json(levels, bins, split, patients, excluded), indent=2))
-    dist.barrier()
+
+    finish_run(dist, write)
     return SurvivalTrainResult(
         model_path=model_path, split=split, fit=result, bins=bins, age_scaler=scaler, levels=levels,
         patients=patients, excluded=excluded, seconds=time.perf_counter() - t0, device=str(device),
@@ -260,8 +270,8 @@ def _evaluate_levels(
     model.eval()
     with torch.inference_mode():
         for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
-            logits = model(prepare_masks(batch["mask"].to(device)), batch["age"].to(device))
-            probs.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
+            batch_probs = bin_probabilities(model, batch["mask"].to(device), batch["age"], size=model.config.input_size)
+            probs.append(batch_probs.cpu().numpy())
             volumes.extend(int(v) for v in batch["volume"])
             targets.extend(int(t) for t in batch["target"])
     p = np.concatenate(probs)

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.constants import MASK_CHANNELS, N_CLASSES
+from brats_sdk.metrics.channels import dice_from_confusion, pixel_confusion
 from brats_sdk.models.losses import DiceLoss
 from brats_sdk.models.survival import prepare_masks
-from brats_sdk.training.task import Batch
+from brats_sdk.training.protocols import Batch
 
 __all__ = ["SegmentationMeter", "SegmentationTask", "SurvivalMeter", "SurvivalTask"]
 
@@ -17,30 +18,24 @@ __all__ = ["SegmentationMeter", "SegmentationTask", "SurvivalMeter", "SurvivalTa
 class SegmentationMeter:
     """Pooled per-channel Dice (NCR, ED, ET) of the arg-max prediction.
 
-    Channels empty in both truth and prediction score 1.0.
+    Accumulates the pixel confusion matrix and scores it with the package's metric
+    (:func:`~brats_sdk.metrics.channels.dice_from_confusion`): channels empty in both
+    truth and prediction score 1.0.
     """
 
     def __init__(self) -> None:
-        n = len(MASK_CHANNELS)
-        self._sums = torch.zeros(3 * n, dtype=torch.float64)
+        self._sums = torch.zeros(N_CLASSES * N_CLASSES, dtype=torch.float64)
 
     def update(self, outputs: torch.Tensor, batch: Batch) -> None:
-        pred = outputs.to("cpu")
-        truth = batch["target"]
-        parts = []
-        for c in range(1, len(MASK_CHANNELS) + 1):
-            p, t = pred == c, truth == c
-            parts.extend([(p & t).sum(), p.sum(), t.sum()])
-        self._sums += torch.stack(parts).to(torch.float64)
+        confusion = pixel_confusion(outputs.to("cpu").numpy(), batch["target"].numpy(), N_CLASSES)
+        self._sums += torch.from_numpy(confusion.ravel()).to(torch.float64)
 
     def totals(self) -> torch.Tensor:
         return self._sums.clone()
 
     def summarise(self, totals: torch.Tensor) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for k, name in enumerate(MASK_CHANNELS):
-            inter, p, t = (float(x) for x in totals[3 * k : 3 * k + 3])
-            out[f"dice_{name}"] = 1.0 if p + t == 0 else 2.0 * inter / (p + t)
+        dice = dice_from_confusion(totals.view(N_CLASSES, N_CLASSES).numpy())
+        out = {f"dice_{name}": dice[name] for name in MASK_CHANNELS}
         out["dice_mean"] = sum(out.values()) / len(MASK_CHANNELS)
         return out
 

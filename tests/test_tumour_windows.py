@@ -14,9 +14,9 @@ from brats_sdk import (
     SurvivalBins,
     SurvivalClassifier,
 )
-from brats_sdk.models.fuse import fold_batchnorm
-from brats_sdk.models.sparse_input import BackgroundSkippingResNet
 from brats_sdk.models.survival import prepare_masks
+from brats_sdk.predict.accel.batchnorm import fold_batchnorm
+from brats_sdk.predict.accel.tumour_windows import TumourWindowResNet
 from tests.helpers import randomise_norms
 
 pytestmark = pytest.mark.numerics
@@ -45,7 +45,7 @@ def test_windowed_backbone_equals_the_plain_one(threads: int) -> None:
     model = fold_batchnorm(_randomised_classifier(torch.float64))
     x = prepare_masks(_masks(torch.Generator().manual_seed(2))).double()
     background = prepare_masks(torch.zeros(1, 3, 8, 8))[0, :, 0, 0].double()
-    windowed = BackgroundSkippingResNet(model.backbone, background)  # type: ignore[arg-type]  # a torchvision ResNet
+    windowed = TumourWindowResNet(model.backbone, background)  # type: ignore[arg-type]  # a torchvision ResNet
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -66,7 +66,7 @@ def test_windows_really_skip_work() -> None:
     fewer pixels than the 224 x 224 input."""
     model = fold_batchnorm(_randomised_classifier())
     background = prepare_masks(torch.zeros(1, 3, 8, 8))[0, :, 0, 0]
-    windowed = BackgroundSkippingResNet(model.backbone, background)  # type: ignore[arg-type]  # a torchvision ResNet
+    windowed = TumourWindowResNet(model.backbone, background)  # type: ignore[arg-type]  # a torchvision ResNet
     seen: list[tuple[int, ...]] = []
     hook = model.backbone.conv1.register_forward_hook(lambda _m, inp, _out: seen.append(tuple(inp[0].shape)))
     masks = torch.zeros(1, 3, 240, 240)
@@ -90,7 +90,7 @@ def test_predictor_probabilities_match_with_and_without_windows() -> None:
     for windows in (True, False):
         predictor = CombinedPredictor(segmenter=Segmenter(), survival=survival, device="cpu", config=PredictorConfig(tumour_windows=windows))
         probs[windows] = predictor.survival_probs(classes.numpy(), 61.0)
-        assert isinstance(getattr(predictor.networks._surv_net, "backbone", None), BackgroundSkippingResNet) is windows
+        assert isinstance(getattr(predictor.networks._surv_net, "backbone", None), TumourWindowResNet) is windows
     assert probs[True].shape == (5, 3)
     assert abs(probs[True] - probs[False]).max() < 1e-5
-    assert not isinstance(survival.backbone, BackgroundSkippingResNet)  # the caller's model is untouched
+    assert not isinstance(survival.backbone, TumourWindowResNet)  # the caller's model is untouched

@@ -10,8 +10,6 @@ back to the file's axial axis and the voxel grid, affine and header are the inpu
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -20,6 +18,7 @@ import nibabel as nib
 import numpy as np
 import numpy.typing as npt
 
+from brats_sdk.atomic import atomic_path
 from brats_sdk.constants import MASK_LABELS, VOXEL_SPACING_MM
 from brats_sdk.data.nifti import NIFTI_SUFFIXES, NiftiReference
 from brats_sdk.errors import ConfigError, DataError
@@ -135,17 +134,9 @@ def write_label_nifti(
 
 
 def _save_atomic(img: nib.Nifti1Image, path: Path, suffix: str) -> None:
-    """Save to a temporary file with the same suffix (nibabel compresses by suffix), then rename."""
-    # A fresh unique name rather than mkstemp, so that the file gets the usual
-    # permissions (umask) instead of mkstemp's 0600.
-    tmp = path.with_name(f".{path.name[: -len(suffix)]}.{uuid.uuid4().hex}{suffix}")
+    """Save through a temporary file with the same suffix (nibabel compresses by suffix)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(img, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=suffix) as tmp:
+            nib.save(img, tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise DataError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -12,11 +12,10 @@ result equals the whole crop's logits inside the window up to float rounding.
 
 from __future__ import annotations
 
-import segmentation_models_pytorch as smp
-from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder, UnetDecoderBlock
 from torch import Tensor, nn
 
-from brats_sdk.models.upsample_conv import PhaseUpsampleBlock
+from brats_sdk.predict.accel.smp_internals import Unet, UnetDecoder, UnetDecoderBlock
+from brats_sdk.predict.accel.upsample import PhaseUpsampleBlock
 
 __all__ = ["head_halo", "supports_windows", "window_logits"]
 
@@ -47,7 +46,7 @@ def supports_windows(unet: nn.Module) -> bool:
     """Whether :func:`window_logits` can run ``unet``: an smp ``Unet`` without a centre block,
     whose decoder blocks upsample by nearest neighbour without attention, and whose head
     :func:`head_halo` knows."""
-    if not isinstance(unet, smp.Unet) or not isinstance(unet.decoder, UnetDecoder):
+    if not isinstance(unet, Unet) or not isinstance(unet.decoder, UnetDecoder):
         return False
     if not isinstance(unet.decoder.center, nn.Identity) or head_halo(unet.segmentation_head) is None:
         return False
@@ -60,7 +59,7 @@ def supports_windows(unet: nn.Module) -> bool:
     return True
 
 
-def window_logits(unet: smp.Unet, x: Tensor, rows: Span, cols: Span, *, levels: int = 3) -> Tensor:
+def window_logits(unet: Unet, x: Tensor, rows: Span, cols: Span, *, levels: int = 3) -> Tensor:
     """``unet(x)[..., rows[0]:rows[1], cols[0]:cols[1]]``, with the head and the last
     ``levels`` decoder blocks run only where those logits depend on them.
 

@@ -21,8 +21,8 @@ from typing import Final
 
 from brats_sdk._version import __version__
 from brats_sdk.atomic import atomic_write_text
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.data.age_scaling import AgeScaler
-from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.errors import CheckpointError, ConfigError
 

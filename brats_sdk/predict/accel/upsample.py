@@ -7,21 +7,20 @@ nine taps fall on only four input pixels, so the convolution of the upsampled pa
 equals four 2x2 convolutions of the small map, one per output phase, with summed
 kernel taps (exact algebra; only float rounding changes). That does 4 instead of 9
 multiply-adds per output and input channel, and never writes the upsampled map or the
-concatenation: about 20 % of the U-Net's time on a CPU
-(``benchmarks/bench_predict.py`` counts the labels that change).
+concatenation (``benchmarks/bench_predict.py`` measures the time saved and counts the
+labels that change).
 """
 
 from __future__ import annotations
 
 from typing import TypeVar
 
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
-from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder, UnetDecoderBlock
 from torch import Tensor, nn
 
-from brats_sdk.models.layout import memory_format_of
+from brats_sdk.predict.accel.memory_format import memory_format_of
+from brats_sdk.predict.accel.smp_internals import Unet, UnetDecoder, UnetDecoderBlock
 
 __all__ = ["PhaseUpsampleBlock", "fuse_upsampling"]
 
@@ -74,7 +73,7 @@ class PhaseUpsampleBlock(nn.Module):
     ) -> Tensor:
         h, w = feature_map.shape[-2:]
         if (target_height, target_width) != (2 * h, 2 * w) or (skip_connection is None) != (self.skip_weight is None):
-            return self.fallback(feature_map, target_height, target_width, skip_connection)  # type: ignore[no-any-return]
+            return self.fallback(feature_map, target_height, target_width, skip_connection)  # type: ignore[no-any-return]  # smp is untyped
         padded = F.pad(feature_map, (1, 1, 1, 1))
         n = self.bias.shape[0]
         if self.skip_weight is not None and skip_connection is not None:
@@ -90,15 +89,15 @@ class PhaseUpsampleBlock(nn.Module):
             )
             for k, (py, px) in enumerate(_PHASES):
                 out[:, :, py::2, px::2] = phases[:, k * n : (k + 1) * n, py : py + h, px : px + w]
-        return self.conv2(self.post(out))  # type: ignore[no-any-return]
+        return self.conv2(self.post(out))  # type: ignore[no-any-return]  # smp blocks are untyped
 
 
 def fuse_upsampling(model: M) -> M:
     """``model`` with the decoder blocks of every smp ``Unet`` inside it replaced by
     :class:`PhaseUpsampleBlock`, in place. Call it on an eval copy whose BatchNorm is
-    folded (:func:`~brats_sdk.models.fuse.fold_batchnorm`); blocks with attention or
+    folded (:func:`~brats_sdk.predict.accel.batchnorm.fold_batchnorm`); blocks with attention or
     another interpolation, and decoders with a centre block, are left as they are."""
-    for unet in [m for m in model.modules() if isinstance(m, smp.Unet)]:
+    for unet in [m for m in model.modules() if isinstance(m, Unet)]:
         decoder = unet.decoder
         if not isinstance(decoder, UnetDecoder) or not isinstance(decoder.center, nn.Identity):
             continue

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Protocol
 
 import h5py
 import numpy as np
@@ -31,33 +31,28 @@ from brats_sdk.atomic import atomic_path, atomic_write_text
 from brats_sdk.constants import H5_IMAGE_KEY, IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.nifti import NiftiFolder
-from brats_sdk.data.normalise import brain_mask, slice_moments
-from brats_sdk.data.packed import (
-    _IMAGE_DTYPES,
-    _TABLES,
+from brats_sdk.data.packed_codec import moments_probe
+from brats_sdk.data.packed_encode import Encoded, encode
+from brats_sdk.data.packed_files import (
     CLASSES_KEY,
-    F32,
+    IMAGE_DTYPES,
     MINIMUM_KEY,
     MOMENT_KEYS,
     PACKED_FORMAT,
     PACKED_FORMAT_VERSION,
     PACKED_MANIFEST,
-    U8,
+    TABLES,
     ImageDtype,
-    _listed_volumes,
-    _short,
+    listed_volumes,
     packed_path,
 )
-from brats_sdk.data.packed_codec import Box, as_float32, decode_slice, moments_probe
 from brats_sdk.data.records import VolumeInfo, VolumeRecord
-from brats_sdk.errors import ConfigError, DataError
-from brats_sdk.labels import one_hot_to_classes
+from brats_sdk.errors import ConfigError, DataError, first_line
 
 __all__ = ["PackFailure", "PackResult", "PackSource", "open_pack_source", "pack_folder"]
 
 logger = logging.getLogger(__name__)
 
-_FLOAT16_MAX: Final[float] = float(np.finfo(np.float16).max)
 
 
 class PackSource(Protocol):
@@ -195,9 +190,9 @@ def pack_folder(
         DataError: ``src`` holds no slice files, or ``out_dir`` cannot be written.
     """
     t0 = time.perf_counter()
-    if image_dtype not in _IMAGE_DTYPES:
+    if image_dtype not in IMAGE_DTYPES:
         raise ConfigError(
-            f"unknown image dtype {image_dtype!r}; supported: {', '.join(_IMAGE_DTYPES)}"
+            f"unknown image dtype {image_dtype!r}; supported: {', '.join(IMAGE_DTYPES)}"
         )
     folder = open_pack_source(Path(src), require_mask=require_mask) if isinstance(src, (str, Path)) else src
     out = Path(out_dir)
@@ -229,9 +224,9 @@ def pack_folder(
                 logger.debug("volume %d: packing (%s)", v, reason)
                 try:
                     rec = folder.load_volume(v)
-                    enc = _encode(rec, image_dtype)
+                    enc = encode(rec, image_dtype)
                 except DataError as exc:
-                    message = _short(exc)
+                    message = first_line(exc)
                     logger.warning("volume %d not packed: %s", v, message)
                     failed.append(PackFailure(v, message))
                     _remove(target)
@@ -243,7 +238,7 @@ def pack_folder(
             progress(1)
     _copy_tables(folder, out)
     known = {info.volume for info in folder.volumes()}
-    others = sorted(v for v in _listed_volumes(out, use_manifest=False) if v not in known)
+    others = sorted(v for v in listed_volumes(out, use_manifest=False) if v not in known)
     if others:
         logger.warning(
             "%s also holds packed volumes %s that are not in the source; the manifest leaves them out",
@@ -323,7 +318,7 @@ def _stale_reason(
                 if not isinstance(ds, h5py.Dataset) or _crc(ds) != int(ds.attrs["crc32"]):
                     return f"{key} bytes do not match their checksum"
     except (OSError, KeyError, ValueError, TypeError) as exc:
-        return f"unreadable ({_short(exc)})"
+        return f"unreadable ({first_line(exc)})"
     return None
 
 
@@ -339,116 +334,7 @@ def _crc(ds: h5py.Dataset) -> int:
     return crc
 
 
-@dataclass(frozen=True, slots=True)
-class _Encoded:
-    """One volume as the packed file stores it (see :mod:`brats_sdk.data.packed`)."""
-
-    box: Box
-    image: npt.NDArray[np.floating]
-    minimum: F32
-    classes: U8 | None
-    count: npt.NDArray[np.int64]
-    total: npt.NDArray[np.float64]
-    total_sq: npt.NDArray[np.float64]
-
-
-def _box(brain: npt.NDArray[np.bool_], labelled: npt.NDArray[np.bool_] | None) -> Box:
-    """The box of the voxels that hold brain or a label, ``(D, H, W)``; one voxel if none."""
-    keep = brain if labelled is None else brain | labelled
-    zs = np.flatnonzero(keep.any(axis=(1, 2)))
-    if zs.size == 0:
-        return Box(0, 1, 0, 1, 0, 1)  # an empty volume: one stored voxel keeps one code path
-    ys = np.flatnonzero(keep.any(axis=(0, 2)))
-    xs = np.flatnonzero(keep.any(axis=(0, 1)))
-    return Box(int(zs[0]), int(zs[-1]) + 1, int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1)
-
-
-def _half_offsets(x: F32, m: F32, brain: npt.NDArray[np.bool_], volume: int, s: int) -> npt.NDArray[np.float16]:
-    """``x - m`` as float16 (``x``: one slice's box ``(C, h, w)``, ``m``: its ``(C, 1, 1)``
-    minima), with every brain voxel still above the minimum once decoded.
-
-    Raises:
-        DataError: A distance from the minimum beyond the float16 range.
-    """
-    distance = x.astype(np.float64) - m.astype(np.float64)
-    peak = float(distance.max(initial=0.0))
-    if peak > _FLOAT16_MAX:
-        raise DataError(
-            f"volume {volume}: slice {s} spans {peak:g} above its minimum, beyond the float16 "
-            f"range ({_FLOAT16_MAX:g}); pack with float32"
-        )
-    offsets = distance.astype(np.float16)
-    decoded = as_float32(offsets) + m
-    lost = brain & ~(decoded > m).any(axis=0)
-    if lost.any():
-        # A distance that rounds to nothing would make a brain voxel background: each
-        # channel that was above its minimum there gets the least step that stays above.
-        for c in range(x.shape[0]):
-            where = lost & (x[c] > m[c])
-            offsets[c][where] = np.maximum(offsets[c][where], _least_step(float(m[c, 0, 0])))
-    return offsets
-
-
-def _least_step(m: float) -> np.float16:
-    """The smallest float16 ``q > 0`` with ``float32(q) + m > m`` in float32."""
-    m32 = np.float32(m)
-    step = np.float16(abs(float(np.spacing(m32))))
-    while np.isfinite(step) and not np.float32(step) + m32 > m32:
-        step = np.nextafter(step, np.float16(np.inf))
-    return step
-
-
-def _encode(rec: VolumeRecord, image_dtype: str) -> _Encoded:
-    """Encode a volume and check, slice by slice, that decoding gives back its brain masks,
-    minima and (float32) values; the moments are those of the decoded slices.
-
-    Raises:
-        DataError: The volume cannot be stored as ``image_dtype`` (float16 range), or a
-            decoded slice would differ (the message names it).
-    """
-    v = rec.info.volume
-    image = rec.image
-    d, c, rows, cols = image.shape
-    minimum = np.ascontiguousarray(image.min(axis=(2, 3)), dtype=np.float32)
-    brain = brain_mask(image)
-    labelled = None if rec.mask is None else np.asarray(rec.mask.any(axis=1), dtype=np.bool_)
-    box = _box(brain, labelled)
-    y, x = slice(box.y0, box.y1), slice(box.x0, box.x1)
-    dtype = np.float16 if image_dtype == "float16" else np.float32
-    stored = np.empty((box.z1 - box.z0, c, box.y1 - box.y0, box.x1 - box.x0), dtype=dtype)
-    count = np.zeros(d, dtype=np.int64)
-    total = np.zeros((d, c), dtype=np.float64)
-    total_sq = np.zeros((d, c), dtype=np.float64)
-    for s in range(d):
-        inner: npt.NDArray[np.floating] | None = None
-        if box.holds(s):
-            inner = stored[s - box.z0]
-            if dtype == np.float16:
-                m = minimum[s].reshape(-1, 1, 1)
-                inner[...] = _half_offsets(image[s][:, y, x], m, brain[s][y, x], v, s)
-            else:
-                inner[...] = image[s][:, y, x]
-        decoded, decoded_brain = decode_slice(inner, minimum[s], box, (rows, cols))
-        if (
-            not np.array_equal(decoded_brain, brain[s])
-            or not np.array_equal(decoded.min(axis=(1, 2)), minimum[s])
-            or not np.isfinite(decoded).all()
-        ):
-            raise DataError(
-                f"volume {v}: slice {s} would change its brain mask once packed as "
-                f"{image_dtype}; pack with float32"
-            )
-        if dtype == np.float32 and not np.array_equal(decoded, image[s]):
-            raise DataError(f"volume {v}: slice {s} would change once packed")
-        mom = slice_moments(decoded, decoded_brain)
-        count[s], total[s], total_sq[s] = mom.count, mom.total, mom.total_sq
-    classes = None
-    if rec.mask is not None:
-        classes = one_hot_to_classes(rec.mask[box.z0 : box.z1, :, y, x])
-    return _Encoded(box, stored, minimum, classes, count, total, total_sq)
-
-
-def _write_volume(target: Path, rec: VolumeRecord, enc: _Encoded, image_dtype: str, fp: _Fingerprint) -> None:
+def _write_volume(target: Path, rec: VolumeRecord, enc: Encoded, image_dtype: str, fp: _Fingerprint) -> None:
     """Write one packed volume atomically (temporary file, ``complete`` last, then rename).
 
     Raises:
@@ -458,10 +344,10 @@ def _write_volume(target: Path, rec: VolumeRecord, enc: _Encoded, image_dtype: s
         with atomic_path(target) as tmp:
             _write_h5(tmp, rec, enc, image_dtype, fp)
     except OSError as exc:
-        raise DataError(f"{target}: cannot write ({_short(exc)})") from exc
+        raise DataError(f"{target}: cannot write ({first_line(exc)})") from exc
 
 
-def _write_h5(tmp: Path, rec: VolumeRecord, enc: _Encoded, image_dtype: str, fp: _Fingerprint) -> None:
+def _write_h5(tmp: Path, rec: VolumeRecord, enc: Encoded, image_dtype: str, fp: _Fingerprint) -> None:
     d, _, rows, cols = rec.image.shape
     box = enc.box
     with h5py.File(tmp, "w") as f:
@@ -504,7 +390,7 @@ def _write_h5(tmp: Path, rec: VolumeRecord, enc: _Encoded, image_dtype: str, fp:
 
 
 def _copy_tables(folder: PackSource, out: Path) -> None:
-    for name in _TABLES:
+    for name in TABLES:
         candidates = [d / name for d in folder.data_dirs] + [folder.root / name]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:

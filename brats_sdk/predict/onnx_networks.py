@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from brats_sdk.bins import SurvivalBins
 from brats_sdk.data.age_scaling import AgeScaler
-from brats_sdk.data.bins import SurvivalBins
 from brats_sdk.data.crops import stride_padding
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.errors import ConfigError
-from brats_sdk.export.manifest import ExportManifest, NetworkEntry, read_manifest
 from brats_sdk.labels import classes_to_one_hot
+from brats_sdk.predict.export_manifest import ExportManifest, NetworkEntry, read_manifest
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -104,7 +104,7 @@ class OnnxNetworks:
         """Read ``export.json`` (checking versions and model hashes) and open the sessions.
 
         Raises:
-            CheckpointError: As :func:`~brats_sdk.export.manifest.read_manifest`.
+            CheckpointError: As :func:`~brats_sdk.predict.export_manifest.read_manifest`.
             ConfigError: ``onnxruntime`` is missing or a provider is unknown.
         """
         import_onnxruntime()  # the install hint before anything else

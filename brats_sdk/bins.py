@@ -143,11 +143,11 @@ class SurvivalBins:
         """Inverse of :meth:`to_dict`."""
         try:
             obs = d.get("observed")
-            observed = None if obs is None else tuple((float(a), float(b)) for a, b in obs)  # type: ignore[attr-defined]
+            observed = None if obs is None else tuple((float(a), float(b)) for a, b in obs)  # type: ignore[attr-defined]  # a list of pairs in a checkpoint
             return cls(
                 BinMethod.parse(str(d["method"])),
-                tuple(float(c) for c in d["cutoffs"]),  # type: ignore[attr-defined]
-                tuple(str(s) for s in d["labels"]),  # type: ignore[attr-defined]
+                tuple(float(c) for c in d["cutoffs"]),  # type: ignore[attr-defined]  # a list of numbers in a checkpoint
+                tuple(str(s) for s in d["labels"]),  # type: ignore[attr-defined]  # a list of strings in a checkpoint
                 observed,
             )
         except (KeyError, TypeError, ValueError) as exc:

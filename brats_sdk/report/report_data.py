@@ -41,7 +41,7 @@ class ReportOptions:
             network's image branch for the PCA figure, evenly spaced over the slices used.
         max_feature_slices: Most slices for the PCA figure in all; each volume then gets
             ``min(feature_slices_per_volume, max(1, max_feature_slices // volumes))``. This
-            bounds the time (a ResNet-50 pass costs about 0.5 s per slice on a 2-core CPU).
+            bounds the time (each slice costs a ResNet-50 pass).
         max_vote_volumes: Volumes shown in the vote-bar figure (the first ones).
         device: Device of the survival network (``auto``: CUDA, then MPS, then CPU).
         hd95_method: How HD95 combines the two directed distance sets (``pooled``, the

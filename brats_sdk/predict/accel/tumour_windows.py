@@ -1,4 +1,4 @@
-"""ResNet inference that skips the early layers where the input is background.
+"""Tumour windows: ResNet inference that skips the early layers where the input is background.
 
 The survival network's input is a tumour mask: outside the tumour's bounding box every
 pixel holds the same background value. An output of a convolution stack depends only
@@ -9,13 +9,14 @@ run block by block, each block on a window around the region its input differs f
 the background's, pasted into the background's map for the next block; ``layer3`` on
 (fields of 267 pixels and more: the whole image) run on the full map as before. The
 windows are small, so on a CPU several of them run side by side, one core each
-(:class:`~brats_sdk.models.workers.CpuWorkers`). The
+(:class:`~brats_sdk.predict.workers.CpuWorkers`). The
 algebra is exact; float rounding may differ slightly (``benchmarks/bench_predict.py``
 compares the labels and probabilities).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,10 +25,14 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
-from brats_sdk.models.layout import memory_format_of
-from brats_sdk.models.workers import CpuWorkers
+from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
+from brats_sdk.predict.accel.memory_format import memory_format_of
+from brats_sdk.predict.workers import CpuWorkers
 
-__all__ = ["BackgroundSkippingResNet"]
+__all__ = ["TumourWindowResNet", "use_tumour_windows"]
+
+logger = logging.getLogger(__name__)
 
 _SNAP = 8
 
@@ -87,7 +92,7 @@ def _conv_layers(module: nn.Module) -> list[tuple[int, int, int]]:
 Span = tuple[int, int]
 
 
-class BackgroundSkippingResNet(nn.Module):
+class TumourWindowResNet(nn.Module):
     """A torchvision Bottleneck ResNet (eval only) whose stem, ``layer1`` and ``layer2``
     run, block by block, only on a window around each input's non-background pixels.
 
@@ -129,7 +134,7 @@ class BackgroundSkippingResNet(nn.Module):
 
         self._workers.map(paste, boxes, device=x.device)
         h = r.layer4(r.layer3(maps))
-        return r.fc(torch.flatten(r.avgpool(h), 1))  # type: ignore[no-any-return]
+        return r.fc(torch.flatten(r.avgpool(h), 1))  # type: ignore[no-any-return]  # torchvision is untyped
 
     def _paste_foreground(self, x: Tensor, rows: Span, cols: Span, bg: list[Tensor], out: Tensor) -> None:
         """Run the units on windows around ``rows x cols`` of ``x`` ``(1, C, H, W)``, each
@@ -179,3 +184,16 @@ def _snap(lo: int, hi: int, size: int) -> Span:
 
 def _meet(a: Span, b: Span) -> Span:
     return max(a[0], b[0]), min(a[1], b[1])
+
+
+def use_tumour_windows(net: SurvivalClassifier) -> None:
+    """Make ``net`` (a copy the caller owns) run its backbone's first layers on tumour
+    windows; a backbone of another shape is left to run on whole masks."""
+    if not isinstance(net.backbone, ResNet):
+        return
+    size = net.config.input_size
+    background = prepare_masks(torch.zeros(1, len(MASK_CHANNELS), size, size), size=size)[0, :, 0, 0]
+    try:
+        net.backbone = TumourWindowResNet(net.backbone, background)
+    except TypeError as exc:
+        logger.debug("survival network runs on whole masks: %s", exc)
