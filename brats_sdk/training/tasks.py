@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_INPUT_SIZE
 from brats_sdk.models.losses import DiceLoss
 from brats_sdk.models.survival import prepare_masks
 from brats_sdk.training.task import Batch
@@ -89,10 +89,17 @@ class SurvivalMeter:
 
 
 class SurvivalTask:
-    """Survival classifier on tumour masks and scaled age, with cross-entropy."""
+    """Survival classifier on tumour masks and scaled age, with cross-entropy.
+
+    Args:
+        input_size: Side the masks are resized to (the model's ``config.input_size``).
+    """
+
+    def __init__(self, input_size: int = SURVIVAL_INPUT_SIZE) -> None:
+        self.input_size = input_size
 
     def step(self, model: nn.Module, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        masks = prepare_masks(batch["mask"].to(device, non_blocking=True))
+        masks = prepare_masks(batch["mask"].to(device, non_blocking=True), size=self.input_size)
         age = batch["age"].to(device, non_blocking=True)
         logits = model(masks, age)
         loss = F.cross_entropy(logits.float(), batch["target"].to(device))
