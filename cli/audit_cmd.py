@@ -38,6 +38,8 @@ from cli.options import announce_device, device_option, format_option, quiet_opt
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Slices per step.")
 @click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
 @click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True, help="Early-stopping patience.")
+@click.option("--step-size", type=click.IntRange(min=1), default=10, show_default=True,
+              help="StepLR period in epochs (gamma 0.1; the paper: 10).")
 @click.option("--input-size", type=click.IntRange(min=32), default=224, show_default=True,
               help="Side of the mask images the network takes (the paper: 224; smaller is faster).")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 0.5), default=0.1, show_default=True,
@@ -54,7 +56,7 @@ from cli.options import announce_device, device_option, format_option, quiet_opt
 @quiet_option
 def audit_cmd(
     data_dir: Path | None, out_dir: Path, survival_csv: Path | None, clinical_csv: Path | None, bins: str,
-    epochs: int, batch_size: int, lr: float, patience: int, input_size: int, val_fraction: float,
+    epochs: int, batch_size: int, lr: float, patience: int, step_size: int, input_size: int, val_fraction: float,
     test_fraction: float, max_volumes: int | None, max_steps_per_epoch: int | None, folds: int, seed: int,
     resume: bool, data_format: str, device: str, quiet: bool,
 ) -> None:
@@ -74,7 +76,7 @@ def audit_cmd(
         raise click.UsageError("give DATA_DIR, or --clinical-only CSV")
     config = AuditConfig(
         data_dir=data_dir, out_dir=out_dir, survival_csv=survival_csv, bins=BinMethod(bins), epochs=epochs,
-        batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device if quiet else announce_device(device),
+        batch_size=batch_size, lr=lr, patience=patience, step_size=step_size, seed=seed, device=device if quiet else announce_device(device),
         input_size=input_size, fractions=(1.0 - val_fraction - test_fraction, val_fraction, test_fraction),
         max_volumes=max_volumes, max_steps_per_epoch=max_steps_per_epoch, resume=resume,
         data_format=DataFormat(data_format),

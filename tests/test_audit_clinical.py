@@ -102,6 +102,7 @@ def test_bad_tables_give_one_line_errors(tmp_path: Path) -> None:
     assert "holds no patient" in _one_line_error(["audit", "--clinical-only", str(short), "--out", out])
 
 
+@pytest.mark.slow
 def test_clinical_only_as_a_subprocess(tmp_path: Path) -> None:
     out = tmp_path / "sub"
     table = _random_table(tmp_path / "table.csv")

@@ -55,8 +55,9 @@ def accuracy_figure(result: AuditResult) -> bytes:
         a, b = slice_row.patient.value or 0.0, patient_row.patient.value or 0.0
         ax.annotate("", xy=(b, y_patient), xytext=(a, y_slice),
                     arrowprops={"arrowstyle": "<->", "color": _LEAK, "lw": 1.5})
-        ax.text((a + b) / 2, (y_slice + y_patient) / 2, f"leak {result.inflation:+.2f}", color=_LEAK,
-                fontsize=9, fontweight="bold", ha="center", va="center",
+        # Beside the arrow, clear of the bars' own labels.
+        ax.text(min(max(a, b) + 0.2, 0.85), (y_slice + y_patient) / 2, f"leak {result.inflation:+.2f}", color=_LEAK,
+                fontsize=9, fontweight="bold", ha="left", va="center",
                 bbox={"facecolor": "white", "edgecolor": _LEAK, "boxstyle": "round"})
     ax.set_title("Survival accuracy per patient: networks and baselines" if result.kind == "networks"
                  else "Baselines on the survival table (cross-validated)")
