@@ -43,6 +43,11 @@ def test_wilson_edges() -> None:
     assert low == 0.0 and 0.0 < high < 0.5
     low, high = wilson_interval(5, 5) or (1.0, 0.0)
     assert 0.5 < low < 1.0 and high == 1.0
+    # Every interval holds its proportion, also where rounding would put an end inside it.
+    for n in range(1, 60):
+        for k in (0, n):
+            lo, hi = wilson_interval(k, n) or (1.0, 0.0)
+            assert lo <= k / n <= hi
     with pytest.raises(ConfigError):
         wilson_interval(6, 5)
 

@@ -43,7 +43,7 @@ def accuracy_figure(result: AuditResult) -> bytes:
             continue
         ax.barh(y, acc, color=colour, alpha=0.35, height=0.6)
         if ci is not None:
-            ax.errorbar(acc, y, xerr=[[acc - ci[0]], [ci[1] - acc]], fmt="o", color=colour, capsize=4)
+            ax.errorbar(acc, y, xerr=[[max(acc - ci[0], 0.0)], [max(ci[1] - acc, 0.0)]], fmt="o", color=colour, capsize=4)
         ax.text(min(acc, 0.8) + 0.01, y + 0.22, f"{acc:.2f} (n={r.patient.n})", fontsize=8, color="black")
     ax.set_yticks(ys, [row_label(r.name, r.bins, r.subset) for r in rows])
     ax.set_xlim(0.0, 1.0)

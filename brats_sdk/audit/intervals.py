@@ -41,7 +41,8 @@ def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Rounding can put an end a hair inside p when p is 0 or 1; the interval holds p.
+    return max(0.0, min(centre - half, p)), min(1.0, max(centre + half, p))
 
 
 def bootstrap_over_patients(
