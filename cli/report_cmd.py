@@ -55,6 +55,8 @@ def report_cmd(
     console.print(table)
     if data.leaks_patients:
         console.print("[bold red]The models were trained on a slice-level split: the survival figures leak patients.[/bold red]")
+    if data.survival is not None and data.survival.baseline_note:
+        console.print(f"[yellow]{data.survival.baseline_note}[/yellow]")
     for o in data.overlap:
         if o.n_train:
             console.print(f"[yellow]{o.n_train} of {len(data.volumes)} volumes were in the {o.role} model's "

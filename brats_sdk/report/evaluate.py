@@ -29,6 +29,7 @@ from brats_sdk.labels import classes_to_labels, labels_to_classes, one_hot_to_cl
 from brats_sdk.metrics.channels import SegmentationAccumulator
 from brats_sdk.metrics.segmentation import RegionScores, score_volume
 from brats_sdk.predict.results import region_volumes_ml
+from brats_sdk.report.baselines import with_baselines
 from brats_sdk.report.exploratory import (
     FeatureExtractor,
     exploratory_result,
@@ -156,6 +157,8 @@ def evaluate_predictions(
     survival = None
     if truth and folder.bins is not None:
         survival = score_survival(folder.volumes, truth, state.slice_probs, folder.bins)
+        if records is not None:
+            survival = with_baselines(survival, folder.volumes, truth, records, folder.bins, folder.models)
     if truth:
         bin_of = {v: t.bin for v, t in truth.items() if t.bin is not None}
         source = "true"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from brats_sdk.audit.records import Accuracy, AuditRow
 from brats_sdk.metrics.channels import SegmentationResult
 from brats_sdk.metrics.segmentation import HD95Method, RegionScores
 from brats_sdk.metrics.survival import SurvivalScores
@@ -183,6 +184,11 @@ class SurvivalReport:
         excluded: Volumes without a true bin, per reason (``no survival row``, ``censored``,
             ``no survival days``).
         not_predicted: Volumes with a true bin but no predicted bin.
+        model_patient: The per-patient accuracy with its Wilson interval, over the
+            patients the baselines are scored on, or None.
+        baselines: The majority and age-only baselines (fitted on the model's training
+            patients, scored on the same patients), or empty.
+        baseline_note: Plain words on the baselines (whether the model beats age alone), or None.
     """
 
     labels: tuple[str, ...]
@@ -195,6 +201,9 @@ class SurvivalReport:
     n_with_truth: int
     excluded: dict[str, int]
     not_predicted: tuple[int, ...]
+    model_patient: Accuracy | None = None
+    baselines: tuple[AuditRow, ...] = ()
+    baseline_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
