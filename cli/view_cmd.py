@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from brats_sdk.report import ImageFormat, ViewerOptions, write_viewer
+from brats_sdk.report.folder import read_prediction_folder
 from cli.console import console, progress_bar
 from cli.options import parse_int_list, quiet_option
 
@@ -37,7 +38,7 @@ def view_cmd(
     """Write an interactive slice viewer of what `brats predict --save-masks` wrote into PRED_DIR (no scoring)."""
     chosen = parse_int_list(volumes, name="--volumes")
     options = ViewerOptions(image_format=ImageFormat(image_format), quality=quality, max_bytes=int(max_mb * 1e6))
-    total = len(chosen) if chosen is not None else max_volumes
+    total = len(chosen) if chosen is not None else min(max_volumes, len(read_prediction_folder(pred_dir).volumes))
     with progress_bar("Encoding volumes", total, quiet=quiet) as advance:
         build = write_viewer(pred_dir, out, ground_truth=ground_truth, volumes=chosen, max_volumes=max_volumes,
                              options=options, on_volume=lambda _v: advance())
@@ -45,7 +46,7 @@ def view_cmd(
     for col in ("volume", "name", "slices", "box", "truth", "uncertainty", "quality", "MB"):
         table.add_column(col, justify="left" if col in ("name", "uncertainty") else "right")
     for v in build.volumes:
-        table.add_row(str(v.volume), v.name, f"{v.slices} of {v.depth}", f"{v.height}x{v.width}",
+        table.add_row(str(v.volume), v.name, f"{v.slices}/{v.depth}", f"{v.height}x{v.width}",
                       "yes" if v.has_truth else "no", ", ".join(v.uncertainty) or "-", str(v.quality), f"{v.bytes / 1e6:.2f}")
     console.print(table)
     for note in build.notes:

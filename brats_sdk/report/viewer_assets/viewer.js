@@ -74,7 +74,7 @@
       this.tags.map(function (t, i) { return opt(String(i), t.getAttribute("data-label")); }));
     this.modalitySel = el("select", { className: "bv-modality", "aria-label": "image" });
     this.predBox = el("input", { type: "checkbox", className: "bv-pred", checked: "" });
-    this.truthBox = el("input", { type: "checkbox", className: "bv-truth" });
+    this.truthBox = el("input", { type: "checkbox", className: "bv-truth", checked: "" });
     this.errorBox = el("input", { type: "checkbox", className: "bv-error" });
     this.errorSel = el("select", { className: "bv-error-region", "aria-label": "error region" },
       Object.keys(cfg.errors).map(function (r) { return opt(r, r); }));
@@ -113,6 +113,7 @@
     var redraw = function () { self.draw(); };
     [this.predBox, this.truthBox, this.errorBox, this.uncBox].forEach(function (b) { b.addEventListener("change", redraw); });
     [this.errorSel, this.uncSel, this.modalitySel].forEach(function (s) { s.addEventListener("change", redraw); });
+    this.errorSel.addEventListener("change", function () { if (self.vol) self.buildLegend(self.vol); });
     this.opacity.addEventListener("input", redraw);
     this.zoomSel.addEventListener("change", function () { self.zoom(); });
     this.volumeSel.addEventListener("change", function () { self.select(Number(self.volumeSel.value)); });
@@ -228,11 +229,10 @@
       legend.appendChild(el("span", { className: "bv-item" }, [sw, document.createTextNode(text)]));
     };
     cfg.classes.forEach(function (c) { item(c.colour, c.name); });
-    if (v.truthLabels) {
-      Object.keys(cfg.errors).forEach(function (r) {
-        item(cfg.errors[r].fp, r + " false positive");
-        item(cfg.errors[r].fn, r + " false negative");
-      });
+    if (v.truthLabels) {  // the error colours of the region chosen for the error view
+      var r = this.errorSel.value;
+      item(cfg.errors[r].fp, r + " false positive");
+      item(cfg.errors[r].fn, r + " false negative");
     }
     if (v.unc.length) item(cfg.uncertainty, "uncertainty (more opaque: less certain)");
   };
@@ -310,6 +310,7 @@
     var v = this.vol, i = this.index;
     this.sliceText.textContent = "Slice " + (v.z0 + i) + " of 0–" + (v.depth - 1) + " (" + (i + 1) + " of " + v.n + " with brain)";
     this.root.setAttribute("data-slice", String(v.z0 + i));
+    this.slider.setAttribute("aria-valuetext", "slice " + (v.z0 + i));
     var rows = [["", "WT", "TC", "ET"]];
     var fmt = function (x) { return x.toFixed(2); };
     rows.push(["prediction"].concat(v.ml.pred[i].map(fmt)));
