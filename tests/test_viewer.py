@@ -156,3 +156,20 @@ def test_report_embeds_the_viewer_and_keeps_the_figures(case: ViewerCase, tmp_pa
     assert files.viewer is None and "<script" not in files.html.read_text()
     with pytest.raises(ConfigError):
         ReportOptions(viewer_volumes=-1)
+
+
+@pytest.mark.slow
+def test_real_case_fits_the_budget_at_full_quality(real_labelled: Path) -> None:
+    from brats_sdk.data.sources import open_source
+    from brats_sdk.labels import one_hot_to_classes
+
+    source = open_source(real_labelled)
+    info = source.volumes()[0]
+    rec = source.load_volume(info.volume)
+    assert rec.mask is not None
+    truth = one_hot_to_classes(rec.mask, channel_axis=1)
+    pred = np.roll(truth, 2, axis=2)
+    p = volume_payload(ViewerInput(info.volume, info.name, pred, truth, rec.image, spacing=info.spacing))
+    size = len(json.dumps(p, separators=(",", ":")))
+    assert p["quality"] == 70 and size < 2_000_000, size
+    assert int(str(p["n"])) < rec.image.shape[0] and p["jump"]["error"]  # type: ignore[index]
