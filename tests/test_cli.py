@@ -51,7 +51,7 @@ def test_version_and_help_as_subprocess() -> None:
     assert version.returncode == 0 and "brats, version" in version.stdout
     helped = _run("--help")
     assert helped.returncode == 0
-    for name in ("synth", "inspect", "train", "predict", "report", "convert", "pack", "audit"):
+    for name in ("synth", "inspect", "train", "predict", "report", "convert", "pack", "audit", "view"):
         assert name in helped.stdout
 
 

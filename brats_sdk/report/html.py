@@ -246,12 +246,15 @@ def _per_volume(data: ReportData) -> str:
     return '<section id="per-volume"><h2>Per volume</h2>' + _table(header, rows, raw=True) + "</section>"
 
 
-def render_html(data: ReportData, figures: list[RenderedFigure]) -> str:
+def render_html(data: ReportData, figures: list[RenderedFigure], *, viewer: str | None = None) -> str:
     """The report page.
 
     Args:
         data: The report.
         figures: Rendered figures (embedded as base64 PNG).
+        viewer: The slice viewer's HTML fragment
+            (:func:`~brats_sdk.report.viewer_page.viewer_fragment`), shown above the
+            still overlays, which stay for print and for readers without JavaScript.
 
     Returns:
         The HTML text.
@@ -276,7 +279,7 @@ def render_html(data: ReportData, figures: list[RenderedFigure]) -> str:
         _honesty(data),
         _summary(data),
         _volumes(data),
-        f'<section id="overlays"><h2>Images and masks</h2>{overlay_html}</section>',
+        f'<section id="overlays"><h2>Images and masks</h2>{viewer or ""}{overlay_html}</section>',
         _segmentation(data, figures),
         _survival(data, figures),
         _exploratory(data, figures),
