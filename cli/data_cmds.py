@@ -24,11 +24,13 @@ from cli.options import format_option
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same bytes).")
 @click.option("--slices", default=155, show_default=True, type=click.IntRange(min=8), help="Axial slices per volume.")
 @click.option("--size", default=240, show_default=True, type=click.IntRange(min=32), help="Slice height and width.")
+@click.option("--patient-signature", is_flag=True,
+              help="Give each tumour a per-patient stretch and angle unrelated to survival (what a slice split leaks; see `brats audit`).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def synth_cmd(out_dir: Path, volumes: int, seed: int, slices: int, size: int, quiet: bool) -> None:
+def synth_cmd(out_dir: Path, volumes: int, seed: int, slices: int, size: int, patient_signature: bool, quiet: bool) -> None:
     """Write a synthetic cohort in the Kaggle h5 layout to OUT_DIR."""
     t0 = time.perf_counter()
-    config = SynthConfig(volumes=volumes, seed=seed, slices=slices, size=size)
+    config = SynthConfig(volumes=volumes, seed=seed, slices=slices, size=size, patient_signature=patient_signature)
     with progress_bar("Synthesising volumes", volumes, quiet=quiet) as advance:
         data_dir = make_cohort(out_dir, config, progress=lambda _done: advance(1))
     console.print(f"Wrote {volumes} volumes x {slices} slices to {data_dir} in {time.perf_counter() - t0:.1f} s")

@@ -23,6 +23,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("cli.train_cmd", "train_group", "Train the segmenter, the survival classifier, or both."),
     "predict": ("cli.predict_cmd", "predict_cmd", "Segment and classify a folder of volumes."),
     "report": ("cli.report_cmd", "report_cmd", "Score predictions and write an HTML report."),
+    "audit": ("cli.audit_cmd", "audit_cmd", "Survival: the slice split's leak and the baselines beside the model."),
+    "view": ("cli.view_cmd", "view_cmd", "Write an interactive slice viewer of predictions (one HTML file)."),
     "convert": ("cli.convert_cmd", "convert_cmd", "Convert a NIfTI release into the Kaggle h5 layout."),
     "pack": ("cli.pack_cmd", "pack_cmd", "Pack per-slice h5 files into one file per volume."),
     "export": ("cli.export_cmd", "export_cmd", "Export a run to ONNX (checked against PyTorch) for prediction without it."),

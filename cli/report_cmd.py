@@ -29,14 +29,17 @@ from cli.options import device_option, quiet_option
               help="A `brats train` run folder; its survival.pt is used when --survival-model is not given.")
 @click.option("--max-figure-volumes", type=click.IntRange(min=0), default=3, show_default=True,
               help="Volumes drawn as image and mask overlays (largest predicted tumours first).")
+@click.option("--viewer-volumes", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Volumes in the interactive slice viewer (largest predicted tumours first; "
+                   "about 1-2 MB each); 0 leaves the viewer out.")
 @click.option("--hd95-method", type=click.Choice([m.value for m in HD95Method]), default=HD95Method.POOLED.value,
               show_default=True, help="pooled: MedPy/nnU-Net HD95; max_directed: max of the two directed 95th percentiles.")
 @device_option
 @quiet_option
 def report_cmd(
     pred_dir: Path, out_dir: Path, ground_truth: Path | None, survival_csv: Path | None,
-    survival_model: Path | None, model_dir: Path | None, max_figure_volumes: int, hd95_method: str,
-    device: str, quiet: bool,
+    survival_model: Path | None, model_dir: Path | None, max_figure_volumes: int, viewer_volumes: int,
+    hd95_method: str, device: str, quiet: bool,
 ) -> None:
     """Score and draw what `brats predict --save-masks` wrote into PRED_DIR."""
     model = resolve_survival_model(survival_model, model_dir)
@@ -44,7 +47,8 @@ def report_cmd(
     with progress_bar("Scoring volumes", total, quiet=quiet) as advance:
         files = write_report(
             pred_dir, out_dir, ground_truth=ground_truth, survival_csv=survival_csv, survival_model=model,
-            options=ReportOptions(max_figure_volumes=max_figure_volumes, device=device, hd95_method=HD95Method(hd95_method)), on_volume=lambda _v: advance(),
+            options=ReportOptions(max_figure_volumes=max_figure_volumes, device=device, hd95_method=HD95Method(hd95_method),
+                                  viewer_volumes=viewer_volumes), on_volume=lambda _v: advance(),
         )
     data = files.data
     table = Table(title=f"Report of {len(data.volumes)} volumes ({files.seconds:.1f} s)")
@@ -55,6 +59,8 @@ def report_cmd(
     console.print(table)
     if data.leaks_patients:
         console.print("[bold red]The models were trained on a slice-level split: the survival figures leak patients.[/bold red]")
+    if data.survival is not None and data.survival.baseline_note:
+        console.print(f"[yellow]{data.survival.baseline_note}[/yellow]")
     for o in data.overlap:
         if o.n_train:
             console.print(f"[yellow]{o.n_train} of {len(data.volumes)} volumes were in the {o.role} model's "
@@ -64,4 +70,9 @@ def report_cmd(
                       f"{', '.join(map(str, data.missing_in_ground_truth))}[/yellow]")
     for note in data.notes:
         console.print(f"note: {note}", markup=False)
+    if files.viewer is not None:
+        for note in files.viewer.notes:
+            console.print(f"note: {note}", markup=False)
+        sizes = ", ".join(f"{v.volume}: {v.bytes / 1e6:.2f} MB" for v in files.viewer.volumes)
+        console.print(f"Slice viewer of {len(files.viewer.volumes)} volume(s) ({sizes})")
     console.print(f"Wrote {files.html}")

@@ -69,3 +69,46 @@ def write_kaggle_volume(data_dir: Path, volume: int, image: npt.NDArray[np.float
             np.moveaxis(image[s], 0, -1),
             np.ascontiguousarray(np.moveaxis(mask[s], 0, -1)),
         )
+
+
+def write_prediction_folder(
+    out: Path,
+    pred: dict[int, npt.NDArray[np.uint8]],
+    *,
+    input_dir: Path | None = None,
+    uncertainty: dict[int, dict[str, npt.NDArray[np.float32]]] | None = None,
+) -> Path:
+    """A segmentation-only ``brats predict --save-masks`` folder written with the predict
+    writers: ``pred`` maps volume -> ``(D, H, W)`` class indices; ``uncertainty`` adds
+    ``unc_<name>`` datasets to a volume's mask file."""
+    from brats_sdk.labels import classes_to_labels
+    from brats_sdk.predict.outputs import (
+        mask_file_name,
+        prediction_row,
+        write_json,
+        write_prediction_masks,
+        write_rows_csv,
+    )
+    from brats_sdk.predict.results import VolumePrediction, region_volumes_ml
+    from brats_sdk.run_files import MASKS_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
+
+    rows = []
+    for v, classes in sorted(pred.items()):
+        p = VolumePrediction(
+            volume=v, name=f"volume_{v}", patient_id=f"BraTS20_Training_{v:03d}", labels=classes_to_labels(classes),
+            age=None, slice_indices=(), slice_probs=np.zeros((0, 3)), predicted_bin=None, mean_prob_bin=None,
+            mean_probs=None, votes=None, bin_label=None, bin_days=None, region_ml=region_volumes_ml(classes),
+            status="no survival model", seconds=0.1,
+        )
+        path = out / MASKS_DIR / mask_file_name(v)
+        write_prediction_masks(path, p, 0)
+        for name, values in (uncertainty or {}).get(v, {}).items():
+            with h5py.File(path, "a") as f:
+                f.create_dataset(f"unc_{name}", data=values)
+        rows.append(prediction_row(p, None))
+    write_rows_csv(out / PREDICTIONS_CSV, rows)
+    write_json(out / PREDICTIONS_JSON, {
+        "sdk_version": "0.1.0", "created": "2025-01-01T00:00:00+00:00",
+        "input": "" if input_dir is None else str(input_dir), "models": {}, "bins": None, "volumes": rows,
+    })
+    return out

@@ -51,13 +51,13 @@ def test_version_and_help_as_subprocess() -> None:
     assert version.returncode == 0 and "brats, version" in version.stdout
     helped = _run("--help")
     assert helped.returncode == 0
-    for name in ("synth", "inspect", "train", "predict", "report", "convert", "pack"):
+    for name in ("synth", "inspect", "train", "predict", "report", "convert", "pack", "audit", "view", "export"):
         assert name in helped.stdout
 
 
 def test_every_model_command_takes_device() -> None:
     runner = CliRunner()
-    for args in (["train", "segmenter"], ["train", "survival"], ["train", "all"], ["predict"]):
+    for args in (["train", "segmenter"], ["train", "survival"], ["train", "all"], ["predict"], ["audit"]):
         out = runner.invoke(cli, [*args, "--help"])
         assert out.exit_code == 0, out.output
         assert "--device" in out.output and "auto|cpu|cuda|cuda:N|mps" in out.output

@@ -27,6 +27,13 @@ Survival (days, before rounding and clipping to 5..1800) is
 ``exp(ln 400 - 0.04 * (age - 55) - 12 * (r - 0.09) + N(0, 0.4^2))``: older patients
 and bigger tumours live shorter. Ages are N(60, 13^2) clipped to 20..85.
 
+With ``patient_signature`` on, each tumour is also stretched in the slice plane by a
+per-patient factor from U(1.6, 2.4) (area kept) and turned by a per-patient angle from
+U(0, 180) degrees, both drawn from a stream of their own: an outline every slice of the
+patient shares and that says nothing about survival (``r``, age and days are unchanged).
+It is what carries a slice split's leak on this small phantom, the way a real tumour's
+own shape does (see ``brats audit``): a network can recognise the patient by it.
+
 Everything about volume ``V`` (image, mask, age, tumour, survival days before the
 tie-break) comes from ``numpy.random.default_rng([seed, V, stream])``, so it does not
 depend on ``volumes``. Which volumes have survival rows, which one is censored and
@@ -82,6 +89,8 @@ BoolArray = npt.NDArray[np.bool_]
 _STREAM_ANATOMY = 1
 _STREAM_TUMOUR = 2
 _STREAM_NOISE = 5
+_STREAM_SIGNATURE = 6
+_SIGNATURE_STRETCH = (1.6, 2.4)
 
 # Raw tissue intensities, one column per channel in IMAGE_CHANNELS order
 # (FLAIR, T1, T1ce, T2), before bias, noise and the per-slice z-score.
@@ -108,6 +117,8 @@ class SynthConfig:
         seed: Non-negative seed; the same config always gives byte-identical files.
         slices: Axial slices per volume (155 in the release); at least 8.
         size: Height and width of a slice in pixels (240 in the release); at least 32.
+        patient_signature: Give every tumour a per-patient in-plane stretch and angle
+            that is unrelated to survival (see the module docstring); off by default.
 
     Raises:
         ConfigError: If a field is not an int or is out of range.
@@ -117,8 +128,11 @@ class SynthConfig:
     seed: int = 0
     slices: int = 155
     size: int = 240
+    patient_signature: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.patient_signature, bool):
+            raise ConfigError(f"SynthConfig.patient_signature must be a bool, got {self.patient_signature!r}")
         limits = {"volumes": 1, "seed": 0, "slices": 8, "size": 32}
         for name, low in limits.items():
             value = getattr(self, name)
@@ -137,6 +151,7 @@ class _TumourSpec:
     r: float
     ncr: float
     et: float
+    angle: float = 0.0
 
 
 def _interp_axis(a: F32, n: int, axis: int) -> F32:
@@ -209,8 +224,14 @@ def _tumour_spec(config: SynthConfig, volume: int) -> _TumourSpec:
     rx = max(rx, 1.5 / config.size)
     ncr = float(rng.uniform(0.35, 0.50))
     et = ncr + float(rng.uniform(0.18, 0.28))
+    angle = 0.0
+    if config.patient_signature:
+        srng = volume_rng(config.seed, volume, _STREAM_SIGNATURE)
+        stretch = math.sqrt(float(srng.uniform(*_SIGNATURE_STRETCH)))
+        ry, rx = ry * stretch, max(rx / stretch, 1.5 / config.size)
+        angle = float(srng.uniform(0.0, math.pi))
     return _TumourSpec(
-        centre=(centre[0], centre[1], centre[2]), radii=(rz, ry, rx), r=r, ncr=ncr, et=et
+        centre=(centre[0], centre[1], centre[2]), radii=(rz, ry, rx), r=r, ncr=ncr, et=et, angle=angle
     )
 
 
@@ -284,13 +305,20 @@ def _volume(config: SynthConfig, volume: int) -> tuple[F32, npt.NDArray[np.uint8
     ed_full = np.zeros(shape, dtype=np.float32)
     brain_full = np.zeros(shape, dtype=np.bool_)
     brain_full[bb] = brain
-    tb = tuple(_span(spec.centre[k], 1.6 * spec.radii[k], shape[k]) for k in range(3))
+    # A turned tumour reaches its longer in-plane semi-axis in both directions.
+    longer = max(spec.radii[1], spec.radii[2])
+    reach = spec.radii if spec.angle == 0.0 else (spec.radii[0], longer, longer)
+    tb = tuple(_span(spec.centre[k], 1.6 * reach[k], shape[k]) for k in range(3))
     zt, yt, xt = z[tb[0]], y[:, tb[1]], x[:, :, tb[2]]
     tshape = (zt.shape[0], yt.shape[1], xt.shape[2])
+    dy, dx = yt - spec.centre[1], xt - spec.centre[2]
+    if spec.angle != 0.0:
+        cos, sin = np.float32(math.cos(spec.angle)), np.float32(math.sin(spec.angle))
+        dy, dx = dy * cos + dx * sin, dx * cos - dy * sin
     d = np.sqrt(
         ((zt - spec.centre[0]) / spec.radii[0]) ** 2
-        + ((yt - spec.centre[1]) / spec.radii[1]) ** 2
-        + ((xt - spec.centre[2]) / spec.radii[2]) ** 2
+        + (dy / spec.radii[1]) ** 2
+        + (dx / spec.radii[2]) ** 2
     )
     lump_cells = (4, 4, 4)
     d_outer = d / (1.0 + 0.28 * np.clip(_smooth_noise(trng, tshape, lump_cells), -1.5, 1.5))

@@ -15,9 +15,11 @@ from brats_sdk.report.figures import render_figures
 from brats_sdk.report.html import render_html
 from brats_sdk.report.report_data import ReportData, ReportOptions
 from brats_sdk.report.summary import metrics_dict, per_volume_rows
+from brats_sdk.report.view import ViewerBuild, build_viewer
+from brats_sdk.report.viewer_page import viewer_fragment
 from brats_sdk.run_files import FIGURES_DIR, METRICS_JSON, PER_VOLUME_CSV, REPORT_HTML
 
-__all__ = [ "ReportFiles", "write_report"]
+__all__ = ["ReportFiles", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class ReportFiles:
         figures: ``figures/*.png`` in display order.
         data: The report's data.
         seconds: Wall time, evaluation and rendering together.
+        viewer: The slice viewer's volumes, or None when it is left out.
     """
 
     out_dir: Path
@@ -44,6 +47,7 @@ class ReportFiles:
     figures: tuple[Path, ...]
     data: ReportData
     seconds: float
+    viewer: ViewerBuild | None = None
 
 
 def write_report(
@@ -65,7 +69,7 @@ def write_report(
             (see :func:`~brats_sdk.report.evaluate.evaluate_predictions`).
         survival_csv: ``survival_info.csv`` to score survival against.
         survival_model: Survival checkpoint for the PCA figure (Fig. 8).
-        options: Figure options.
+        options: Figure and viewer options.
         on_volume: Called with each volume number once scored (progress).
 
     Returns:
@@ -94,7 +98,10 @@ def write_report(
     rel = {f.name: f"{FIGURES_DIR}/{f.name}.png" for f in figures}
     write_json(out / METRICS_JSON, metrics_dict(data, rel))
     write_rows_csv(out / PER_VOLUME_CSV, per_volume_rows(data))
-    atomic_write_text(out / REPORT_HTML, render_html(data, figures))
+    viewer = None
+    if opts.viewer_volumes > 0:
+        viewer = build_viewer(pred_dir, ground_truth=ground_truth, max_volumes=opts.viewer_volumes)
+    atomic_write_text(out / REPORT_HTML, render_html(data, figures, viewer=None if viewer is None else viewer_fragment(viewer.payloads)))
     seconds = time.perf_counter() - t0
     logger.info("report of %d volumes written to %s in %.1f s", len(data.volumes), out, seconds)
-    return ReportFiles(out, out / REPORT_HTML, out / METRICS_JSON, out / PER_VOLUME_CSV, tuple(paths), data, seconds)
+    return ReportFiles(out, out / REPORT_HTML, out / METRICS_JSON, out / PER_VOLUME_CSV, tuple(paths), data, seconds, viewer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +29,7 @@ from brats_sdk.labels import classes_to_labels, labels_to_classes, one_hot_to_cl
 from brats_sdk.metrics.channels import SegmentationAccumulator
 from brats_sdk.metrics.segmentation import RegionScores, score_volume
 from brats_sdk.predict.results import region_volumes_ml
+from brats_sdk.report.baselines import with_baselines
 from brats_sdk.report.exploratory import (
     FeatureExtractor,
     exploratory_result,
@@ -48,7 +49,7 @@ from brats_sdk.report.survival_eval import TrueBin, score_survival, true_bins
 from brats_sdk.report.truth import match_ground_truth
 from brats_sdk.run_files import SURVIVAL_FILE
 
-__all__ = ["evaluate_predictions", "resolve_survival_model"]
+__all__ = ["evaluate_predictions", "input_source", "largest_tumours", "resolve_survival_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def evaluate_predictions(
     folder = read_prediction_folder(pred_dir)
     gt = open_source(ground_truth, require_mask=True) if ground_truth is not None else None
     gt_of = match_ground_truth(folder.volumes, gt.volumes()) if gt is not None else {}
-    images = gt if gt is not None else _input_source(folder)
+    images = gt if gt is not None else input_source(folder)
     # Predicted volume -> its volume in ``images``: the matched ground truth, else the input.
     image_of = gt_of if gt is not None else (
         {i.volume: i.volume for i in images.volumes()} if images is not None else {}
@@ -136,7 +137,7 @@ def evaluate_predictions(
         truth = true_bins(folder.volumes, records, folder.bins)
     elif records is not None:
         state.notes.append("survival not scored: the predictions have no survival bins (no survival model)")
-    figure_volumes = _figure_volumes(folder, opts.max_figure_volumes)
+    figure_volumes = set(largest_tumours(folder.volumes, opts.max_figure_volumes))
 
     for pv in folder.volumes:
         _one_volume(
@@ -156,6 +157,8 @@ def evaluate_predictions(
     survival = None
     if truth and folder.bins is not None:
         survival = score_survival(folder.volumes, truth, state.slice_probs, folder.bins)
+        if records is not None:
+            survival = with_baselines(survival, folder.volumes, truth, records, folder.bins, folder.models)
     if truth:
         bin_of = {v: t.bin for v, t in truth.items() if t.bin is not None}
         source = "true"
@@ -193,7 +196,9 @@ def evaluate_predictions(
     )
 
 
-def _input_source(folder: PredictionFolder) -> DataSource | None:
+def input_source(folder: PredictionFolder) -> DataSource | None:
+    """The folder the predictions were made from, opened for its images, or None when
+    it is gone or unreadable."""
     path = folder.input_dir
     if path is None:
         return None
@@ -204,9 +209,10 @@ def _input_source(folder: PredictionFolder) -> DataSource | None:
         return None
 
 
-def _figure_volumes(folder: PredictionFolder, n: int) -> set[int]:
-    ranked = sorted(folder.volumes, key=lambda v: (-v.region_ml.get("WT", 0.0), v.volume))
-    return {v.volume for v in ranked[: max(n, 0)]}
+def largest_tumours(volumes: Sequence[PredictedVolume], n: int) -> list[int]:
+    """The ``n`` volumes with the largest predicted whole tumour, largest first."""
+    ranked = sorted(volumes, key=lambda v: (-v.region_ml.get("WT", 0.0), v.volume))
+    return [v.volume for v in ranked[: max(n, 0)]]
 
 
 def _one_volume(

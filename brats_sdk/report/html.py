@@ -11,10 +11,11 @@ import base64
 from collections.abc import Iterable, Sequence
 from html import escape
 
+from brats_sdk.audit.write import accuracy_text as audit_text
 from brats_sdk.constants import REGIONS
 from brats_sdk.predict.results import REGION_NAMES
 from brats_sdk.report.figures import RenderedFigure
-from brats_sdk.report.report_data import ReportData
+from brats_sdk.report.report_data import ReportData, SurvivalReport
 from brats_sdk.report.summary import (
     accuracy_text,
     hd95_text,
@@ -189,6 +190,7 @@ def _survival(data: ReportData, figs: list[RenderedFigure]) -> str:
                    f" from {s.per_slice_patients} patients</li>")
         out.append(f"<li>BraTS challenge (gross total resection only): <b>{_e(accuracy_text(s.challenge_accuracy, s.challenge_n, 'patients'))}</b></li>")
         out.append("</ul>")
+        out.append(_baselines(s))
         if pp is not None:
             rows = []
             for b, lab in enumerate(s.labels):
@@ -198,6 +200,17 @@ def _survival(data: ReportData, figs: list[RenderedFigure]) -> str:
             out.append(_table(("bin", "days", "accuracy per patient", "AUC per patient", "AUC per slice"), rows))
     out.append('<div class="grid">' + "".join(_figure(f) for f in figs if f.section == "survival") + "</div></section>")
     return "".join(out)
+
+
+def _baselines(s: SurvivalReport) -> str:
+    """The model beside the majority and age-only baselines, on the same patients."""
+    if not s.baselines or s.model_patient is None:
+        return f'<p class="note">{_e(s.baseline_note)}</p>' if s.baseline_note else ""
+    rows = [("this model", audit_text(s.model_patient), "-")]
+    rows += [(r.name, audit_text(r.patient), str(r.n_train_patients)) for r in s.baselines]
+    return ("<h3>Baselines on the same patients</h3>"
+            + _table(("predictor", "accuracy per patient [95% Wilson interval]", "fitted on (training patients)"), rows)
+            + f'<p class="note">{_e(s.baseline_note)}</p>')
 
 
 def _exploratory(data: ReportData, figs: list[RenderedFigure]) -> str:
@@ -233,12 +246,15 @@ def _per_volume(data: ReportData) -> str:
     return '<section id="per-volume"><h2>Per volume</h2>' + _table(header, rows, raw=True) + "</section>"
 
 
-def render_html(data: ReportData, figures: list[RenderedFigure]) -> str:
+def render_html(data: ReportData, figures: list[RenderedFigure], *, viewer: str | None = None) -> str:
     """The report page.
 
     Args:
         data: The report.
         figures: Rendered figures (embedded as base64 PNG).
+        viewer: The slice viewer's HTML fragment
+            (:func:`~brats_sdk.report.viewer_page.viewer_fragment`), shown above the
+            still overlays, which stay for print and for readers without JavaScript.
 
     Returns:
         The HTML text.
@@ -263,7 +279,7 @@ def render_html(data: ReportData, figures: list[RenderedFigure]) -> str:
         _honesty(data),
         _summary(data),
         _volumes(data),
-        f'<section id="overlays"><h2>Images and masks</h2>{overlay_html}</section>',
+        f'<section id="overlays"><h2>Images and masks</h2>{viewer or ""}{overlay_html}</section>',
         _segmentation(data, figures),
         _survival(data, figures),
         _exploratory(data, figures),

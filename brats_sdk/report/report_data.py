@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from brats_sdk.audit.records import Accuracy, AuditRow
+from brats_sdk.errors import ConfigError
 from brats_sdk.metrics.channels import SegmentationResult
 from brats_sdk.metrics.segmentation import HD95Method, RegionScores
 from brats_sdk.metrics.survival import SurvivalScores
@@ -44,12 +46,14 @@ class ReportOptions:
             bounds the time (each slice costs a ResNet-50 pass).
         max_vote_volumes: Volumes shown in the vote-bar figure (the first ones).
         device: Device of the survival network (``auto``: CUDA, then MPS, then CPU).
+        viewer_volumes: Volumes in the page's interactive slice viewer (the largest
+            predicted tumours first); 0 leaves the viewer out.
         hd95_method: How HD95 combines the two directed distance sets (``pooled``, the
             nnU-Net/MedPy value, or ``max_directed``); see
             :mod:`brats_sdk.metrics.segmentation`.
 
     Raises:
-        ConfigError: Unknown ``hd95_method``.
+        ConfigError: Unknown ``hd95_method``, or negative ``viewer_volumes``.
     """
 
     max_figure_volumes: int = 3
@@ -59,9 +63,12 @@ class ReportOptions:
     max_vote_volumes: int = 60
     device: str = "auto"
     hd95_method: HD95Method = HD95Method.POOLED
+    viewer_volumes: int = 3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hd95_method", HD95Method.parse(self.hd95_method))
+        if self.viewer_volumes < 0:
+            raise ConfigError(f"viewer_volumes must be >= 0, got {self.viewer_volumes}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +190,11 @@ class SurvivalReport:
         excluded: Volumes without a true bin, per reason (``no survival row``, ``censored``,
             ``no survival days``).
         not_predicted: Volumes with a true bin but no predicted bin.
+        model_patient: The per-patient accuracy with its Wilson interval, over the
+            patients the baselines are scored on, or None.
+        baselines: The majority and age-only baselines (fitted on the model's training
+            patients, scored on the same patients), or empty.
+        baseline_note: Plain words on the baselines (whether the model beats age alone), or None.
     """
 
     labels: tuple[str, ...]
@@ -195,6 +207,9 @@ class SurvivalReport:
     n_with_truth: int
     excluded: dict[str, int]
     not_predicted: tuple[int, ...]
+    model_patient: Accuracy | None = None
+    baselines: tuple[AuditRow, ...] = ()
+    baseline_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

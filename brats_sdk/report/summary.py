@@ -109,6 +109,9 @@ def headline(data: ReportData) -> tuple[Headline, ...]:
             "BraTS challenge accuracy (GTR only)", s.challenge_accuracy,
             accuracy_text(s.challenge_accuracy, s.challenge_n, "patients"), s.challenge_n, "patients",
         ))
+        for b in s.baselines:
+            out.append(Headline(f"Baseline per patient: {b.name}", b.patient.value,
+                                accuracy_text(b.patient.value, b.patient.n, "patients"), b.patient.n, "patients"))
         if s.per_patient is not None and s.per_patient.macro_auc is not None:
             auc = s.per_patient.macro_auc
             out.append(Headline("Macro AUC per patient", auc, f"{auc:.3f} (n = {s.per_patient.n} patients)", s.per_patient.n, "patients"))
@@ -247,6 +250,8 @@ def metrics_dict(data: ReportData, figures: dict[str, str]) -> dict[str, object]
             "per_slice_patients": s.per_slice_patients,
             "per_patient": _scores_dict(s.per_patient, s.labels),
             "brats_challenge": {"accuracy": s.challenge_accuracy, "n": s.challenge_n, "population": "GTR patients"},
+            "baselines": [b.to_dict() for b in s.baselines],
+            "baseline_note": s.baseline_note,
         },
         "exploratory": {
             "pca": {"skipped": ex.pca_note} if ex.pca is None else {

@@ -9,10 +9,11 @@ accuracies.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.bins import BinMethod, SurvivalBins
-from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_CSV
+from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_CSV, SURVIVAL_INPUT_SIZE
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset
@@ -88,6 +89,8 @@ class SurvivalTrainConfig:
         data_format: Layout of ``data_dir``.
         augment: Random flips and quarter turns of the training masks (the paper: none).
         split_csv: Use this split file instead of planning one.
+        input_size: Side of the mask images the network takes (paper: 224; smaller is
+            faster and coarser).
     """
 
     data_dir: Path
@@ -113,6 +116,7 @@ class SurvivalTrainConfig:
     data_format: DataFormat = DataFormat.AUTO
     augment: bool = False
     split_csv: Path | None = None
+    input_size: int = SURVIVAL_INPUT_SIZE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bins", BinMethod.parse(self.bins))
@@ -123,7 +127,11 @@ class SurvivalTrainConfig:
 
 @dataclass(frozen=True, slots=True)
 class SurvivalTrainResult:
-    """What :func:`train_survival` produced."""
+    """What :func:`train_survival` produced.
+
+    ``test_slices`` holds the test part's slice probabilities per patient, from which
+    ``levels`` is computed (for intervals that resample patients).
+    """
 
     model_path: Path
     split: Split
@@ -136,6 +144,7 @@ class SurvivalTrainResult:
     seconds: float
     device: str
     model: SurvivalClassifier
+    test_slices: Mapping[int, VolumeSlices] = dataclasses.field(default_factory=dict)
 
 
 def train_survival(
@@ -207,7 +216,8 @@ def train_survival(
     train_ds = SurvivalDataset(source, with_tumour[0], scaled_age, bin_of, augment=config.augment)
     val_ds = SurvivalDataset(source, with_tumour[1], scaled_age, bin_of)
     model = SurvivalClassifier(
-        SurvivalConfig(n_bins=bins.n_bins, encoder_weights=config.encoder_weights), bins=bins, age_scaler=scaler
+        SurvivalConfig(n_bins=bins.n_bins, encoder_weights=config.encoder_weights, input_size=config.input_size),
+        bins=bins, age_scaler=scaler,
     ).to(device)
     fit_cfg = FitConfig(
         lr=config.lr, max_epochs=config.epochs, step_size=config.step_size, patience=config.patience,
@@ -219,12 +229,13 @@ def train_survival(
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     history = HistoryFile(out / HISTORY_FILE) if dist.is_main else None
     result = fit(
-        model=net, task=SurvivalTask(), train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
+        model=net, task=SurvivalTask(input_size=config.input_size), train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
         checkpoint_dir=out / "survival", stage="survival", resume=config.resume, history=history,
         observer=observer, dist=dist,
     )
     test_ds = SurvivalDataset(source, parts.test, scaled_age, bin_of)
-    levels = _evaluate_levels(model, test_ds, bins.n_bins, config.batch_size, device, [facts[i].has_tumour for i in parts.test])
+    test_slices = _test_slices(model, test_ds, config.batch_size, device, [facts[i].has_tumour for i in parts.test])
+    levels = survival_levels(test_slices, bins.n_bins)
     patients = {
         "train": len(train_patients),
         "val": len({facts[i].volume for i in parts.val}),
@@ -250,20 +261,20 @@ def train_survival(
     return SurvivalTrainResult(
         model_path=model_path, split=split, fit=result, bins=bins, age_scaler=scaler, levels=levels,
         patients=patients, excluded=excluded, seconds=time.perf_counter() - t0, device=str(device),
-        model=model,
+        model=model, test_slices=test_slices,
     )
 
 
-def _evaluate_levels(
+def _test_slices(
     model: SurvivalClassifier,
     data: SurvivalDataset,
-    n_bins: int,
     batch_size: int,
     device: torch.device,
     has_tumour: list[bool],
-) -> SurvivalLevels:
+) -> dict[int, VolumeSlices]:
+    """Per test patient, the probabilities of its slices and which masks are empty."""
     if len(data) == 0:
-        return survival_levels([], n_bins)
+        return {}
     probs: list[np.ndarray] = []
     volumes: list[int] = []
     targets: list[int] = []
@@ -277,11 +288,10 @@ def _evaluate_levels(
     p = np.concatenate(probs)
     vol = np.asarray(volumes)
     empty = ~np.asarray(has_tumour)
-    per_volume = {
+    return {
         v: VolumeSlices(true_bin=targets[int(np.flatnonzero(vol == v)[0])], probs=p[vol == v], empty=empty[vol == v])
         for v in sorted(set(volumes))
     }
-    return survival_levels(per_volume, n_bins)
 
 
 def _levels_json(

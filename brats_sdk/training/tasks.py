@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brats_sdk.constants import MASK_CHANNELS, N_CLASSES
+from brats_sdk.constants import MASK_CHANNELS, N_CLASSES, SURVIVAL_INPUT_SIZE
 from brats_sdk.metrics.channels import dice_from_confusion, pixel_confusion
 from brats_sdk.models.losses import DiceLoss
 from brats_sdk.models.survival import prepare_masks
@@ -84,10 +84,17 @@ class SurvivalMeter:
 
 
 class SurvivalTask:
-    """Survival classifier on tumour masks and scaled age, with cross-entropy."""
+    """Survival classifier on tumour masks and scaled age, with cross-entropy.
+
+    Args:
+        input_size: Side the masks are resized to (the model's ``config.input_size``).
+    """
+
+    def __init__(self, input_size: int = SURVIVAL_INPUT_SIZE) -> None:
+        self.input_size = input_size
 
     def step(self, model: nn.Module, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        masks = prepare_masks(batch["mask"].to(device, non_blocking=True))
+        masks = prepare_masks(batch["mask"].to(device, non_blocking=True), size=self.input_size)
         age = batch["age"].to(device, non_blocking=True)
         logits = model(masks, age)
         loss = F.cross_entropy(logits.float(), batch["target"].to(device))
