@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_audit_example_script_runs_tiny(tmp_path: Path) -> None:
     env = {
-        **os.environ, "PYTHONPATH": str(ROOT), "BRATS": f"{sys.executable} -m cli", "VOLUMES": "12", "EPOCHS": "1",
+        **os.environ, "PYTHONPATH": str(ROOT), "BRATS": f"{sys.executable} -m cli", "VOLUMES": "12", "SLICES": "16", "EPOCHS": "1",
         "DEVICE": "cpu", "AUDIT_ARGS": "--input-size 32 --max-steps-per-epoch 2 --quiet",
     }
     proc = subprocess.run(["bash", "examples/audit_synthetic.sh", str(tmp_path)], capture_output=True, text=True,
