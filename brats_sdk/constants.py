@@ -12,6 +12,7 @@ __all__ = [
     "BIN_LABELS_3",
     "BRATS_SURVIVAL_CUTOFFS_DAYS",
     "DEFAULT_PATIENT_ID_FORMAT",
+    "DEVICE_CHOICES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "IMAGE_CHANNELS",
@@ -72,3 +73,7 @@ BIN_LABELS_3: Final[tuple[str, str, str]] = ("short", "mid", "long")
 SURVIVAL_INPUT_SIZE: Final[int] = 224
 IMAGENET_MEAN: Final[tuple[float, float, float]] = (0.485, 0.456, 0.406)
 IMAGENET_STD: Final[tuple[float, float, float]] = (0.229, 0.224, 0.225)
+
+# The device requests every command accepts (resolved by brats_sdk.device.resolve_device);
+# here, beside the other constants, so that option parsing needs no torch.
+DEVICE_CHOICES: Final[str] = "auto|cpu|cuda|cuda:N|mps"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
+from brats_sdk.constants import DEVICE_CHOICES
 from brats_sdk.errors import ConfigError, DeviceError
 
 __all__ = ["DEVICE_CHOICES", "bf16_is_emulated", "cpu_has_native_bf16", "resolve_device", "warn_if_slow_bf16"]
 
 logger = logging.getLogger(__name__)
 
-DEVICE_CHOICES = "auto|cpu|cuda|cuda:N|mps"
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda)(?::(\d+))?$")
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from brats_sdk.constants import DEVICE_CHOICES
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.distributed import is_main_process
 from cli.console import console
@@ -63,10 +64,6 @@ class Triple(_ParamBase):
 
 
 def device_option(f: F) -> F:
-    # brats_sdk.device imports torch: imported here, not at the top, so that commands
-    # without a device (inspect, convert, synth) start without paying for torch.
-    from brats_sdk.device import DEVICE_CHOICES
-
     return click.option(
         "--device", default="auto", show_default=True, metavar=DEVICE_CHOICES,
         help="Compute device; auto picks CUDA, then MPS, then the CPU.",

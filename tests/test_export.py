@@ -156,12 +156,17 @@ predictor = brats_sdk.CombinedPredictor.from_export({str(export_dir)!r})
 summary = run_batch(predictor, open_source({str(cohort)!r}, require_mask=False), Path({str(tmp_path / "out")!r}))
 assert summary.predictions == 2, summary
 assert "torch" not in sys.modules, sorted(m for m in sys.modules if m.startswith("torch"))
+from cli.main import cli
+cli.main(["predict", {str(cohort)!r}, "--model-dir", {str(export_dir)!r}, "--out", {str(tmp_path / "cli_out")!r},
+          "--quiet"], standalone_mode=False)
+assert "torch" not in sys.modules, sorted(m for m in sys.modules if m.startswith("torch"))
 print("no torch")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no torch" in done.stdout
     assert (tmp_path / "out" / "predictions.csv").is_file()
+    assert (tmp_path / "cli_out" / "predictions.csv").is_file()
 
 
 def _segmenter_only_copy(export_dir: Path, dest: Path) -> Path:
