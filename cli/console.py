@@ -46,13 +46,9 @@ class Advance(Protocol):
     def __call__(self, n: int = 1) -> None: ...
 
 
-@contextmanager
-def progress_bar(description: str, total: int, *, quiet: bool = False) -> Iterator[Advance]:
-    """A rich progress bar (nothing when ``quiet``); yields a function advancing it by n."""
-    if quiet:
-        yield lambda n=1: None
-        return
-    with Progress(
+def _progress() -> Progress:
+    """The one look of every progress bar: description, bar, n of total, elapsed, remaining."""
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -60,7 +56,16 @@ def progress_bar(description: str, total: int, *, quiet: bool = False) -> Iterat
         TimeRemainingColumn(),
         console=err_console,
         transient=False,
-    ) as progress:
+    )
+
+
+@contextmanager
+def progress_bar(description: str, total: int, *, quiet: bool = False) -> Iterator[Advance]:
+    """A rich progress bar (nothing when ``quiet``); yields a function advancing it by n."""
+    if quiet:
+        yield lambda n=1: None
+        return
+    with _progress() as progress:
         task = progress.add_task(description, total=total)
 
         def advance(n: int = 1) -> None:
@@ -75,15 +80,7 @@ def progress_updates(description: str, *, quiet: bool = False) -> Iterator[Calla
     if quiet:
         yield lambda done, total: None
         return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:
