@@ -20,10 +20,6 @@ from rich.progress import (
 
 from brats_sdk.distributed import is_main_process
 
-# Exit status of a command that finished but could not process some volumes (their
-# reasons are written beside the output); bad input as a whole is exit 1.
-EXIT_VOLUMES_FAILED = 2
-
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 

@@ -15,6 +15,7 @@ from brats_sdk.data.inspection import VolumeCounts, inspect_folder, plan_inspect
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from cli.console import console, err_console, progress_bar
+from cli.exit_codes import ExitCode
 from cli.options import format_option
 
 
@@ -89,7 +90,7 @@ def inspect_cmd(data_dir: Path, require_masks: bool, per_volume: bool, data_form
     for line in result.problems:
         err_console.print(f"[red]problem[/red] {escape(line)}", markup=True, soft_wrap=True)
     if not result.ok:
-        raise SystemExit(1)
+        raise SystemExit(ExitCode.ERROR)
 
 
 _LAYOUTS = {

@@ -55,6 +55,7 @@ class BratsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BratsError as exc:
+            # A ClickException exits with ExitCode.ERROR (1).
             raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
 
 
@@ -66,6 +67,10 @@ def cli(verbose: int) -> None:
 
     Quick start: `brats synth demo/ --volumes 10` then `brats train all demo/ --out run/`
     then `brats predict demo/ --model-dir run/ --age-csv ages.csv --out pred/`.
+
+    Exit codes: 0 all done; 1 an error in the input, the files or the environment (one
+    line naming the file or option); 2 a usage error; 3 a batch that finished but
+    skipped some volumes (listed; `brats predict` writes them to errors.csv).
     """
     setup_logging(verbose)
 

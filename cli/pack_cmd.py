@@ -8,9 +8,8 @@ import click
 
 from brats_sdk.data.packed import IMAGE_DTYPES, ImageDtype
 from brats_sdk.data.packed_writer import open_pack_source, pack_folder
-from cli.console import EXIT_VOLUMES_FAILED, console, err_console, progress_bar
-
-# Exit code when some volumes could not be packed (1 is a usage or library error).
+from cli.console import console, err_console, progress_bar
+from cli.exit_codes import ExitCode
 
 
 @click.command("pack")
@@ -38,7 +37,7 @@ def pack_cmd(
 
     Each file holds the volume's brain box, its class indices and per-slice statistics;
     readers give back the whole frame. Resumable: volumes already packed and verified
-    are skipped, and folders packed by an older format are rewritten. Exits 2 if some
+    are skipped, and folders packed by an older format are rewritten. Exits 3 if some
     volumes could not be packed (each is listed); the others are still packed.
     """
     folder = open_pack_source(data_dir, require_mask=require_mask)
@@ -57,4 +56,4 @@ def pack_cmd(
             soft_wrap=True,
         )
     if not result.ok:
-        raise SystemExit(EXIT_VOLUMES_FAILED)
+        raise SystemExit(ExitCode.VOLUMES_SKIPPED)

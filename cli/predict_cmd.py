@@ -18,7 +18,8 @@ from brats_sdk.predict.export_manifest import is_export_dir
 from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
 from brats_sdk.run_files import ERRORS_CSV, PREDICTIONS_CSV, SPLIT_FILE
-from cli.console import EXIT_VOLUMES_FAILED, console, err_console, progress_updates
+from cli.console import console, err_console, progress_updates
+from cli.exit_codes import ExitCode
 from cli.options import (
     announce_device,
     device_option,
@@ -71,7 +72,11 @@ def predict_cmd(
     save_masks: bool, save_nifti: bool,
     volumes_text: str | None, part: str | None, id_map: Path | None, data_format: DataFormat, device: str, quiet: bool,
 ) -> None:
-    """Segment and classify every volume in VOLUMES_DIR; exit 2 if some volumes failed."""
+    """Segment and classify every volume in VOLUMES_DIR.
+
+    Exit 0 when every volume was predicted, 3 when some were skipped (listed in errors.csv,
+    the others predicted), 1 on an error in the input, 2 on a usage error.
+    """
     if model_dir is None and segmenter is None:
         raise ConfigError("give --model-dir RUN_DIR or --segmenter PATH (and --survival PATH)")
     if model_dir is not None and (segmenter is not None or survival is not None):
@@ -135,7 +140,7 @@ def predict_cmd(
     console.print(f"Wrote {out_dir / PREDICTIONS_CSV}")
     if summary.failures:
         console.print(f"[red]{len(summary.failures)} volume(s) failed; see {out_dir / ERRORS_CSV}[/red]")
-        raise SystemExit(EXIT_VOLUMES_FAILED)
+        raise SystemExit(ExitCode.VOLUMES_SKIPPED)
 
 
 def _part_volumes(model_dir: Path | None, part: str, subset: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -23,8 +23,8 @@ BRATS="${BRATS:-brats}"
 mkdir -p "$OUT"
 start=$(date +%s)
 stamp() { echo "   ($(( $(date +%s) - start )) s)"; }
-# A batch that skipped broken volumes (exit 2, listed above) goes on with the others.
-partial_ok() { "$@" || { rc=$?; [ "$rc" -eq 2 ] || exit "$rc"; echo "   (some volumes skipped; see above)"; }; }
+# A batch that skipped broken volumes (exit 3, listed above) goes on with the others.
+partial_ok() { "$@" || { rc=$?; [ "$rc" -eq 3 ] || exit "$rc"; echo "   (some volumes skipped; see above)"; }; }
 
 echo "== 1/4 pack the cases: one file per volume, brain boxes only (checks every file; resumable)"
 partial_ok $BRATS pack "$DATA" "$OUT/packed" --dtype float16 --quiet

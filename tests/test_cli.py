@@ -148,7 +148,7 @@ def test_train_all_writes_run_folder(run_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_predict_skips_a_corrupt_volume_and_exits_2(cohort: Path, run_dir: Path, tmp_path: Path) -> None:
+def test_predict_skips_a_corrupt_volume_and_exits_3(cohort: Path, run_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     for f in next(cohort.rglob("meta_data.csv")).parent.glob("volume_[123]_slice_*.h5"):
@@ -159,7 +159,7 @@ def test_predict_skips_a_corrupt_volume_and_exits_2(cohort: Path, run_dir: Path,
     out = tmp_path / "pred"
     res = _run("predict", str(data), "--model-dir", str(run_dir), "--age-csv", str(ages), "--out", str(out),
                "--device", "cpu", "--save-masks", "--quiet")
-    assert res.returncode == 2, res.stderr
+    assert res.returncode == 3, res.stderr
     # The table fits rich's 80 columns (stdout is not a terminal) and cuts nothing.
     assert all(len(line) <= 80 for line in res.stdout.splitlines()), res.stdout
     assert "BraTS20_Training_003" in res.stdout and "…" not in res.stdout, res.stdout
