@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from brats_sdk.data.convert import convert_nifti_to_h5
+from brats_sdk.data.convert import convert_folder
 from brats_sdk.data.nifti import NiftiFolder
-from cli.console import console, progress_bar
+from cli.console import console, err_console, progress_bar
+from cli.exit_codes import ExitCode
 from cli.options import parse_int_list
 
 
@@ -47,13 +48,16 @@ def convert_cmd(
     BraTS 2021+ <case>-t2f/-t1n/-t1c/-t2w[/-seg], .nii.gz or .nii), or is one case
     folder. OUT_DIR gets BraTS2020_training_data/content/data with one h5 file per
     slice, meta_data.csv and volume_map.csv (volume -> case name).
+
+    Atomic per case: a case that fails leaves no slice file and the others are
+    converted (exit 3, each failure listed); running the command again keeps the
+    cases already converted and converts the rest.
     """
     t0 = time.perf_counter()
     volumes = parse_int_list(volumes_text, name="--volumes")
-    source = NiftiFolder(data_dir, volumes=volumes)
-    n_volumes, n_slices = len(source.volumes()), len(source)
-    with progress_bar("Converting", n_slices, quiet=quiet) as advance:
-        out = convert_nifti_to_h5(
+    source = NiftiFolder(data_dir, volumes=volumes, skip_broken=True)
+    with progress_bar("Converting", len(source), quiet=quiet) as advance:
+        result = convert_folder(
             data_dir,
             out_dir,
             progress=advance,
@@ -61,6 +65,13 @@ def convert_cmd(
             compress=not no_compress,
             overwrite=overwrite,
         )
+    kept = f", kept {len(result.kept)} converted before" if result.kept else ""
     console.print(
-        f"Converted {n_volumes} volumes ({n_slices} slices) from {data_dir} to {out} in {time.perf_counter() - t0:.1f} s"
+        f"Converted {len(result.converted)} volumes{kept}, {len(result.failed)} failed ({result.slices} slices) "
+        f"from {data_dir} to {result.data_dir} in {time.perf_counter() - t0:.1f} s"
     )
+    for failure in result.failed:
+        err_console.print(f"[red]failed[/red] volume {failure.volume} ({failure.name}): {failure.reason}",
+                          markup=True, soft_wrap=True)
+    if not result.ok:
+        raise SystemExit(ExitCode.VOLUMES_SKIPPED)

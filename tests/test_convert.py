@@ -122,11 +122,15 @@ def test_cli_convert(tmp_path: Path) -> None:
         app, ["convert", str(src), str(tmp_path / "out"), "--volumes", "1", "--quiet"]
     )
     assert result.exit_code == 0, result.output
-    assert "Converted 1 volumes (12 slices)" in result.output
+    assert "Converted 1 volumes, 0 failed (12 slices)" in result.output
     assert len(H5SliceFolder(tmp_path / "out")) == 12
 
+    # A rerun over more cases keeps the one converted and converts the other.
     result = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--quiet"])
-    assert result.exit_code == 1 and "already holds 12 slice files" in result.output
+    assert result.exit_code == 0 and "Converted 1 volumes, kept 1 converted before" in result.output
+    # Slice files of cases outside this conversion are not its own: refused.
+    result = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--volumes", "2", "--quiet"])
+    assert result.exit_code == 1 and "already holds 24 slice files" in result.output
     result = runner.invoke(app, ["convert", str(src), str(tmp_path / "o2"), "--volumes", "x"])
     assert result.exit_code == 2 and "comma-separated integers" in result.output
     result = runner.invoke(app, ["convert", str(src), str(tmp_path / "o2"), "--volumes", "9"])

@@ -186,15 +186,15 @@ def inspect_packed_folder(
         progress: Called with 1 after each volume.
 
     Returns:
-        The inspection; a volume that fails to load is a problem, not an exception.
+        The inspection; a volume that fails to open or load is a problem, not an exception.
 
     Raises:
-        DataError: The folder holds no packed volume, or a packed file cannot be opened
-            (the reader checks every file's header when it opens the folder).
+        DataError: The folder holds no packed volume.
     """
-    source = PackedFolder(root, require_mask=False)
+    source = PackedFolder(root, require_mask=False, skip_broken=True)
     tally = _Tally()
-    problems: list[str] = []
+    # A file whose header does not read (truncated, not packed) is a problem like any other.
+    problems: list[str] = [b.reason for b in source.broken_volumes()]
     unlabelled: list[int] = []
     infos = source.volumes()
     for info in infos:

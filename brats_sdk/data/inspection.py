@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 
 from brats_sdk.constants import H5_IMAGE_KEY, H5_MASK_KEY, MASK_CHANNELS, META_CSV, SURVIVAL_CSV
+from brats_sdk.data.convert_state import folder_problems
 from brats_sdk.data.h5_folder import H5SliceFolder, read_h5_slice, scan_h5_folder
 from brats_sdk.data.inspect_records import Inspection, VolumeCounts
 from brats_sdk.data.inspect_volumes import inspect_nifti_folder, inspect_packed_folder
@@ -71,7 +72,7 @@ def plan_inspection(root: Path, *, fmt: DataFormat | str = DataFormat.AUTO) -> I
     if layout is DataFormat.NIFTI:
         return InspectionPlan(layout, len(NiftiFolder(root).volume_numbers()), "cases")
     if layout is DataFormat.PACKED:
-        return InspectionPlan(layout, len(PackedFolder(root, require_mask=False).volumes()), "volumes")
+        return InspectionPlan(layout, len(PackedFolder(root, require_mask=False, skip_broken=True).volumes()), "volumes")
     try:
         n_files = len(scan_h5_folder(root))
     except DataError as exc:
@@ -104,8 +105,7 @@ def inspect_folder(
         The inspection; problems in the files do not raise.
 
     Raises:
-        DataError: No data of the layout under ``root``, or (packed) a packed file that the
-            reader cannot open.
+        DataError: No data of the layout under ``root``.
     """
     kind = DataFormat.parse(fmt)
     layout = detect_format(root) if kind is DataFormat.AUTO else kind
@@ -183,6 +183,7 @@ def inspect_h5_folder(
         problems.append(f"{root}: unlabelled, no slice file has a '{H5_MASK_KEY}' dataset")
     if len(shapes) > 1:
         problems.append(f"{root}: images of different shapes {dict(shapes)}")
+    problems.extend(folder_problems(folder.slice_path(i) for i in range(len(folder))))
     data_dirs = folder.data_dirs
     tables = {name: any((d / name).exists() for d in data_dirs) for name in (META_CSV, SURVIVAL_CSV)}
     volumes = tuple(

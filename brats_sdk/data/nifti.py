@@ -42,6 +42,7 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_LABELS
+from brats_sdk.data.broken import BrokenVolume
 from brats_sdk.data.nifti_labels import LABEL_TOLERANCE, segmentation_labels
 from brats_sdk.data.nifti_layout import (
     LABEL_KEY,
@@ -168,8 +169,6 @@ def _read_data(
     return data.reshape(shape)
 
 
-
-
 def _to_sdk(data: npt.NDArray[np.generic], axis: int) -> npt.NDArray[np.generic]:
     """File axes -> (D, H, W): the axial axis first, the others in file order."""
     return np.moveaxis(data, axis, 0)
@@ -220,6 +219,10 @@ class NiftiFolder:
         volumes: Keep only these volume numbers (unknown ones are an error).
         max_volumes: Keep only the first N volumes (after ``volumes``).
         require_mask: Whether each case must have a segmentation.
+        skip_broken: Leave cases whose first file cannot be listed (a modality missing
+            or doubled, a 4-D or unreadable image) out of :meth:`volumes` and the slice
+            index and list them in :meth:`broken_volumes` (batch jobs); without it they
+            raise.
 
     Raises:
         DataError: ``root`` is not a folder, holds no case folder, two case folders
@@ -233,9 +236,12 @@ class NiftiFolder:
         volumes: Iterable[int] | None = None,
         max_volumes: int | None = None,
         require_mask: bool = False,
+        skip_broken: bool = False,
     ) -> None:
         self.root = Path(root)
         self.require_mask = require_mask
+        self.skip_broken = skip_broken
+        self._broken: dict[int, BrokenVolume] = {}
         dirs = find_case_dirs(self.root)
         if not dirs:
             raise DataError(
@@ -353,7 +359,12 @@ class NiftiFolder:
 
     # VolumeSource
     def volumes(self) -> Sequence[VolumeInfo]:
-        return tuple(self._index(v).info for v in self._cases)
+        return tuple(self._index(v).info for v in self._listable())
+
+    def broken_volumes(self) -> Sequence[BrokenVolume]:
+        """The cases left out of :meth:`volumes` (only with ``skip_broken``), in volume order."""
+        self._listable()
+        return tuple(self._broken[v] for v in sorted(self._broken))
 
     def load_volume(self, volume: int) -> VolumeRecord:
         """Load ``volume``: image ``(D, 4, H, W)`` float32 raw intensities, mask ``(D, 3, H, W)`` uint8 or None.
@@ -399,9 +410,26 @@ class NiftiFolder:
         self._indexed[volume] = _Indexed(files=files, info=info)
         return self._indexed[volume]
 
+    def _listable(self) -> list[int]:
+        """The volumes whose headers read (every volume, or a DataError, without ``skip_broken``)."""
+        good: list[int] = []
+        for v in self._cases:
+            if v in self._broken:
+                continue
+            try:
+                self._index(v)
+            except DataError as exc:
+                if not self.skip_broken:
+                    raise
+                logger.warning("skipping case %s: %s", self._cases[v].name, first_line(exc))
+                self._broken[v] = BrokenVolume(v, self._cases[v].name, first_line(exc))
+                continue
+            good.append(v)
+        return good
+
     def _slice_keys(self) -> list[tuple[int, int]]:
         if self._keys is None:
-            self._keys = [(v, s) for v in self._cases for s in range(self._index(v).info.n_slices)]
+            self._keys = [(v, s) for v in self._listable() for s in range(self._index(v).info.n_slices)]
         return self._keys
 
     def _cached(self, volume: int) -> VolumeRecord:

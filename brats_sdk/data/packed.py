@@ -71,6 +71,7 @@ from brats_sdk.constants import (
     IMAGE_CHANNELS,
     MASK_CHANNELS,
 )
+from brats_sdk.data.broken import BrokenVolume
 from brats_sdk.data.nifti_layout import LABEL_KEY
 from brats_sdk.data.normalise import SliceMoments
 from brats_sdk.data.packed_codec import (
@@ -223,6 +224,15 @@ class _Handle:
         self.file.close()
 
 
+def _checked_header(path: Path, *, require_mask: bool) -> _Header:
+    if not path.is_file():
+        raise DataError(f"{path}: listed in {PACKED_MANIFEST} but missing")
+    header = _read_header(path)
+    if require_mask and not header.has_mask:
+        raise DataError(f"{path}: no '{CLASSES_KEY}' dataset (packed from unlabelled data)")
+    return header
+
+
 def _dataset(f: h5py.File, key: str) -> h5py.Dataset:
     ds = f[key]
     if not isinstance(ds, h5py.Dataset):
@@ -314,6 +324,9 @@ class PackedFolder:
         volumes: Keep only these volume numbers (unknown ones are an error).
         max_volumes: Keep only the first N volumes (after ``volumes``).
         require_mask: Whether the files must hold masks.
+        skip_broken: Leave files that are missing, truncated or not complete packed
+            volumes out of :meth:`volumes` and list them in :meth:`broken_volumes`
+            (batch jobs); without it they raise.
 
     Raises:
         DataError: No packed volume, a requested volume is absent, or a file is not a
@@ -327,6 +340,7 @@ class PackedFolder:
         volumes: Iterable[int] | None = None,
         max_volumes: int | None = None,
         require_mask: bool = True,
+        skip_broken: bool = False,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -348,15 +362,16 @@ class PackedFolder:
         if max_volumes is not None:
             chosen = chosen[: max(0, max_volumes)]
         self._headers: dict[int, _Header] = {}
+        self._broken: dict[int, BrokenVolume] = {}
         for v in chosen:
-            if not listed[v].is_file():
-                raise DataError(f"{listed[v]}: listed in {PACKED_MANIFEST} but missing")
-            header = _read_header(listed[v])
-            if require_mask and not header.has_mask:
-                raise DataError(
-                    f"{header.path}: no '{CLASSES_KEY}' dataset (packed from unlabelled data)"
-                )
-            self._headers[v] = header
+            try:
+                self._headers[v] = _checked_header(listed[v], require_mask=require_mask)
+            except DataError as exc:
+                if not skip_broken:
+                    raise
+                logger.warning("skipping volume %d: %s", v, first_line(exc))
+                self._broken[v] = BrokenVolume(v, f"volume_{v}", first_line(exc))
+        chosen = [v for v in chosen if v in self._headers]
         stale = [v for v, h in self._headers.items() if not h.moments_ok]
         if stale:
             logger.warning(
@@ -379,6 +394,10 @@ class PackedFolder:
         )
         self._pid = os.getpid()
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
+
+    def broken_volumes(self) -> Sequence[BrokenVolume]:
+        """The files left out of :meth:`volumes` (only with ``skip_broken``), in volume order."""
+        return tuple(self._broken[v] for v in sorted(self._broken))
 
     # Handles: per process, opened lazily.
     def _handle(self, volume: int) -> _Handle:

@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from brats_sdk.atomic import atomic_path, atomic_write_text
 from brats_sdk.constants import H5_IMAGE_KEY, IMAGE_CHANNELS, MASK_CHANNELS
+from brats_sdk.data.broken import broken_volumes
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.nifti import NiftiFolder
 from brats_sdk.data.packed_codec import moments_probe
@@ -75,6 +76,10 @@ class PackSource(Protocol):
 def open_pack_source(path: Path, *, require_mask: bool = True) -> PackSource:
     """The Kaggle h5 layout (or ``brats convert`` output) or a NIfTI release at ``path``.
 
+    A NIfTI case that cannot be listed (a modality missing, a 4-D image) is left out and
+    reported by :func:`~brats_sdk.data.broken.broken_volumes`: :func:`pack_folder` fails it
+    and packs the others.
+
     Raises:
         DataError: ``path`` is not a folder, or holds neither layout.
     """
@@ -83,7 +88,7 @@ def open_pack_source(path: Path, *, require_mask: bool = True) -> PackSource:
     if not path.is_dir():
         raise DataError(f"{path}: not a folder")
     if looks_like_nifti_folder(path):
-        return NiftiFolder(path, require_mask=require_mask)
+        return NiftiFolder(path, require_mask=require_mask, skip_broken=True)
     return H5SliceFolder(path, require_mask=require_mask)
 
 
@@ -207,6 +212,10 @@ def pack_folder(
     packed: list[int] = []
     skipped: list[int] = []
     failed: list[PackFailure] = []
+    for b in broken_volumes(folder):
+        logger.warning("volume %d not packed: %s", b.volume, b.reason)
+        failed.append(PackFailure(b.volume, b.reason))
+        _remove(packed_path(out, b.volume))
     for info in folder.volumes():
         v = info.volume
         target = packed_path(out, v)

@@ -52,6 +52,7 @@ def open_source(
     volumes: Iterable[int] | None = None,
     max_volumes: int | None = None,
     require_mask: bool = True,
+    skip_broken: bool = False,
 ) -> DataSource:
     """Open ``path`` as a data source.
 
@@ -61,6 +62,11 @@ def open_source(
         volumes: Keep only these volumes.
         max_volumes: Keep only the first N volumes.
         require_mask: Whether ground-truth masks must be present.
+        skip_broken: For batch jobs: volumes that cannot even be listed (a NIfTI case
+            missing a modality, a truncated packed file) are left out of ``volumes()``
+            and reported by :func:`~brats_sdk.data.broken.broken_volumes` instead of
+            raising. (An h5 folder lists volumes by file name; its bad slices show when
+            the volume is read.)
 
     Raises:
         DataError: Unknown layout or unreadable folder.
@@ -70,9 +76,13 @@ def open_source(
     if kind is DataFormat.AUTO:
         kind = detect_format(path)
     if kind is DataFormat.PACKED:
-        return PackedFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)
+        return PackedFolder(
+            path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask, skip_broken=skip_broken
+        )
     if kind is DataFormat.NIFTI:
-        return NiftiFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)
+        return NiftiFolder(
+            path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask, skip_broken=skip_broken
+        )
     return H5SliceFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)
 
 

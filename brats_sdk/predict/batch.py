@@ -10,8 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from brats_sdk._version import __version__
-from brats_sdk.data.clinical import AgeTable, PatientIdMap
+from brats_sdk.data.broken import broken_volumes
+from brats_sdk.data.clinical import AgeTable, PatientIdMap, patient_id_of
 from brats_sdk.data.protocols import DataSource
+from brats_sdk.data.records import VolumeInfo
 from brats_sdk.data.sources import source_dirs
 from brats_sdk.distributed import DistContext
 from brats_sdk.predict.outputs import (
@@ -77,7 +79,10 @@ def run_batch(
     Writes ``predictions.csv`` and ``predictions.json`` (rewritten atomically after each
     volume, so an interrupted job keeps the rows done), ``errors.csv`` (failed volumes
     and why) and, on request, the mask and NIfTI files. Under torchrun each rank takes
-    every N-th volume and rank 0 merges the rows.
+    every N-th volume and rank 0 merges the rows. Every per-volume problem is a failed
+    volume, whether it shows when the volume is read or already when the source lists
+    its volumes (:func:`~brats_sdk.data.broken.broken_volumes` of a source opened with
+    ``skip_broken=True``).
 
     Args:
         predictor: The loaded models.
@@ -103,15 +108,23 @@ def run_batch(
     bins = predictor.bins
     n_bins = 0 if bins is None else bins.n_bins
     wanted = list(info.volume for info in source.volumes())
+    broken = [b for b in broken_volumes(source) if options.volumes is None or b.volume in options.volumes]
     if options.volumes is not None:
         wanted = [v for v in wanted if v in set(options.volumes)]
     mine = wanted[dist.rank :: dist.world_size]
-    if progress is not None:
-        progress(0, len(wanted))
-    writer = _nifti_writer(source) if options.save_nifti else None
     rows: dict[int, Row] = {}
     summaries: dict[int, VolumeSummary] = {}
     failures: dict[int, VolumeFailure] = {}
+    for b in broken if dist.is_main else ():
+        pid = patient_id_of(VolumeInfo(volume=b.volume, name=b.name, n_slices=0), id_map)
+        failure = VolumeFailure(volume=b.volume, name=b.name, patient_id=pid, reason=b.reason)
+        failures[b.volume], rows[b.volume], summaries[b.volume] = failure, failure_row(failure), VolumeSummary.of(failure)
+        if on_volume is not None:
+            on_volume(failure)
+    total = len(wanted) + len(broken)
+    if progress is not None:
+        progress(len(rows), total)
+    writer = _nifti_writer(source) if options.save_nifti else None
     age_lookup = ages.age_for if ages is not None else None
     for result in predictor.predict_source(source, age_lookup, id_map=id_map, volumes=mine):
         summaries[result.volume] = VolumeSummary.of(result)
@@ -129,7 +142,7 @@ def run_batch(
         if on_volume is not None:
             on_volume(result)
         if progress is not None:
-            progress(min(len(rows) * dist.world_size, len(wanted)), len(wanted))
+            progress(min(len(rows) * dist.world_size, total), total)
     if dist.is_distributed:
         gathered = dist.gather_objects((rows, summaries, failures))
         rows, summaries, failures = {}, {}, {}
@@ -139,7 +152,7 @@ def run_batch(
             failures.update(part_failures)
         if dist.is_main:
             _write_tables(out_dir, predictor, source, rows, failures)
-    elif not rows:
+    else:
         _write_tables(out_dir, predictor, source, rows, failures)
     ordered = [rows[v] for v in sorted(rows)]
     return BatchSummary(
