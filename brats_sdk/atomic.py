@@ -3,18 +3,21 @@
 A reader never sees a half-written file, an interrupted write leaves the previous
 version in place, and the data is on disk before the rename (so a crash right after it
 cannot leave an empty file under the final name). Every writer of the package, the
-checkpoints among them, goes through :func:`atomic_path`.
+checkpoints among them, goes through :func:`atomic_path`. A process killed mid-write
+leaves its temporary file; the next run into the folder removes it
+(:func:`remove_orphan_temps`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_text", "is_orphan_temp", "remove_orphan_temps"]
 
 
 @contextmanager
@@ -59,3 +62,39 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+# mkstemp's random part: 8 characters of this alphabet between the prefix and the suffix.
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\..+)$")
+
+
+def is_orphan_temp(path: Path) -> bool:
+    """Whether ``path``'s name is one :func:`atomic_path` gives its temporary files:
+    ``.NAME.<8 random>.tmp``, or ``.NAME.<8 random>SUFFIX`` where NAME ends in SUFFIX."""
+    m = _TEMP_RE.match(Path(path).name)
+    return m is not None and (m["suffix"] == ".tmp" or m["name"].endswith(m["suffix"]))
+
+
+def remove_orphan_temps(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files that killed :func:`atomic_path` writes left in ``folder``.
+
+    Only the writer that owns the folder may call this (the run holding its lock, or the
+    training run writing it): a temporary file of a write in progress looks the same.
+
+    Args:
+        folder: The folder (a missing one holds nothing).
+        recursive: Also its subfolders.
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(".*") if recursive else folder.glob(".*")
+    removed: list[Path] = []
+    for path in found:
+        if is_orphan_temp(path) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -16,6 +16,7 @@ from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.records import VolumeInfo
 from brats_sdk.data.sources import source_dirs
 from brats_sdk.distributed import DistContext
+from brats_sdk.predict.output_set import claim_prediction_folder
 from brats_sdk.predict.outputs import (
     Row,
     failure_row,
@@ -76,10 +77,13 @@ def run_batch(
 ) -> BatchSummary:
     """Predict every volume of ``source`` into ``out_dir``.
 
+    The run owns ``out_dir`` (:func:`~brats_sdk.predict.output_set.claim_prediction_folder`):
+    it locks it, and removes an earlier run's outputs and orphan temporary files first.
     Writes ``predictions.csv`` and ``predictions.json`` (rewritten atomically after each
-    volume, so an interrupted job keeps the rows done), ``errors.csv`` (failed volumes
-    and why) and, on request, the mask and NIfTI files. Under torchrun each rank takes
-    every N-th volume and rank 0 merges the rows. Every per-volume problem is a failed
+    volume, so an interrupted job keeps the rows done; ``"complete"`` is false until the
+    last volume is written), ``errors.csv`` (failed volumes and why) and, on request,
+    the mask and NIfTI files. Under torchrun each rank takes every N-th volume and rank 0
+    merges the rows. Every per-volume problem is a failed
     volume, whether it shows when the volume is read or already when the source lists
     its volumes (:func:`~brats_sdk.data.broken.broken_volumes` of a source opened with
     ``skip_broken=True``).
@@ -100,11 +104,33 @@ def run_batch(
 
     Returns:
         The summary; ``failures`` lists volumes whose data was bad.
+
+    Raises:
+        DataError: ``out_dir`` cannot be created or written, or another run holds it.
     """
+    dist = dist or DistContext.from_env(predictor.device.type)
+    with claim_prediction_folder(out_dir, dist=dist if dist.is_distributed else None):
+        return _run_batch(
+            predictor, source, out_dir, ages=ages, id_map=id_map, options=options, on_volume=on_volume,
+            progress=progress, dist=dist,
+        )
+
+
+def _run_batch(
+    predictor: CombinedPredictor,
+    source: DataSource,
+    out_dir: Path,
+    *,
+    ages: AgeTable | None = None,
+    id_map: PatientIdMap | None = None,
+    options: BatchOptions | None = None,
+    on_volume: Callable[[VolumePrediction | VolumeFailure], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    dist: DistContext,
+) -> BatchSummary:
+    """The body of :func:`run_batch`, in a folder it owns."""
     t0 = time.perf_counter()
     options = options or BatchOptions()
-    dist = dist or DistContext.from_env(predictor.device.type)
-    out_dir.mkdir(parents=True, exist_ok=True)
     bins = predictor.bins
     n_bins = 0 if bins is None else bins.n_bins
     wanted = list(info.volume for info in source.volumes())
@@ -125,6 +151,8 @@ def run_batch(
     if progress is not None:
         progress(len(rows), total)
     writer = _nifti_writer(source) if options.save_nifti else None
+    if dist.is_main:
+        _write_tables(out_dir, predictor, source, rows, failures, options, complete=False)
     age_lookup = ages.age_for if ages is not None else None
     for result in predictor.predict_source(source, age_lookup, id_map=id_map, volumes=mine):
         summaries[result.volume] = VolumeSummary.of(result)
@@ -138,7 +166,7 @@ def run_batch(
                 writer(out_dir, result)
             rows[result.volume] = prediction_row(result, bins)
         if not dist.is_distributed:
-            _write_tables(out_dir, predictor, source, rows, failures)
+            _write_tables(out_dir, predictor, source, rows, failures, options, complete=False)
         if on_volume is not None:
             on_volume(result)
         if progress is not None:
@@ -151,9 +179,9 @@ def run_batch(
             summaries.update(part_summaries)
             failures.update(part_failures)
         if dist.is_main:
-            _write_tables(out_dir, predictor, source, rows, failures)
+            _write_tables(out_dir, predictor, source, rows, failures, options, complete=True)
     else:
-        _write_tables(out_dir, predictor, source, rows, failures)
+        _write_tables(out_dir, predictor, source, rows, failures, options, complete=True)
     ordered = [rows[v] for v in sorted(rows)]
     return BatchSummary(
         out_dir=out_dir,
@@ -166,7 +194,8 @@ def run_batch(
 
 
 def _write_tables(
-    out_dir: Path, predictor: CombinedPredictor, source: DataSource, rows: dict[int, Row], failures: dict[int, VolumeFailure]
+    out_dir: Path, predictor: CombinedPredictor, source: DataSource, rows: dict[int, Row], failures: dict[int, VolumeFailure],
+    options: BatchOptions, *, complete: bool,
 ) -> None:
     ordered = [rows[v] for v in sorted(rows)]
     write_rows_csv(out_dir / PREDICTIONS_CSV, ordered)
@@ -177,6 +206,9 @@ def _write_tables(
     )
     bins = predictor.bins
     payload: dict[str, object] = {
+        # False until the last volume is written: an interrupted run says so.
+        "complete": complete,
+        "outputs": {"masks": options.save_masks, "nifti": options.save_nifti},
         "sdk_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": str(getattr(source, "root", "")),

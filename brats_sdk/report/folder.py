@@ -95,6 +95,17 @@ class PredictionFolder:
         v = self.meta.get("sdk_version")
         return v if isinstance(v, str) else None
 
+    @property
+    def complete(self) -> bool:
+        """False when ``predictions.json`` says its run was interrupted before the last volume."""
+        return self.meta.get("complete") is not False
+
+    @property
+    def saved_masks(self) -> bool:
+        """Whether the run wrote mask files (folders of versions that do not record it: True)."""
+        outputs = self.meta.get("outputs")
+        return not isinstance(outputs, dict) or outputs.get("masks") is not False
+
     def mask_path(self, volume: int) -> Path:
         """``masks/volume_<V>_pred.h5`` of ``volume`` (it may not exist)."""
         return self.root / MASKS_DIR / mask_file_name(volume)
@@ -106,6 +117,9 @@ class PredictionFolder:
             DataError: The file is missing, unreadable or malformed.
         """
         path = self.mask_path(volume)
+        if not self.saved_masks:
+            # A mask file here would be another run's: this one wrote none.
+            raise DataError(f"{path}: no mask file of this run (run `brats predict --save-masks`)")
         if not path.is_file():
             raise DataError(f"{path}: no mask file (run `brats predict --save-masks`)")
         try:
@@ -148,9 +162,28 @@ def read_prediction_folder(root: Path | str) -> PredictionFolder:
     if not csv_path.is_file():
         raise DataError(f"{root}: no {PREDICTIONS_CSV}")
     volumes = _read_rows(csv_path, labels)
+    _check_same_run(json_path, meta, csv_path, volumes)
+    if meta.get("complete") is False:
+        logger.warning("%s: the prediction run was interrupted; only its %d finished volumes are scored", json_path, len(volumes))
     models = tuple(_model_summary(role, meta) for role in ("segmenter", "survival"))
     logger.info("%s: %d predicted volumes", root, len(volumes))
     return PredictionFolder(root, meta, volumes, bins, tuple(m for m in models if m is not None))
+
+
+def _check_same_run(json_path: Path, meta: JsonDict, csv_path: Path, volumes: tuple[PredictedVolume, ...]) -> None:
+    """Refuse a ``predictions.csv`` that lists other volumes than ``predictions.json``
+    (files of two runs); folders whose JSON lists no volumes are not checked."""
+    listed = meta.get("volumes")
+    if not isinstance(listed, list):
+        return
+    in_json = {r.get("volume") for r in listed if isinstance(r, dict)}
+    in_csv = {v.volume for v in volumes}
+    if in_json != in_csv:
+        diff = sorted(str(v) for v in in_json ^ in_csv)
+        raise DataError(
+            f"{csv_path}: lists other volumes than {json_path.name} ({', '.join(diff[:10])} differ): files of two "
+            "runs; run `brats predict` again"
+        )
 
 
 def _bins(path: Path, raw: object) -> SurvivalBins | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from brats_sdk._version import __version__
+from brats_sdk.atomic import remove_orphan_temps
 from brats_sdk.bins import BinMethod, SurvivalBins
 from brats_sdk.constants import SURVIVAL_CSV
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
@@ -36,6 +37,7 @@ from brats_sdk.device import resolve_device
 from brats_sdk.distributed import DistContext
 from brats_sdk.errors import DataError
 from brats_sdk.options import config_to_dict
+from brats_sdk.out_dir import prepare_out_dir
 from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
 
 __all__ = [
@@ -78,7 +80,11 @@ def start_run(
     dist: DistContext | None = None,
 ) -> RunStart:
     """What every training pipeline does first: resolve the device, join the process group
-    (under torchrun each rank takes its local GPU), seed, create the run folder, open the data.
+    (under torchrun each rank takes its local GPU), seed, create the run folder (removing
+    the temporary files of writes a killed run left), open the data.
+
+    Raises:
+        DataError: The run folder cannot be created or written, or the data cannot be opened.
     """
     resolved = resolve_device(device)
     dist = dist or DistContext.from_env(resolved.type)
@@ -86,7 +92,11 @@ def start_run(
         resolved = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(resolved)
     torch.manual_seed(seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out_dir)
+    if dist.is_main:
+        # Temporary files of checkpoint writes a killed run left (`.last.pt.<random>.tmp`).
+        for orphan in remove_orphan_temps(out_dir, recursive=True):
+            logger.info("removed %s, left by an interrupted write", orphan)
     if source is None:
         source = open_source(data_dir, fmt=data_format, volumes=volumes, max_volumes=max_volumes)
     return RunStart(resolved, dist, source)
