@@ -27,13 +27,17 @@ from cli.options import format_option
 @click.option("--size", default=240, show_default=True, type=click.IntRange(min=32), help="Slice height and width.")
 @click.option("--patient-signature", is_flag=True,
               help="Give each tumour a per-patient stretch and angle unrelated to survival (what a slice split leaks; see `brats audit`).")
+@click.option("--overwrite", is_flag=True,
+              help="Write into a folder that is not empty (its slice files outside the new cohort are deleted).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def synth_cmd(out_dir: Path, volumes: int, seed: int, slices: int, size: int, patient_signature: bool, quiet: bool) -> None:
-    """Write a synthetic cohort in the Kaggle h5 layout to OUT_DIR."""
+def synth_cmd(
+    out_dir: Path, volumes: int, seed: int, slices: int, size: int, patient_signature: bool, overwrite: bool, quiet: bool
+) -> None:
+    """Write a synthetic cohort in the Kaggle h5 layout to OUT_DIR (an empty or new folder unless --overwrite)."""
     t0 = time.perf_counter()
     config = SynthConfig(volumes=volumes, seed=seed, slices=slices, size=size, patient_signature=patient_signature)
     with progress_bar("Synthesising volumes", volumes, quiet=quiet) as advance:
-        data_dir = make_cohort(out_dir, config, progress=lambda _done: advance(1))
+        data_dir = make_cohort(out_dir, config, progress=lambda _done: advance(1), overwrite=overwrite)
     console.print(f"Wrote {volumes} volumes x {slices} slices to {data_dir} in {time.perf_counter() - t0:.1f} s")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from brats_sdk import __version__
-from brats_sdk.errors import BratsError
+from brats_sdk.errors import BratsError, first_line
 from cli.console import setup_logging
 
 # name -> (module, attribute, one-line help shown by `brats --help`)
@@ -57,6 +57,11 @@ class BratsGroup(click.Group):
         except BratsError as exc:
             # A ClickException exits with ExitCode.ERROR (1).
             raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        except OSError as exc:
+            # The environment failed where the library does not name it (disk full, a
+            # folder removed under a run): still one line, exit 1, no traceback.
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or first_line(exc)}") from exc
 
 
 @click.group(cls=BratsGroup, context_settings={"help_option_names": ["-h", "--help"]})

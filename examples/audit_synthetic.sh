@@ -15,7 +15,7 @@ set -euo pipefail
 OUT="${1:?usage: $0 OUT_DIR}"
 BRATS="${BRATS:-brats}"
 mkdir -p "$OUT"
-$BRATS synth "$OUT/cohort" --volumes "${VOLUMES:-96}" --slices "${SLICES:-64}" --size 64 --seed 0 --patient-signature --quiet
+$BRATS synth "$OUT/cohort" --volumes "${VOLUMES:-96}" --slices "${SLICES:-64}" --size 64 --seed 0 --patient-signature --overwrite --quiet
 # shellcheck disable=SC2086  # AUDIT_ARGS is a list of options
 $BRATS audit "$OUT/cohort" --out "$OUT/audit" --epochs "${EPOCHS:-30}" --input-size 48 --batch-size 16 \
     --lr 3e-4 --step-size 30 --patience 8 --val-fraction 0.1 --test-fraction 0.3 --seed 0 --device "${DEVICE:-auto}" ${AUDIT_ARGS:-}

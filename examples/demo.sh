@@ -9,8 +9,8 @@ SIZE="${DEMO_SIZE:-128}"
 SLICES="${DEMO_SLICES:-40}"
 
 echo "== 1/5 synthesise a training cohort and a held-out cohort (Kaggle h5 layout)"
-brats synth "$OUT/train_data" --volumes 10 --slices "$SLICES" --size "$SIZE" --seed 0 --quiet
-brats synth "$OUT/heldout_data" --volumes 4 --slices "$SLICES" --size "$SIZE" --seed 1 --quiet
+brats synth "$OUT/train_data" --volumes 10 --slices "$SLICES" --size "$SIZE" --seed 0 --overwrite --quiet
+brats synth "$OUT/heldout_data" --volumes 4 --slices "$SLICES" --size "$SIZE" --seed 1 --overwrite --quiet
 
 echo "== 2/5 check the data"
 brats inspect "$OUT/train_data" --quiet

@@ -11,8 +11,8 @@ SLICES="${SLICES:-155}"
 SIZE="${SIZE:-240}"
 mkdir -p "$OUT"
 
-brats synth "$OUT/train_data" --volumes 6 --slices "$SLICES" --size "$SIZE" --seed 0 --quiet
-brats synth "$OUT/heldout_data" --volumes 4 --slices "$SLICES" --size "$SIZE" --seed 1 --quiet
+brats synth "$OUT/train_data" --volumes 6 --slices "$SLICES" --size "$SIZE" --seed 0 --overwrite --quiet
+brats synth "$OUT/heldout_data" --volumes 4 --slices "$SLICES" --size "$SIZE" --seed 1 --overwrite --quiet
 
 start=$(date +%s)
 brats train segmenter "$OUT/train_data" --out "$OUT/run" --stage-epochs "${EPOCHS:-5},0,0" --lr 1e-3 --step-size 3 \

@@ -133,3 +133,37 @@ def test_training_removes_orphans_of_killed_checkpoint_writes(data: Path, tmp_pa
     start_run(device="cpu", seed=0, out_dir=run, data_dir=data, data_format=DataFormat.AUTO, volumes=None,
               max_volumes=None)
     assert not orphan.exists() and (run / "stage1" / "last.pt").exists()
+
+
+def test_an_unwritable_out_is_one_line_and_exit_1(data: Path, segmenter_pt: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    long_name = tmp_path / ("n" * 300)
+    pred = tmp_path / "pred"
+    for out in (a_file / "sub", long_name):
+        res = runner.invoke(cli, ["predict", str(data), "--segmenter", str(segmenter_pt), "--out", str(out),
+                                  "--device", "cpu", "--quiet"])
+        errors = [line for line in res.output.splitlines() if line.startswith("Error")]
+        assert res.exit_code == ExitCode.ERROR and len(errors) == 1 and "Traceback" not in res.output, res.output
+        assert "cannot write the --out folder" in res.output
+    assert "a part of the path is a file" in runner.invoke(
+        cli, ["predict", str(data), "--segmenter", str(segmenter_pt), "--out", str(a_file / "sub"), "--quiet"]
+    ).output
+    assert runner.invoke(cli, ["predict", str(data), "--segmenter", str(segmenter_pt), "--out", str(pred),
+                               "--device", "cpu", "--quiet"]).exit_code == ExitCode.OK
+    res = runner.invoke(cli, ["report", str(pred), "--out", str(a_file / "report")])
+    assert res.exit_code == ExitCode.ERROR and "cannot write the --out folder" in res.output, res.output
+    res = runner.invoke(cli, ["train", "segmenter", str(data), "--out", str(a_file / "run"), "--epochs", "1",
+                              "--device", "cpu", "--quiet"])
+    assert res.exit_code == ExitCode.ERROR and "cannot write the --out folder" in res.output, res.output
+
+
+def test_synth_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["synth", str(tmp_path), "--volumes", "1", "--slices", "8", "--size", "32", "--quiet"]
+    (tmp_path / "notes.txt").write_text("mine")
+    res = runner.invoke(cli, args)
+    assert res.exit_code == ExitCode.ERROR and "not empty" in res.output and not list(tmp_path.rglob("*.h5"))
+    assert runner.invoke(cli, [*args, "--overwrite"]).exit_code == ExitCode.OK
+    assert len(list(tmp_path.rglob("*.h5"))) == 8

@@ -400,6 +400,7 @@ def make_cohort(
     config: SynthConfig,
     *,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write a synthetic cohort in the Kaggle "BraTS2020 training data" layout.
 
@@ -416,7 +417,7 @@ def make_cohort(
       ``name_mapping.csv`` (every volume).
 
     The same config always gives byte-identical files. If the folder already holds a
-    cohort, its files are overwritten, and h5 slices outside the new cohort's
+    cohort (allowed with ``overwrite`` only), its files are overwritten, and h5 slices outside the new cohort's
     volume and slice range are deleted so that the folder holds exactly this cohort.
     Each file is written to a temporary name and moved into place.
 
@@ -424,16 +425,21 @@ def make_cohort(
         out_dir: Folder to write into (created if missing).
         config: Cohort size and seed.
         progress: Called after each volume with the number of volumes written so far.
+        overwrite: Write into an ``out_dir`` that is not empty; False refuses it
+            (``brats synth`` without ``--overwrite``).
 
     Returns:
         The data folder, ``out_dir/BraTS2020_training_data/content/data``.
 
     Raises:
         ConfigError: If ``config`` is not a :class:`SynthConfig`.
-        DataError: If the data folder cannot be created or written.
+        DataError: If the data folder cannot be created or written, or ``out_dir`` is not
+            empty and ``overwrite`` is False.
     """
     if not isinstance(config, SynthConfig):
         raise ConfigError(f"config must be a SynthConfig, got {type(config).__name__}")
+    if not overwrite and Path(out_dir).is_dir() and any(Path(out_dir).iterdir()):
+        raise DataError(f"{out_dir}: not empty; use an empty folder or overwrite (files in it may be replaced or deleted)")
     data_dir = Path(out_dir).joinpath(*KAGGLE_DATA_SUBDIR)
     start = time.perf_counter()
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brats_sdk.atomic import atomic_path, atomic_write_text
+from brats_sdk.out_dir import prepare_out_dir
 from brats_sdk.predict.outputs import write_json, write_rows_csv
 from brats_sdk.report.evaluate import evaluate_predictions
 from brats_sdk.report.figures import render_figures
@@ -81,6 +82,7 @@ def write_report(
     """
     t0 = time.perf_counter()
     opts = options or ReportOptions()
+    prepare_out_dir(Path(out_dir))  # before the scoring: an unwritable --out fails at once
     data = evaluate_predictions(
         pred_dir, ground_truth=ground_truth, survival_csv=survival_csv, survival_model=survival_model,
         options=opts, on_volume=on_volume,
