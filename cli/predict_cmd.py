@@ -13,6 +13,7 @@ from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import PARTS, SplitMode, read_split_csv
 from brats_sdk.distributed import is_main_process
 from brats_sdk.errors import ConfigError
+from brats_sdk.out_dir import prepare_out_dir
 from brats_sdk.predict.batch import BatchOptions, run_batch
 from brats_sdk.predict.export_manifest import is_export_dir
 from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
@@ -81,6 +82,7 @@ def predict_cmd(
         raise ConfigError("give --model-dir RUN_DIR or --segmenter PATH (and --survival PATH)")
     if model_dir is not None and (segmenter is not None or survival is not None):
         raise ConfigError("give either --model-dir or --segmenter/--survival, not both")
+    prepare_out_dir(out_dir)  # before the models load: an unwritable --out fails at once
     ages = read_age_table(age_csv) if age_csv is not None else None
     ids = PatientIdMap.from_csv(id_map) if id_map is not None else None
     config = PredictorConfig(

@@ -141,15 +141,20 @@ def test_an_unwritable_out_is_one_line_and_exit_1(data: Path, segmenter_pt: Path
     a_file.write_text("x")
     long_name = tmp_path / ("n" * 300)
     pred = tmp_path / "pred"
-    for out in (a_file / "sub", long_name):
+    unwritable = [a_file / "sub", long_name]
+    if os.geteuid() != 0:  # root writes into a read-only folder
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        unwritable.append(locked / "out")
+    elif Path("/sys/kernel").is_dir():  # sysfs refuses new folders, to root too
+        unwritable.append(Path("/sys/brats_sdk_test_out"))
+    for out in unwritable:
         res = runner.invoke(cli, ["predict", str(data), "--segmenter", str(segmenter_pt), "--out", str(out),
                                   "--device", "cpu", "--quiet"])
         errors = [line for line in res.output.splitlines() if line.startswith("Error")]
         assert res.exit_code == ExitCode.ERROR and len(errors) == 1 and "Traceback" not in res.output, res.output
         assert "cannot write the --out folder" in res.output
-    assert "a part of the path is a file" in runner.invoke(
-        cli, ["predict", str(data), "--segmenter", str(segmenter_pt), "--out", str(a_file / "sub"), "--quiet"]
-    ).output
+        assert out != a_file / "sub" or "a part of the path is a file" in res.output
     assert runner.invoke(cli, ["predict", str(data), "--segmenter", str(segmenter_pt), "--out", str(pred),
                                "--device", "cpu", "--quiet"]).exit_code == ExitCode.OK
     res = runner.invoke(cli, ["report", str(pred), "--out", str(a_file / "report")])
