@@ -96,8 +96,9 @@ def predict_cmd(
         resolved = announce_device(device)
         warn_slow_bf16(resolved, config.precision is Precision.BF16, "--precision bf16")
         predictor = CombinedPredictor.from_checkpoints(segmenter=segmenter, survival=survival, device=resolved, config=config)  # type: ignore[arg-type]  # checked above
-    source = open_source(volumes_dir, fmt=data_format, require_mask=False)
     subset = parse_int_list(volumes_text, name="--volumes")
+    # The source checks --volumes as train and convert do: unknown volumes are an error.
+    source = open_source(volumes_dir, fmt=data_format, require_mask=False, volumes=subset)
     if part is not None:
         subset = _part_volumes(model_dir, part, subset)
     quiet = quiet or not is_main_process()

@@ -27,6 +27,7 @@ from brats_sdk.data.nifti import NiftiFolder
 from brats_sdk.data.packed import PackedFolder
 from brats_sdk.data.sources import DataFormat, detect_format
 from brats_sdk.errors import DataError
+from brats_sdk.summarise import summarise
 
 __all__ = [
     "Inspection",
@@ -147,7 +148,7 @@ def inspect_h5_folder(
     for info in folder.volumes():
         per_volume[info.n_slices] += 1
         if info.missing_slices:
-            problems.append(f"{root}: volume {info.volume} is missing slices {list(info.missing_slices)}")
+            problems.append(f"{root}: volume {info.volume} is missing slices {summarise(info.missing_slices)}")
     for i in range(len(folder)):
         path = folder.slice_path(i)
         volume = folder.slice_key(i)[0]

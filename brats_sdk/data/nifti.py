@@ -52,6 +52,8 @@ from brats_sdk.data.nifti_layout import (
 )
 from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
 from brats_sdk.errors import DataError, first_line
+from brats_sdk.finite import describe_non_finite
+from brats_sdk.summarise import summarise
 
 __all__ = [
     "LABEL_KEY",
@@ -160,7 +162,9 @@ def _read_data(
 ) -> npt.NDArray[np.generic]:
     try:
         if as_float:
-            data: npt.NDArray[np.generic] = img.get_fdata(dtype=np.float32, caching="unchanged")
+            # Values beyond float32's range become inf here; the caller says what they were.
+            with np.errstate(over="ignore"):
+                data: npt.NDArray[np.generic] = img.get_fdata(dtype=np.float32, caching="unchanged")
         else:
             data = np.asarray(img.dataobj)
     except _READ_ERRORS as exc:
@@ -252,7 +256,7 @@ class NiftiFolder:
             absent = [v for v in wanted if not 1 <= v <= len(cases)]
             if absent:
                 raise DataError(
-                    f"{self.root}: volumes {absent} not found (has volumes 1..{len(cases)})"
+                    f"{self.root}: volumes {summarise(absent)} not found (has volumes 1..{len(cases)})"
                 )
             cases = [cases[v - 1] for v in wanted]
         if max_volumes is not None:
@@ -427,7 +431,8 @@ class NiftiFolder:
             _check_same_grid(path, img, first, shape, codes)
             data = _read_data(path, img, shape, as_float=True).astype(np.float32, copy=False)
             if not np.isfinite(data).all():
-                raise DataError(f"{path}: holds NaN or infinite values")
+                # Read again as float64 (only on this error path) to say what the values are.
+                raise DataError(f"{path}: {describe_non_finite(img.get_fdata(dtype=np.float64))}")
             channels.append(_to_sdk(data, axis).astype(np.float32, copy=False))
         image: F32 = np.ascontiguousarray(np.stack(channels, axis=1))
         mask: U8 | None = None

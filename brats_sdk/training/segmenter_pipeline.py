@@ -20,6 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
+from brats_sdk.config_checks import require_finite
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.crops import RandomCrops, Window, union_box, window_around
 from brats_sdk.data.datasets import SegmentationDataset
@@ -157,6 +158,7 @@ class SegmenterTrainConfig:
     keep_best: bool = True
 
     def __post_init__(self) -> None:
+        require_finite(self)
         object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
         object.__setattr__(self, "normalisation", Normalisation.parse(self.normalisation))
         object.__setattr__(self, "schedule", LrSchedule.parse(self.schedule))

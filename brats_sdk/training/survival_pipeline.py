@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.bins import BinMethod, SurvivalBins
+from brats_sdk.config_checks import require_finite
 from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_CSV, SURVIVAL_INPUT_SIZE
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
@@ -119,6 +120,7 @@ class SurvivalTrainConfig:
     input_size: int = SURVIVAL_INPUT_SIZE
 
     def __post_init__(self) -> None:
+        require_finite(self)
         object.__setattr__(self, "bins", BinMethod.parse(self.bins))
         object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
         if self.epochs < 1:
