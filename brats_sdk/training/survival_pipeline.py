@@ -45,6 +45,7 @@ from brats_sdk.run_files import HISTORY_FILE, SURVIVAL_EVAL_FILE, SURVIVAL_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
+from brats_sdk.training.resume_options import record_or_compare_options
 from brats_sdk.training.run import (
     find_survival_csv,
     finish_run,
@@ -172,6 +173,7 @@ def train_survival(
         source=source, dist=dist,
     )
     device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    record_or_compare_options(out, "survival", config, resume=config.resume, dist=dist)
     survival_csv = find_survival_csv(source, config.survival_csv)
     if survival_csv is None:
         raise DataError(f"{config.data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
