@@ -9,8 +9,9 @@ import click
 
 from brats_sdk.data.convert import convert_nifti_to_h5
 from brats_sdk.data.nifti import NiftiFolder
+from brats_sdk.data.nifti_labels import LabelConvention
 from cli.console import console, progress_bar
-from cli.options import parse_int_list
+from cli.options import label_convention_option, parse_int_list
 
 
 @click.command("convert")
@@ -32,6 +33,7 @@ from cli.options import parse_int_list
     is_flag=True,
     help="Write into a data folder that already holds slice files (stale ones are deleted).",
 )
+@label_convention_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def convert_cmd(
     data_dir: Path,
@@ -39,6 +41,7 @@ def convert_cmd(
     volumes_text: str | None,
     no_compress: bool,
     overwrite: bool,
+    label_convention: LabelConvention,
     quiet: bool,
 ) -> None:
     """Convert the NIfTI cases in DATA_DIR to the Kaggle h5 layout under OUT_DIR.
@@ -50,7 +53,7 @@ def convert_cmd(
     """
     t0 = time.perf_counter()
     volumes = parse_int_list(volumes_text, name="--volumes")
-    source = NiftiFolder(data_dir, volumes=volumes)
+    source = NiftiFolder(data_dir, volumes=volumes, label_convention=label_convention)
     n_volumes, n_slices = len(source.volumes()), len(source)
     with progress_bar("Converting", n_slices, quiet=quiet) as advance:
         out = convert_nifti_to_h5(
@@ -60,6 +63,7 @@ def convert_cmd(
             volumes=volumes,
             compress=not no_compress,
             overwrite=overwrite,
+            label_convention=label_convention,
         )
     console.print(
         f"Converted {n_volumes} volumes ({n_slices} slices) from {data_dir} to {out} in {time.perf_counter() - t0:.1f} s"

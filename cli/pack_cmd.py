@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.packed import IMAGE_DTYPES, ImageDtype
 from brats_sdk.data.packed_writer import open_pack_source, pack_folder
 from cli.console import EXIT_VOLUMES_FAILED, console, err_console, progress_bar
+from cli.options import label_convention_option
 
 # Exit code when some volumes could not be packed (1 is a usage or library error).
 
@@ -30,9 +32,10 @@ from cli.console import EXIT_VOLUMES_FAILED, console, err_console, progress_bar
     show_default=True,
     help="Whether every slice must have a mask (--no-require-mask packs unlabelled data).",
 )
+@label_convention_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pack_cmd(
-    data_dir: Path, out_dir: Path, image_dtype: ImageDtype, require_mask: bool, quiet: bool
+    data_dir: Path, out_dir: Path, image_dtype: ImageDtype, require_mask: bool, label_convention: LabelConvention, quiet: bool
 ) -> None:
     """Pack DATA_DIR (Kaggle h5 layout or a NIfTI release) into one h5 file per volume in OUT_DIR.
 
@@ -41,7 +44,7 @@ def pack_cmd(
     are skipped, and folders packed by an older format are rewritten. Exits 2 if some
     volumes could not be packed (each is listed); the others are still packed.
     """
-    folder = open_pack_source(data_dir, require_mask=require_mask)
+    folder = open_pack_source(data_dir, require_mask=require_mask, label_convention=label_convention)
     with progress_bar("Packing", len(folder.volumes()), quiet=quiet) as advance:
         result = pack_folder(
             folder, out_dir, image_dtype=image_dtype, require_mask=require_mask, progress=advance

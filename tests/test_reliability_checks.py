@@ -7,6 +7,7 @@ where the exit code is the point.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from brats_sdk.data.clinical import read_age_table, read_survival_csv
 from brats_sdk.data.h5_folder import H5SliceFolder, read_h5_slice
 from brats_sdk.data.inspection import inspect_h5_folder
 from brats_sdk.data.nifti import NiftiFolder
+from brats_sdk.data.sources import DataFormat, detect_format, open_source
 from brats_sdk.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
 from brats_sdk.finite import describe_non_finite
 from brats_sdk.models.segmenter import Segmenter
@@ -213,3 +215,38 @@ def test_lr_inf_exits_1_with_one_line(tiny_cohort: Path, tmp_path: Path) -> None
     )
     assert proc.returncode == 1, proc.stderr
     assert "invalid lrs=(inf" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_inspect_reports_odd_slice_file_names(tmp_path: Path) -> None:
+    for s in range(4):
+        write_slice(tmp_path / f"volume_1_slice_{s}.h5", size=8)
+    write_slice(tmp_path / "volume_1_slice_004.h5", size=8)
+    write_slice(tmp_path / "Volume_1_Slice_5.h5", size=8)
+    write_slice(tmp_path / "volume_1_slice_x.h5", size=8)
+    problems = inspect_h5_folder(tmp_path).problems
+    padded = [p for p in problems if "zero-padded" in p]
+    unread = [p for p in problems if "not read" in p]
+    assert len(padded) == 1 and "'volume_1_slice_004.h5'" in padded[0]
+    assert len(unread) == 1 and "'Volume_1_Slice_5.h5'" in unread[0] and "'volume_1_slice_x.h5'" in unread[0]
+
+
+def test_format_detection_follows_what_most_of_the_folder_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h5 = tmp_path / "h5"
+    for s in range(4):
+        write_slice(h5 / f"volume_1_slice_{s}.h5", size=8)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), AFFINE), h5 / "stray.nii.gz")
+    with caplog.at_level(logging.WARNING, logger="brats_sdk"):
+        assert detect_format(h5) is DataFormat.H5
+    assert "ignoring 1 NIfTI file(s)" in caplog.text and "stray.nii.gz" in caplog.text
+    assert len(open_source(h5).volumes()) == 1
+    nifti = tmp_path / "nifti" / "c"
+    nifti.mkdir(parents=True)
+    for channel in IMAGE_CHANNELS:
+        nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), AFFINE), nifti / f"c_{channel}.nii.gz")
+    write_slice(tmp_path / "nifti" / "volume_1_slice_0.h5", size=8)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="brats_sdk"):
+        assert detect_format(tmp_path / "nifti") is DataFormat.NIFTI
+    assert "ignoring 1 h5 slice file(s)" in caplog.text

@@ -18,6 +18,8 @@ Written under ``out_dir/BraTS2020_training_data/content/data/``:
   tumour, 0 otherwise or without segmentation).
 * ``volume_map.csv`` (``volume,patient_id``): volume number -> case folder name, for
   :meth:`PatientIdMap.from_csv <brats_sdk.data.clinical.PatientIdMap.from_csv>`.
+* ``conversion.json``: the source folder and the label convention its segmentations
+  were read under (:class:`~brats_sdk.data.nifti_labels.LabelConvention`).
 * ``survival_info.csv`` and ``name_mapping.csv``, copied when the NIfTI folder holds
   them (the BraTS 2020 NIfTI release does, beside the case folders).
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 import shutil
@@ -52,12 +55,15 @@ from brats_sdk.constants import (
     SURVIVAL_CSV,
 )
 from brats_sdk.data.nifti import NiftiFolder
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.errors import DataError
 
-__all__ = ["VOLUME_MAP_CSV", "convert_nifti_to_h5"]
+__all__ = ["CONVERSION_JSON", "VOLUME_MAP_CSV", "convert_nifti_to_h5"]
 
 logger = logging.getLogger(__name__)
 
+#: What a conversion read (the source folder, the label convention), beside ``meta_data.csv``.
+CONVERSION_JSON: Final[str] = "conversion.json"
 #: Volume number -> case name table written beside ``meta_data.csv``.
 VOLUME_MAP_CSV: Final[str] = "volume_map.csv"
 _META_HEADER: Final[tuple[str, ...]] = ("slice_path", "target", "volume", "slice")
@@ -73,6 +79,7 @@ def convert_nifti_to_h5(
     volumes: Iterable[int] | None = None,
     compress: bool = True,
     overwrite: bool = False,
+    label_convention: LabelConvention | str = LabelConvention.BRATS2017,
 ) -> Path:
     """Write the cases of a NIfTI folder in the Kaggle h5 layout (see the module docstring).
 
@@ -89,6 +96,8 @@ def convert_nifti_to_h5(
         overwrite: Allow a data folder that already holds slice files; slice files not
             written by this conversion are then deleted, so that the folder holds exactly
             this conversion. Without it such a folder is an error.
+        label_convention: What a label 3 in the segmentations means (refused by
+            default); recorded in ``conversion.json`` beside ``meta_data.csv``.
 
     Returns:
         The data folder, ``out_dir/BraTS2020_training_data/content/data``.
@@ -98,7 +107,7 @@ def convert_nifti_to_h5(
             <brats_sdk.data.nifti.NiftiFolder.load_volume>`), the data folder already
             holds slice files and ``overwrite`` is False, or a file cannot be written.
     """
-    source = NiftiFolder(src, volumes=volumes, require_mask=False)
+    source = NiftiFolder(src, volumes=volumes, require_mask=False, label_convention=label_convention)
     data_dir = Path(out_dir).joinpath(*KAGGLE_DATA_SUBDIR)
     existing = _existing_slices(data_dir)
     if existing and not overwrite:
@@ -133,6 +142,8 @@ def convert_nifti_to_h5(
             logger.debug("%s -> volume %d: %d slices", info.name, info.volume, rec.image.shape[0])
         atomic_write_text(data_dir / META_CSV, _csv(_META_HEADER, meta))
         atomic_write_text(data_dir / VOLUME_MAP_CSV, _csv(("volume", "patient_id"), names))
+        record = {"source": str(source.root), "label_convention": source.label_convention.value}
+        atomic_write_text(data_dir / CONVERSION_JSON, json.dumps(record, indent=1) + "\n")
         copied = _copy_tables(source, data_dir)
         stale = [p for p in existing if p.name not in written]
         for p in stale:

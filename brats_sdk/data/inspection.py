@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 
 from brats_sdk.constants import H5_IMAGE_KEY, H5_MASK_KEY, MASK_CHANNELS, META_CSV, SURVIVAL_CSV
+from brats_sdk.data.folder_census import odd_slice_name_problems
 from brats_sdk.data.h5_folder import H5SliceFolder, read_h5_slice, scan_h5_folder
 from brats_sdk.data.inspect_records import Inspection, VolumeCounts
 from brats_sdk.data.inspect_volumes import inspect_nifti_folder, inspect_packed_folder
@@ -145,6 +146,7 @@ def inspect_h5_folder(
     read: Counter[int] = Counter()
     masked: Counter[int] = Counter()
     unlabelled: list[Path] = []
+    problems.extend(odd_slice_name_problems(root))
     for info in folder.volumes():
         per_volume[info.n_slices] += 1
         if info.missing_slices:
