@@ -24,6 +24,10 @@ FINGERPRINT_RTOL: Final[float] = 2e-3
 def image_fingerprint(image: npt.NDArray[np.floating]) -> list[float]:
     """Per channel: share of non-zero voxels, mean and standard deviation (float64).
 
+    Computed on every second voxel along each spatial axis (an eighth of the volume, the
+    same voxels whatever layout the volume came from), which keeps it to about a tenth
+    of a second on a 155 x 240 x 240 case.
+
     Args:
         image: ``(D, C, H, W)`` raw intensities, as a source's ``load_volume`` gives them.
 
@@ -31,15 +35,14 @@ def image_fingerprint(image: npt.NDArray[np.floating]) -> list[float]:
         ``3 * C`` numbers: ``[nonzero_0, mean_0, std_0, nonzero_1, ...]``.
     """
     arr = np.asarray(image)
-    out: list[float] = []
-    for c in range(arr.shape[1]):
-        ch = arr[:, c]
-        if ch.size == 0:
-            out += [0.0, 0.0, 0.0]
-            continue
-        # float64 accumulators without a float64 copy of the volume.
-        out += [float(np.count_nonzero(ch)) / ch.size, float(ch.mean(dtype=np.float64)), float(ch.std(dtype=np.float64))]
-    return out
+    n_channels = arr.shape[1]
+    sub = np.ascontiguousarray(arr[::2, :, ::2, ::2]).transpose(1, 0, 2, 3).reshape(n_channels, -1)
+    if sub.shape[1] == 0:
+        return [0.0] * (3 * n_channels)
+    nonzero = np.count_nonzero(sub, axis=1) / sub.shape[1]
+    # float64 accumulators without a float64 copy of the volume.
+    mean, std = sub.mean(axis=1, dtype=np.float64), sub.std(axis=1, dtype=np.float64)
+    return [float(x) for c in range(n_channels) for x in (nonzero[c], mean[c], std[c])]
 
 
 def fingerprints_match(a: Sequence[float], b: Sequence[float]) -> bool:
