@@ -164,6 +164,10 @@ def test_convert_needs_and_records_the_label_convention(tmp_path: Path) -> None:
     seg = np.zeros((8, 8, 4), dtype=np.uint8)
     seg[2:4, 2:4, 1:3] = 3
     _case(tmp_path / "in", "c", seg=seg)
+    inspected = CliRunner().invoke(cli, ["inspect", str(tmp_path / "in"), "--quiet"])
+    assert inspected.exit_code == 1 and "holds label 3" in inspected.output
+    inspected = CliRunner().invoke(cli, ["inspect", str(tmp_path / "in"), "--label-convention", "brats2012", "--quiet"])
+    assert inspected.exit_code == 0, inspected.output
     refused = CliRunner().invoke(cli, ["convert", str(tmp_path / "in"), str(tmp_path / "out"), "--quiet"])
     assert refused.exit_code == 1 and "holds label 3" in refused.output and "--label-convention" in refused.output
     done = CliRunner().invoke(

@@ -25,6 +25,7 @@ from brats_sdk.data.h5_folder import H5SliceFolder, read_h5_slice, scan_h5_folde
 from brats_sdk.data.inspect_records import Inspection, VolumeCounts
 from brats_sdk.data.inspect_volumes import inspect_nifti_folder, inspect_packed_folder
 from brats_sdk.data.nifti import NiftiFolder
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.packed import PackedFolder
 from brats_sdk.data.sources import DataFormat, detect_format
 from brats_sdk.errors import DataError
@@ -92,8 +93,11 @@ def inspect_folder(
     fmt: DataFormat | str = DataFormat.AUTO,
     require_masks: bool = False,
     progress: Callable[[int], None] | None = None,
+    label_convention: LabelConvention | str = LabelConvention.BRATS2017,
 ) -> Inspection:
     """Read every file of a data folder, whatever its layout, and report contents and problems.
+
+    ``label_convention`` says what a label 3 in NIfTI segmentations means (a problem by default).
 
     Args:
         root: A Kaggle h5 folder (or a parent), a NIfTI folder (a folder of case folders,
@@ -112,7 +116,7 @@ def inspect_folder(
     kind = DataFormat.parse(fmt)
     layout = detect_format(root) if kind is DataFormat.AUTO else kind
     if layout is DataFormat.NIFTI:
-        return inspect_nifti_folder(root, require_masks=require_masks, progress=progress)
+        return inspect_nifti_folder(root, require_masks=require_masks, progress=progress, label_convention=label_convention)
     if layout is DataFormat.PACKED:
         return inspect_packed_folder(root, require_masks=require_masks, progress=progress)
     return inspect_h5_folder(root, require_masks=require_masks, progress=progress)
