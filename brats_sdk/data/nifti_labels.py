@@ -82,7 +82,7 @@ def segmentation_labels(
             raise DataError(
                 f"{path}: holds label 3, which BraTS releases disagree on (2012-2016: non-enhancing core; "
                 "2023+: enhancing tumour; 2017-2022: unused); name the convention with "
-                "--label-convention brats2012 or brats2023"
+                "--label-convention brats2012 or brats2023 (to train on it: brats convert or pack with it first)"
             )
         if rule is LabelConvention.BRATS2023 and _ET_2020 in present:
             raise DataError(f"{path}: holds both labels 3 and 4; under brats2023 both would be enhancing tumour")
