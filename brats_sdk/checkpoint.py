@@ -13,6 +13,8 @@ loads with ``torch.load(weights_only=True)`` and no code runs on load.
 from __future__ import annotations
 
 import logging
+import pickle
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from enum import StrEnum
@@ -27,6 +29,7 @@ from brats_sdk.errors import CheckpointError, first_line
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointKind",
+    "check_finite",
     "load_checkpoint",
     "peek_kind",
     "save_checkpoint",
@@ -152,6 +155,9 @@ def load_checkpoint(
         raise CheckpointError(f"checkpoint {path} {what}")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        # torch's message advises weights_only=False, the step that runs the file's code.
+        raise CheckpointError(f"{path}: {_unsafe_reason(exc)}") from exc
     except Exception as exc:  # torch.load raises many types (pickle, zip, runtime errors)
         raise CheckpointError(
             f"{path} is not a brats_sdk checkpoint or is unreadable: {first_line(exc)}"
@@ -175,6 +181,39 @@ def load_checkpoint(
             f"{path} is a {found.value} checkpoint, expected a {CheckpointKind(kind).value} checkpoint"
         )
     return {str(k): v for k, v in data.items()}
+
+
+def _unsafe_reason(exc: pickle.UnpicklingError) -> str:
+    """Why a ``weights_only`` load refused a file, without torch's advice to load it unsafely."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    what = f" (such as {found.group(1)})" if found else ""
+    return (
+        f"holds Python objects beyond tensors and plain values{what}; refused for safety, since "
+        "loading them could run code. brats_sdk checkpoints hold only tensors and plain values: "
+        "re-save the model with brats_sdk"
+    )
+
+
+def check_finite(path: Path, tensors: Mapping[str, object], *, what: str = "weights") -> None:
+    """Refuse tensors holding NaN or infinite values (a run that diverged saves such weights).
+
+    Args:
+        path: The file they come from (named in the message).
+        tensors: Name -> value; non-tensor and non-float entries are skipped.
+        what: What the tensors are, for the message.
+
+    Raises:
+        CheckpointError: Names the file, the first non-finite tensor and how many of its
+            values are not finite.
+    """
+    for name, value in tensors.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"{path}: {what} tensor {name!r} holds {bad} NaN or infinite value(s) of {value.numel()}; "
+                    "the training that wrote it diverged (try a lower learning rate)"
+                )
 
 
 def peek_kind(path: Path) -> CheckpointKind:

@@ -97,6 +97,14 @@ class DistContext:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
 
+    def any_flag(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (so that all ranks stop together)."""
+        if not self.is_distributed:
+            return flag
+        import torch
+
+        return bool(self.all_reduce_sum(torch.tensor([1 if flag else 0], dtype=torch.int64)).item() > 0)
+
     def gather_objects(self, value: T) -> list[T]:
         """Every rank's ``value``, in rank order (``[value]`` for a single process)."""
         if not self.is_distributed:

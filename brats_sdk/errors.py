@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DeviceError",
+    "TrainingDivergedError",
     "WeightsUnavailableError",
     "first_line",
 ]
@@ -32,6 +33,10 @@ class ConfigError(BratsError, ValueError):
 
 class CheckpointError(BratsError):
     """A checkpoint is missing, of the wrong kind or of an unsupported format version."""
+
+
+class TrainingDivergedError(BratsError):
+    """Training produced a NaN or infinite loss (too high a learning rate, bad data)."""
 
 
 class DeviceError(BratsError):

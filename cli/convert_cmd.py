@@ -9,9 +9,10 @@ import click
 
 from brats_sdk.data.convert import convert_folder
 from brats_sdk.data.nifti import NiftiFolder
+from brats_sdk.data.nifti_labels import LabelConvention
 from cli.console import console, err_console, progress_bar
 from cli.exit_codes import ExitCode
-from cli.options import parse_int_list
+from cli.options import label_convention_option, parse_int_list
 
 
 @click.command("convert")
@@ -33,6 +34,7 @@ from cli.options import parse_int_list
     is_flag=True,
     help="Write into a data folder that already holds slice files (stale ones are deleted).",
 )
+@label_convention_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def convert_cmd(
     data_dir: Path,
@@ -40,6 +42,7 @@ def convert_cmd(
     volumes_text: str | None,
     no_compress: bool,
     overwrite: bool,
+    label_convention: LabelConvention,
     quiet: bool,
 ) -> None:
     """Convert the NIfTI cases in DATA_DIR to the Kaggle h5 layout under OUT_DIR.
@@ -55,7 +58,7 @@ def convert_cmd(
     """
     t0 = time.perf_counter()
     volumes = parse_int_list(volumes_text, name="--volumes")
-    source = NiftiFolder(data_dir, volumes=volumes, skip_broken=True)
+    source = NiftiFolder(data_dir, volumes=volumes, skip_broken=True, label_convention=label_convention)
     with progress_bar("Converting", len(source), quiet=quiet) as advance:
         result = convert_folder(
             data_dir,
@@ -64,6 +67,7 @@ def convert_cmd(
             volumes=volumes,
             compress=not no_compress,
             overwrite=overwrite,
+            label_convention=label_convention,
         )
     kept = f", kept {len(result.kept)} converted before" if result.kept else ""
     console.print(

@@ -12,11 +12,12 @@ from rich.table import Table
 
 from brats_sdk.constants import MASK_CHANNELS
 from brats_sdk.data.inspection import VolumeCounts, inspect_folder, plan_inspection
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.synth import SynthConfig, make_cohort
 from cli.console import console, err_console, progress_bar
 from cli.exit_codes import ExitCode
-from cli.options import format_option
+from cli.options import format_option, label_convention_option
 
 
 @click.command("synth")
@@ -47,8 +48,11 @@ def synth_cmd(
               help="Count an unlabelled folder (no slice or case has labels) as a problem: a folder to train on.")
 @click.option("--per-volume", is_flag=True, help="Also list each volume's slices and label voxel counts.")
 @format_option
+@label_convention_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def inspect_cmd(data_dir: Path, require_masks: bool, per_volume: bool, data_format: DataFormat, quiet: bool) -> None:
+def inspect_cmd(
+    data_dir: Path, require_masks: bool, per_volume: bool, data_format: DataFormat, label_convention: LabelConvention, quiet: bool
+) -> None:
     """Check a data folder (Kaggle h5, NIfTI cases or `brats pack`); exit 1 if it has problems.
 
     DATA_DIR is laid out as the other commands read it: the Kaggle h5 release (or a
@@ -61,7 +65,9 @@ def inspect_cmd(data_dir: Path, require_masks: bool, per_volume: bool, data_form
     """
     plan = plan_inspection(data_dir, fmt=data_format)
     with progress_bar(f"Inspecting {plan.unit}", plan.steps, quiet=quiet) as advance:
-        result = inspect_folder(data_dir, fmt=plan.layout, require_masks=require_masks, progress=advance)
+        result = inspect_folder(
+            data_dir, fmt=plan.layout, require_masks=require_masks, progress=advance, label_convention=label_convention
+        )
     nifti = result.layout == DataFormat.NIFTI.value
     stored = "" if result.dtypes_as_stored else " (as read)"
     table = Table(title=f"{data_dir}", show_header=True)

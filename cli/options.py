@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from brats_sdk.constants import DEVICE_CHOICES
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.distributed import is_main_process
 from cli.console import console
@@ -112,3 +113,13 @@ def warn_slow_bf16(device: str, asked: bool, what: str) -> None:
             f"[yellow]{what}: this CPU has no native bf16 (AVX-512 BF16 or AMX); bf16 is emulated "
             "here and slower than fp32.[/yellow]"
         )
+
+
+def label_convention_option(f: F) -> F:
+    return click.option(
+        "--label-convention", type=EnumChoice(LabelConvention), default=LabelConvention.BRATS2017.value,
+        show_default=True,
+        help="What label 3 in NIfTI segmentations means: brats2017 (unused; a 3 is refused), brats2012 "
+             "(non-enhancing core, read as 1 NCR/NET as BraTS 2017+ merged them), brats2023 (enhancing "
+             "tumour, read as 4).",
+    )(f)

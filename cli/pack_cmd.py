@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.packed import IMAGE_DTYPES, ImageDtype
 from brats_sdk.data.packed_writer import open_pack_source, pack_folder
 from cli.console import console, err_console, progress_bar
 from cli.exit_codes import ExitCode
+from cli.options import label_convention_option
 
 
 @click.command("pack")
@@ -29,9 +31,10 @@ from cli.exit_codes import ExitCode
     show_default=True,
     help="Whether every slice must have a mask (--no-require-mask packs unlabelled data).",
 )
+@label_convention_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pack_cmd(
-    data_dir: Path, out_dir: Path, image_dtype: ImageDtype, require_mask: bool, quiet: bool
+    data_dir: Path, out_dir: Path, image_dtype: ImageDtype, require_mask: bool, label_convention: LabelConvention, quiet: bool
 ) -> None:
     """Pack DATA_DIR (Kaggle h5 layout or a NIfTI release) into one h5 file per volume in OUT_DIR.
 
@@ -40,7 +43,7 @@ def pack_cmd(
     are skipped, and folders packed by an older format are rewritten. Exits 3 if some
     volumes could not be packed (each is listed); the others are still packed.
     """
-    folder = open_pack_source(data_dir, require_mask=require_mask)
+    folder = open_pack_source(data_dir, require_mask=require_mask, label_convention=label_convention)
     with progress_bar("Packing", len(folder.volumes()), quiet=quiet) as advance:
         result = pack_folder(
             folder, out_dir, image_dtype=image_dtype, require_mask=require_mask, progress=advance

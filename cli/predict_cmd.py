@@ -9,6 +9,7 @@ from rich import box
 from rich.table import Table
 
 from brats_sdk.data.clinical import PatientIdMap, read_age_table
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import PARTS, SplitMode, read_split_csv
 from brats_sdk.distributed import is_main_process
@@ -25,6 +26,7 @@ from cli.options import (
     announce_device,
     device_option,
     format_option,
+    label_convention_option,
     parse_int_list,
     quiet_option,
     warn_slow_bf16,
@@ -64,6 +66,7 @@ from cli.options import (
 @click.option("--id-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="CSV volume,patient_id overriding BraTS20_Training_{V:03d}.")
 @format_option
+@label_convention_option
 @device_option
 @quiet_option
 def predict_cmd(
@@ -71,7 +74,8 @@ def predict_cmd(
     survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, slice_step: int,
     plain_networks: bool,
     save_masks: bool, save_nifti: bool,
-    volumes_text: str | None, part: str | None, id_map: Path | None, data_format: DataFormat, device: str, quiet: bool,
+    volumes_text: str | None, part: str | None, id_map: Path | None, data_format: DataFormat,
+    label_convention: LabelConvention, device: str, quiet: bool,
 ) -> None:
     """Segment and classify every volume in VOLUMES_DIR.
 
@@ -103,8 +107,12 @@ def predict_cmd(
         resolved = announce_device(device)
         warn_slow_bf16(resolved, config.precision is Precision.BF16, "--precision bf16")
         predictor = CombinedPredictor.from_checkpoints(segmenter=segmenter, survival=survival, device=resolved, config=config)  # type: ignore[arg-type]  # checked above
-    source = open_source(volumes_dir, fmt=data_format, require_mask=False, skip_broken=True)
     subset = parse_int_list(volumes_text, name="--volumes")
+    # The source checks --volumes as train and convert do: unknown volumes are an error.
+    source = open_source(
+        volumes_dir, fmt=data_format, require_mask=False, volumes=subset, label_convention=label_convention,
+        skip_broken=True,
+    )
     if part is not None:
         subset = _part_volumes(model_dir, part, subset)
     quiet = quiet or not is_main_process()

@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.metrics.segmentation import HD95Method
 from brats_sdk.report import ReportOptions, headline, resolve_survival_model, write_report
 from brats_sdk.report.folder import read_prediction_folder
 from cli.console import console, progress_bar
-from cli.options import device_option, quiet_option
+from cli.options import device_option, label_convention_option, quiet_option
 
 
 @click.command("report")
@@ -34,12 +35,15 @@ from cli.options import device_option, quiet_option
                    "about 1-2 MB each); 0 leaves the viewer out.")
 @click.option("--hd95-method", type=click.Choice([m.value for m in HD95Method]), default=HD95Method.POOLED.value,
               show_default=True, help="pooled: MedPy/nnU-Net HD95; max_directed: max of the two directed 95th percentiles.")
+@click.option("--force", is_flag=True,
+              help="Score --ground-truth even when its images are not those the predictions were made from.")
+@label_convention_option
 @device_option
 @quiet_option
 def report_cmd(
     pred_dir: Path, out_dir: Path, ground_truth: Path | None, survival_csv: Path | None,
     survival_model: Path | None, model_dir: Path | None, max_figure_volumes: int, viewer_volumes: int,
-    hd95_method: str, device: str, quiet: bool,
+    hd95_method: str, force: bool, label_convention: LabelConvention, device: str, quiet: bool,
 ) -> None:
     """Score and draw what `brats predict --save-masks` wrote into PRED_DIR."""
     model = resolve_survival_model(survival_model, model_dir)
@@ -48,7 +52,8 @@ def report_cmd(
         files = write_report(
             pred_dir, out_dir, ground_truth=ground_truth, survival_csv=survival_csv, survival_model=model,
             options=ReportOptions(max_figure_volumes=max_figure_volumes, device=device, hd95_method=HD95Method(hd95_method),
-                                  viewer_volumes=viewer_volumes), on_volume=lambda _v: advance(),
+                                  viewer_volumes=viewer_volumes, force=force, label_convention=label_convention),
+            on_volume=lambda _v: advance(),
         )
     data = files.data
     table = Table(title=f"Report of {len(data.volumes)} volumes ({files.seconds:.1f} s)")

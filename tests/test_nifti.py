@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import time
@@ -187,23 +186,17 @@ def test_float_segmentation_is_accepted(tmp_path: Path) -> None:
     assert vol.mask is not None and int(vol.mask[:, 2].sum()) == int((tumour_labels() == 4).sum())
 
 
-def test_brats2023_label_3_maps_to_4_with_one_warning_per_case(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_label_3_is_read_under_the_named_convention(tmp_path: Path) -> None:
     write_case(tmp_path, "g", naming=NAMES_2021, seg=tumour_labels(et=3))
-    src = NiftiFolder(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="brats_sdk"):
-        vol = src.load_volume(1)
-        src._cache = None  # force a reload: still one warning
-        src.load_volume(1)
-    assert vol.mask is not None
-    np.testing.assert_array_equal(vol.mask[:, 2], np.moveaxis(tumour_labels() == 4, 2, 0))
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert (
-        len(warnings) == 1
-        and "g-seg.nii.gz" in warnings[0].getMessage()
-        and "3" in warnings[0].getMessage()
-    )
+    with pytest.raises(DataError, match=r"g-seg\.nii\.gz: holds label 3, .* --label-convention brats2012 or brats2023"):
+        NiftiFolder(tmp_path).load_volume(1)
+    as_2023 = NiftiFolder(tmp_path, label_convention="brats2023").load_volume(1)
+    assert as_2023.mask is not None
+    np.testing.assert_array_equal(as_2023.mask[:, 2], np.moveaxis(tumour_labels() == 4, 2, 0))
+    as_2012 = NiftiFolder(tmp_path, label_convention="brats2012").load_volume(1)
+    assert as_2012.mask is not None and int(as_2012.mask[:, 2].sum()) == 0
+    expected_ncr = (tumour_labels() == 4) | (tumour_labels() == 1)
+    np.testing.assert_array_equal(as_2012.mask[:, 0], np.moveaxis(expected_ncr, 2, 0))
 
 
 def _one_line_error(src: NiftiFolder, match: str) -> str:
@@ -248,7 +241,10 @@ def test_error_labels_3_and_4_together(tmp_path: Path) -> None:
     lab = tumour_labels()
     lab[0, 0, 0] = 3
     write_case(tmp_path, "c", seg=lab)
-    _one_line_error(NiftiFolder(tmp_path), "both labels 3 and 4")
+    _one_line_error(NiftiFolder(tmp_path, label_convention="brats2023"), "both labels 3 and 4")
+    # In the 2012-2016 convention 3 and 4 coexist: 3 joins label 1.
+    mask = NiftiFolder(tmp_path, label_convention="brats2012").load_volume(1).mask
+    assert mask is not None and int(mask[:, 0].sum()) == int((tumour_labels() == 1).sum()) + 1
 
 
 @pytest.mark.parametrize("content", [b"garbage", b"", b"\x1f\x8b\x08\x00broken"])

@@ -20,13 +20,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from brats_sdk.constants import DEFAULT_PATIENT_ID_FORMAT
 from brats_sdk.data.records import VolumeInfo
 from brats_sdk.errors import ConfigError, DataError
 
 __all__ = [
+    "AGE_RANGE_YEARS",
     "RESECTION_VALUES",
     "AgeTable",
     "PatientIdMap",
@@ -40,6 +41,10 @@ logger = logging.getLogger(__name__)
 
 #: Extent_of_Resection values: gross total, subtotal, not available (kept as text).
 RESECTION_VALUES: tuple[str, ...] = ("GTR", "STR", "NA")
+
+#: Ages (years) a table may hold: above 0 and up to 120. The BraTS 2020 table spans
+#: about 19-87; a value outside this range is a typo or a unit mistake (days, months).
+AGE_RANGE_YEARS: Final[tuple[float, float]] = (0.0, 120.0)
 
 _ALIVE_RE = re.compile(r"^alive\s*\(\s*(\d+(?:\.\d+)?)\s*days?\s+later\s*\)$", re.IGNORECASE)
 _MISSING_TEXT = frozenset({"", "na", "n/a", "nan"})
@@ -128,6 +133,17 @@ def _parse_float(path: Path, line: int, column: str, text: str) -> float:
     return value
 
 
+def _parse_age(path: Path, line: int, column: str, text: str) -> float:
+    """An age in years within :data:`AGE_RANGE_YEARS`, or DataError naming the file, line and column."""
+    age = _parse_float(path, line, column, text)
+    low, high = AGE_RANGE_YEARS
+    if not low < age <= high:
+        raise DataError(
+            f"{path} line {line}: {column} {text!r} is not a plausible age in years (must be > {low:g} and <= {high:g})"
+        )
+    return age
+
+
 def _parse_volume(path: Path, line: int, text: str) -> int:
     try:
         volume = int(text)
@@ -214,7 +230,7 @@ def read_survival_csv(path: Path) -> tuple[SurvivalRecord, ...]:
             )
         seen[pid] = line
         age_text = cells["age"]
-        age = None if _is_missing(age_text) else _parse_float(path, line, "Age", age_text)
+        age = None if _is_missing(age_text) else _parse_age(path, line, "Age", age_text)
         days, censored = _parse_days(path, line, cells["survival_days"])
         resection = cells["extent_of_resection"].upper() or "NA"
         if resection == "N/A":
@@ -305,7 +321,7 @@ def read_age_table(path: Path) -> AgeTable:
     first_line: dict[str | int, int] = {}
     for line, cells in rows:
         text = cells["age"]
-        age = None if _is_missing(text) else _parse_float(path, line, "age", text)
+        age = None if _is_missing(text) else _parse_age(path, line, "age", text)
         keys: list[str | int] = []
         if id_col is not None and cells[id_col]:
             keys.append(cells[id_col])

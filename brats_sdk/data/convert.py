@@ -18,6 +18,8 @@ Written under ``out_dir/BraTS2020_training_data/content/data/``:
   tumour, 0 otherwise or without segmentation).
 * ``volume_map.csv`` (``volume,patient_id``): volume number -> case folder name, for
   :meth:`PatientIdMap.from_csv <brats_sdk.data.clinical.PatientIdMap.from_csv>`.
+* ``conversion.json``: the source folder and the label convention its segmentations
+  were read under (:class:`~brats_sdk.data.nifti_labels.LabelConvention`).
 * ``survival_info.csv`` and ``name_mapping.csv``, copied when the NIfTI folder holds
   them (the BraTS 2020 NIfTI release does, beside the case folders).
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 import shutil
@@ -61,12 +64,15 @@ from brats_sdk.data.convert_state import (
     start_journal,
 )
 from brats_sdk.data.nifti import NiftiFolder
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.errors import DataError, first_line
 
-__all__ = ["VOLUME_MAP_CSV", "ConvertResult", "convert_folder", "convert_nifti_to_h5"]
+__all__ = ["CONVERSION_JSON", "VOLUME_MAP_CSV", "ConvertResult", "convert_folder", "convert_nifti_to_h5"]
 
 logger = logging.getLogger(__name__)
 
+#: What a conversion read (the source folder, the label convention), beside ``meta_data.csv``.
+CONVERSION_JSON: Final[str] = "conversion.json"
 _META_HEADER: Final[tuple[str, ...]] = ("slice_path", "target", "volume", "slice")
 _H5_RE = re.compile(H5_FILE_PATTERN)
 _GZIP_LEVEL: Final[int] = 1
@@ -105,6 +111,7 @@ def convert_nifti_to_h5(
     volumes: Iterable[int] | None = None,
     compress: bool = True,
     overwrite: bool = False,
+    label_convention: LabelConvention | str = LabelConvention.BRATS2017,
 ) -> Path:
     """:func:`convert_folder`, raising when a case failed (after converting the others).
 
@@ -114,7 +121,15 @@ def convert_nifti_to_h5(
     Raises:
         DataError: As :func:`convert_folder`, or a case is malformed (the first one's reason).
     """
-    result = convert_folder(src, out_dir, progress=progress, volumes=volumes, compress=compress, overwrite=overwrite)
+    result = convert_folder(
+        src,
+        out_dir,
+        progress=progress,
+        volumes=volumes,
+        compress=compress,
+        overwrite=overwrite,
+        label_convention=label_convention,
+    )
     if result.failed:
         raise DataError(result.failed[0].reason)
     return result.data_dir
@@ -128,6 +143,7 @@ def convert_folder(
     volumes: Iterable[int] | None = None,
     compress: bool = True,
     overwrite: bool = False,
+    label_convention: LabelConvention | str = LabelConvention.BRATS2017,
 ) -> ConvertResult:
     """Write the cases of a NIfTI folder in the Kaggle h5 layout (see the module docstring).
 
@@ -149,6 +165,8 @@ def convert_folder(
         overwrite: Allow a data folder that already holds other slice files and convert
             every case again; slice files not written by this conversion are then
             deleted, so that the folder holds exactly this conversion.
+        label_convention: What a label 3 in the segmentations means (refused by
+            default); recorded in ``conversion.json`` beside ``meta_data.csv``.
 
     Returns:
         What was converted, kept and failed.
@@ -157,7 +175,9 @@ def convert_folder(
         DataError: The data folder holds slice files of something else and ``overwrite``
             is False, or a file cannot be written.
     """
-    source = NiftiFolder(src, volumes=volumes, require_mask=False, skip_broken=True)
+    source = NiftiFolder(
+        src, volumes=volumes, require_mask=False, skip_broken=True, label_convention=label_convention
+    )
     data_dir = Path(out_dir).joinpath(*KAGGLE_DATA_SUBDIR)
     infos = list(source.volumes())
     existing = _existing_slices(data_dir)
@@ -198,6 +218,8 @@ def convert_folder(
             written.update(Path(r[0]).name for r in rows)
         atomic_write_text(data_dir / META_CSV, _csv(_META_HEADER, meta))
         atomic_write_text(data_dir / VOLUME_MAP_CSV, _csv(("volume", "patient_id"), names_out))
+        record = {"source": str(source.root), "label_convention": source.label_convention.value}
+        atomic_write_text(data_dir / CONVERSION_JSON, json.dumps(record, indent=1) + "\n")
         copied = _copy_tables(source, data_dir)
         stale = [p for p in _existing_slices(data_dir) if p.name not in written]
         for p in stale:

@@ -27,6 +27,8 @@ from brats_sdk.constants import (
 )
 from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
 from brats_sdk.errors import DataError, first_line
+from brats_sdk.finite import to_float32
+from brats_sdk.summarise import summarise
 
 __all__ = ["H5SliceFolder", "read_h5_slice", "scan_h5_folder"]
 
@@ -101,17 +103,17 @@ def read_h5_slice(path: Path, *, require_mask: bool = True) -> tuple[npt.NDArray
         if image_ds.dtype.kind != "f":
             raise DataError(f"{path}: '{H5_IMAGE_KEY}' has dtype {image_ds.dtype}, expected a float type")
         try:
-            image = np.asarray(image_ds[()], dtype=np.float32)
+            stored = np.asarray(image_ds[()])
         except OSError as exc:
             raise DataError(f"{path}: '{H5_IMAGE_KEY}' unreadable ({first_line(exc)})") from exc
         mask: npt.NDArray[np.uint8] | None = None
         if H5_MASK_KEY in f:
             mask_ds = f[H5_MASK_KEY]
             n_mask = len(MASK_CHANNELS)
-            if not isinstance(mask_ds, h5py.Dataset) or mask_ds.shape != (image.shape[0], image.shape[1], n_mask):
+            if not isinstance(mask_ds, h5py.Dataset) or mask_ds.shape != (stored.shape[0], stored.shape[1], n_mask):
                 raise DataError(
                     f"{path}: '{H5_MASK_KEY}' has shape {getattr(mask_ds, 'shape', '?')}, "
-                    f"expected ({image.shape[0]}, {image.shape[1]}, {n_mask})"
+                    f"expected ({stored.shape[0]}, {stored.shape[1]}, {n_mask})"
                 )
             if mask_ds.dtype != np.uint8 and mask_ds.dtype != np.bool_:
                 raise DataError(f"{path}: '{H5_MASK_KEY}' has dtype {mask_ds.dtype}, expected uint8")
@@ -126,8 +128,9 @@ def read_h5_slice(path: Path, *, require_mask: bool = True) -> tuple[npt.NDArray
                 raise DataError(f"{path}: '{H5_MASK_KEY}' channels overlap (not one-hot)")
         elif require_mask:
             raise DataError(f"{path}: no '{H5_MASK_KEY}' dataset (has {sorted(f.keys())})")
-    if not np.isfinite(image).all():
-        raise DataError(f"{path}: '{H5_IMAGE_KEY}' holds NaN or infinite values")
+    image, problem = to_float32(stored)
+    if problem is not None:
+        raise DataError(f"{path}: '{H5_IMAGE_KEY}' {problem}")
     return np.ascontiguousarray(image.transpose(2, 0, 1)), mask
 
 
@@ -170,7 +173,7 @@ class H5SliceFolder:
             wanted = sorted(set(volumes))
             absent = [v for v in wanted if v not in by_volume]
             if absent:
-                raise DataError(f"{self.root}: volumes {absent} not found (has {len(chosen)} volumes)")
+                raise DataError(f"{self.root}: volumes {summarise(absent)} not found (has {len(chosen)} volumes)")
             chosen = wanted
         if max_volumes is not None:
             chosen = chosen[: max(0, max_volumes)]
@@ -181,7 +184,7 @@ class H5SliceFolder:
             present = sorted(by_volume[v])
             missing = tuple(sorted(set(range(present[-1] + 1)) - set(present)))
             if missing:
-                logger.warning("volume %d: %d missing slice file(s): %s", v, len(missing), _fmt(missing))
+                logger.warning("volume %d: %d missing slice file(s): %s", v, len(missing), summarise(missing, brackets=False))
             self._infos.append(
                 VolumeInfo(volume=v, name=f"volume_{v}", n_slices=len(present), missing_slices=missing, has_mask=require_mask)
             )
@@ -220,7 +223,7 @@ class H5SliceFolder:
         info = self._info(volume)
         if info.missing_slices:
             raise DataError(
-                f"{self.root}: volume {volume} is missing slice file(s) {_fmt(info.missing_slices)}"
+                f"{self.root}: volume {volume} is missing slice file(s) {summarise(info.missing_slices, brackets=False)}"
             )
         images: list[npt.NDArray[np.float32]] = []
         masks: list[npt.NDArray[np.uint8]] = []
@@ -253,7 +256,3 @@ class H5SliceFolder:
                 return info
         raise DataError(f"{self.root}: no volume {volume}")
 
-
-def _fmt(items: Sequence[int], limit: int = 10) -> str:
-    head = ", ".join(str(x) for x in items[:limit])
-    return head + (f", ... ({len(items)} in all)" if len(items) > limit else "")

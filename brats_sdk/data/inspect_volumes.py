@@ -21,6 +21,7 @@ import numpy as np
 from brats_sdk.constants import MASK_CHANNELS, META_CSV, NAME_MAPPING_CSV, SURVIVAL_CSV
 from brats_sdk.data.inspect_records import Inspection, VolumeCounts
 from brats_sdk.data.nifti import LABEL_KEY, NiftiFolder
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.packed import PackedFolder
 from brats_sdk.data.records import VolumeRecord
 from brats_sdk.data.sources import DataFormat
@@ -118,7 +119,11 @@ class _Tally:
 
 
 def inspect_nifti_folder(
-    root: Path, *, require_masks: bool = False, progress: Callable[[int], None] | None = None
+    root: Path,
+    *,
+    require_masks: bool = False,
+    progress: Callable[[int], None] | None = None,
+    label_convention: LabelConvention | str = LabelConvention.BRATS2017,
 ) -> Inspection:
     """Load every case of a NIfTI folder and report its contents and problems.
 
@@ -132,6 +137,7 @@ def inspect_nifti_folder(
             too: a folder to train on. Either way, a case without a segmentation beside
             cases with one is.
         progress: Called with 1 after each case.
+        label_convention: What a label 3 in a segmentation means (a problem by default).
 
     Returns:
         The inspection; problems (a missing modality, shapes that disagree, bad labels,
@@ -140,7 +146,7 @@ def inspect_nifti_folder(
     Raises:
         DataError: ``root`` holds no case folder, or two case folders share a name.
     """
-    source = NiftiFolder(root, require_mask=False)
+    source = NiftiFolder(root, require_mask=False, label_convention=label_convention)
     tally = _Tally()
     problems: list[str] = []
     unlabelled: list[int] = []

@@ -21,13 +21,16 @@ import h5py
 
 from brats_sdk.constants import H5_IMAGE_KEY, H5_MASK_KEY, MASK_CHANNELS, META_CSV, SURVIVAL_CSV
 from brats_sdk.data.convert_state import folder_problems
+from brats_sdk.data.folder_census import odd_slice_name_problems
 from brats_sdk.data.h5_folder import H5SliceFolder, read_h5_slice, scan_h5_folder
 from brats_sdk.data.inspect_records import Inspection, VolumeCounts
 from brats_sdk.data.inspect_volumes import inspect_nifti_folder, inspect_packed_folder
 from brats_sdk.data.nifti import NiftiFolder
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.packed import PackedFolder
 from brats_sdk.data.sources import DataFormat, detect_format
 from brats_sdk.errors import DataError
+from brats_sdk.summarise import summarise
 
 __all__ = [
     "Inspection",
@@ -91,8 +94,11 @@ def inspect_folder(
     fmt: DataFormat | str = DataFormat.AUTO,
     require_masks: bool = False,
     progress: Callable[[int], None] | None = None,
+    label_convention: LabelConvention | str = LabelConvention.BRATS2017,
 ) -> Inspection:
     """Read every file of a data folder, whatever its layout, and report contents and problems.
+
+    ``label_convention`` says what a label 3 in NIfTI segmentations means (a problem by default).
 
     Args:
         root: A Kaggle h5 folder (or a parent), a NIfTI folder (a folder of case folders,
@@ -110,7 +116,7 @@ def inspect_folder(
     kind = DataFormat.parse(fmt)
     layout = detect_format(root) if kind is DataFormat.AUTO else kind
     if layout is DataFormat.NIFTI:
-        return inspect_nifti_folder(root, require_masks=require_masks, progress=progress)
+        return inspect_nifti_folder(root, require_masks=require_masks, progress=progress, label_convention=label_convention)
     if layout is DataFormat.PACKED:
         return inspect_packed_folder(root, require_masks=require_masks, progress=progress)
     return inspect_h5_folder(root, require_masks=require_masks, progress=progress)
@@ -144,10 +150,11 @@ def inspect_h5_folder(
     read: Counter[int] = Counter()
     masked: Counter[int] = Counter()
     unlabelled: list[Path] = []
+    problems.extend(odd_slice_name_problems(root))
     for info in folder.volumes():
         per_volume[info.n_slices] += 1
         if info.missing_slices:
-            problems.append(f"{root}: volume {info.volume} is missing slices {list(info.missing_slices)}")
+            problems.append(f"{root}: volume {info.volume} is missing slices {summarise(info.missing_slices)}")
     for i in range(len(folder)):
         path = folder.slice_path(i)
         volume = folder.slice_key(i)[0]

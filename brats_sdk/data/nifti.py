@@ -43,7 +43,8 @@ from nibabel.spatialimages import HeaderDataError
 
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_LABELS
 from brats_sdk.data.broken import BrokenVolume
-from brats_sdk.data.nifti_labels import LABEL_TOLERANCE, segmentation_labels
+from brats_sdk.data.nifti_grid import grid_difference
+from brats_sdk.data.nifti_labels import LABEL_TOLERANCE, LabelConvention, segmentation_labels
 from brats_sdk.data.nifti_layout import (
     LABEL_KEY,
     NIFTI_SUFFIXES,
@@ -53,6 +54,8 @@ from brats_sdk.data.nifti_layout import (
 )
 from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
 from brats_sdk.errors import DataError, first_line
+from brats_sdk.finite import describe_non_finite
+from brats_sdk.summarise import summarise
 
 __all__ = [
     "LABEL_KEY",
@@ -161,7 +164,9 @@ def _read_data(
 ) -> npt.NDArray[np.generic]:
     try:
         if as_float:
-            data: npt.NDArray[np.generic] = img.get_fdata(dtype=np.float32, caching="unchanged")
+            # Values beyond float32's range become inf here; the caller says what they were.
+            with np.errstate(over="ignore"):
+                data: npt.NDArray[np.generic] = img.get_fdata(dtype=np.float32, caching="unchanged")
         else:
             data = np.asarray(img.dataobj)
     except _READ_ERRORS as exc:
@@ -223,6 +228,7 @@ class NiftiFolder:
             or doubled, a 4-D or unreadable image) out of :meth:`volumes` and the slice
             index and list them in :meth:`broken_volumes` (batch jobs); without it they
             raise.
+        label_convention: What a label 3 in a segmentation means (refused by default).
 
     Raises:
         DataError: ``root`` is not a folder, holds no case folder, two case folders
@@ -237,11 +243,13 @@ class NiftiFolder:
         max_volumes: int | None = None,
         require_mask: bool = False,
         skip_broken: bool = False,
+        label_convention: LabelConvention | str = LabelConvention.BRATS2017,
     ) -> None:
         self.root = Path(root)
         self.require_mask = require_mask
         self.skip_broken = skip_broken
         self._broken: dict[int, BrokenVolume] = {}
+        self.label_convention = LabelConvention.parse(label_convention)
         dirs = find_case_dirs(self.root)
         if not dirs:
             raise DataError(
@@ -258,7 +266,7 @@ class NiftiFolder:
             absent = [v for v in wanted if not 1 <= v <= len(cases)]
             if absent:
                 raise DataError(
-                    f"{self.root}: volumes {absent} not found (has volumes 1..{len(cases)})"
+                    f"{self.root}: volumes {summarise(absent)} not found (has volumes 1..{len(cases)})"
                 )
             cases = [cases[v - 1] for v in wanted]
         if max_volumes is not None:
@@ -271,7 +279,6 @@ class NiftiFolder:
         self._indexed: dict[int, _Indexed] = {}
         self._keys: list[tuple[int, int]] | None = None
         self._cache: tuple[int, VolumeRecord] | None = None
-        self._warned_3_to_4: set[int] = set()
 
     def __getstate__(self) -> dict[str, object]:
         """Pickle without the cached volume (DataLoader workers start with an empty cache)."""
@@ -372,8 +379,8 @@ class NiftiFolder:
         Raises:
             DataError: The volume is unknown, a modality is missing, shapes or orientations
                 disagree, a file is not NIfTI, or the segmentation holds labels outside
-                {0, 1, 2, 4} (3 without 4 is read as 4) or non-integer values. The message
-                names the file.
+                {0, 1, 2, 4} (a 3 unless ``label_convention`` says what it is) or non-integer
+                values. The message names the file.
         """
         rec = self._cached(volume)
         mask = None if rec.mask is None else rec.mask.copy()
@@ -447,20 +454,20 @@ class NiftiFolder:
         first_img = _load_image(first)
         shape = _shape3(first, first_img)
         axis = axial_axis(first_img.affine)
-        codes = _axcodes(first_img.affine)
         channels: list[F32] = []
         for name in IMAGE_CHANNELS:
             path = files[name]
             img = first_img if path == first else _load_image(path)
-            _check_same_grid(path, img, first, shape, codes)
+            _check_same_grid(path, img, first, shape, first_img.affine)
             data = _read_data(path, img, shape, as_float=True).astype(np.float32, copy=False)
             if not np.isfinite(data).all():
-                raise DataError(f"{path}: holds NaN or infinite values")
+                # Read again as float64 (only on this error path) to say what the values are.
+                raise DataError(f"{path}: {describe_non_finite(img.get_fdata(dtype=np.float64))}")
             channels.append(_to_sdk(data, axis).astype(np.float32, copy=False))
         image: F32 = np.ascontiguousarray(np.stack(channels, axis=1))
         mask: U8 | None = None
         if LABEL_KEY in files:
-            mask = self._read_mask(volume, files[LABEL_KEY], first, shape, codes, axis)
+            mask = self._read_mask(volume, files[LABEL_KEY], first, shape, first_img.affine, axis)
         info = VolumeInfo(
             volume=volume,
             name=entry.info.name,
@@ -477,38 +484,30 @@ class NiftiFolder:
         path: Path,
         first: Path,
         shape: tuple[int, int, int],
-        codes: tuple[str | None, ...],
+        affine: npt.NDArray[np.float64],
         axis: int,
     ) -> U8:
         img = _load_image(path)
-        _check_same_grid(path, img, first, shape, codes)
+        _check_same_grid(path, img, first, shape, affine)
         raw = _read_data(path, img, shape, as_float=False)
-        labels, mapped_3_to_4 = segmentation_labels(path, raw)
-        if mapped_3_to_4 and volume not in self._warned_3_to_4:
-            self._warned_3_to_4.add(volume)
-            logger.warning(
-                "%s: label 3 read as enhancing tumour (BraTS 2023 labels), mapped to 4", path
-            )
+        labels, mapped = segmentation_labels(path, raw, self.label_convention)
+        if mapped:
+            logger.debug("%s: label 3 read under the %s convention", path, self.label_convention.value)
         sdk = _to_sdk(labels, axis)
         mask: U8 = np.stack([sdk == lab for lab in MASK_LABELS], axis=1).astype(np.uint8)
         return mask
 
 
 def _check_same_grid(
-    path: Path,
-    img: nib.Nifti1Image,
-    first: Path,
-    shape: tuple[int, int, int],
-    codes: tuple[str | None, ...],
+    path: Path, img: nib.Nifti1Image, first: Path, shape: tuple[int, int, int], affine: npt.NDArray[np.float64]
 ) -> None:
     got = _shape3(path, img)
     if got != shape:
         raise DataError(f"{path}: shape {got} differs from {first.name} {shape}")
-    got_codes = _axcodes(img.affine)
-    if got_codes != codes:
-        raise DataError(
-            f"{path}: orientation {''.join(map(str, got_codes))} differs from {first.name} {''.join(map(str, codes))}"
-        )
+    diff = grid_difference(img.affine, affine)
+    if diff is not None:
+        what, value, expected = diff
+        raise DataError(f"{path}: {what} {value} differs from {first.name}'s {expected} (same case, same grid expected)")
 
 
 def _spacing(img: nib.Nifti1Image, axis: int) -> tuple[float, float, float]:

@@ -99,6 +99,7 @@ from brats_sdk.data.packed_files import (
 )
 from brats_sdk.data.records import SliceRecord, VolumeInfo, VolumeRecord
 from brats_sdk.errors import DataError, first_line
+from brats_sdk.summarise import summarise
 
 __all__ = [
     "IMAGE_DTYPES",
@@ -356,7 +357,7 @@ class PackedFolder:
             absent = [v for v in wanted if v not in listed]
             if absent:
                 raise DataError(
-                    f"{self.root}: volumes {absent} not found (has {len(chosen)} volumes)"
+                    f"{self.root}: volumes {summarise(absent)} not found (has {len(chosen)} volumes)"
                 )
             chosen = wanted
         if max_volumes is not None:

@@ -32,6 +32,7 @@ from brats_sdk.constants import H5_IMAGE_KEY, IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.broken import broken_volumes
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.nifti import NiftiFolder
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.packed_codec import moments_probe
 from brats_sdk.data.packed_encode import Encoded, encode
 from brats_sdk.data.packed_files import (
@@ -73,8 +74,11 @@ class PackSource(Protocol):
     def volume_files(self, volume: int) -> list[Path]: ...
 
 
-def open_pack_source(path: Path, *, require_mask: bool = True) -> PackSource:
-    """The Kaggle h5 layout (or ``brats convert`` output) or a NIfTI release at ``path``.
+def open_pack_source(
+    path: Path, *, require_mask: bool = True, label_convention: LabelConvention | str = LabelConvention.BRATS2017
+) -> PackSource:
+    """The Kaggle h5 layout (or ``brats convert`` output) or a NIfTI release at ``path``
+    (whose label 3, if any, is read under ``label_convention``).
 
     A NIfTI case that cannot be listed (a modality missing, a 4-D image) is left out and
     reported by :func:`~brats_sdk.data.broken.broken_volumes`: :func:`pack_folder` fails it
@@ -88,7 +92,7 @@ def open_pack_source(path: Path, *, require_mask: bool = True) -> PackSource:
     if not path.is_dir():
         raise DataError(f"{path}: not a folder")
     if looks_like_nifti_folder(path):
-        return NiftiFolder(path, require_mask=require_mask, skip_broken=True)
+        return NiftiFolder(path, require_mask=require_mask, skip_broken=True, label_convention=label_convention)
     return H5SliceFolder(path, require_mask=require_mask)
 
 
@@ -268,6 +272,8 @@ def pack_folder(
         "image_dtype": image_dtype,
         "volumes": list(result.volumes),
         "failed": {str(f.volume): f.message for f in failed},
+        # What a label 3 of NIfTI segmentations was read as (None: the source held no NIfTI).
+        "label_convention": _convention_of(folder),
     }
     try:
         atomic_write_text(out / PACKED_MANIFEST, json.dumps(manifest, indent=1) + "\n")
@@ -409,3 +415,8 @@ def _copy_tables(folder: PackSource, out: Path) -> None:
                 shutil.copyfile(found, tmp)
         except OSError as exc:
             raise DataError(f"{out / name}: cannot copy {found} ({exc})") from exc
+
+
+def _convention_of(folder: object) -> str | None:
+    convention = getattr(folder, "label_convention", None)
+    return convention.value if isinstance(convention, LabelConvention) else None

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from brats_sdk.data.folder_census import folder_census
 from brats_sdk.data.h5_folder import H5SliceFolder
 from brats_sdk.data.nifti import NiftiFolder, looks_like_nifti_folder
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.packed import PackedFolder, is_packed_folder
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.errors import DataError
 from brats_sdk.options import OptionEnum
+from brats_sdk.summarise import summarise
 
 __all__ = ["DataFormat", "open_source", "source_dirs"]
+
+logger = logging.getLogger(__name__)
 
 
 class DataFormat(OptionEnum):
@@ -41,8 +47,23 @@ def detect_format(path: Path) -> DataFormat:
     if is_packed_folder(path):
         return DataFormat.PACKED
     # Only folder listings are read; neither the Kaggle release nor `brats convert`
-    # output holds a NIfTI file, so NIfTI files anywhere near the top mean NIfTI.
-    return DataFormat.NIFTI if looks_like_nifti_folder(path) else DataFormat.H5
+    # output holds a NIfTI file. When a folder holds both kinds, what most of it holds
+    # decides, and what is left out is named.
+    if not looks_like_nifti_folder(path):
+        return DataFormat.H5
+    census = folder_census(path)
+    if len(census.slice_files) > len(census.nifti_files):
+        logger.warning(
+            "%s: read as h5 slices (%d slice files); ignoring %d NIfTI file(s): %s",
+            path, len(census.slice_files), len(census.nifti_files), summarise(str(p) for p in census.nifti_files),
+        )
+        return DataFormat.H5
+    if census.slice_files:
+        logger.warning(
+            "%s: read as NIfTI cases (%d NIfTI files); ignoring %d h5 slice file(s): %s",
+            path, len(census.nifti_files), len(census.slice_files), summarise(str(p) for p in census.slice_files),
+        )
+    return DataFormat.NIFTI
 
 
 def open_source(
@@ -53,6 +74,7 @@ def open_source(
     max_volumes: int | None = None,
     require_mask: bool = True,
     skip_broken: bool = False,
+    label_convention: LabelConvention | str = LabelConvention.BRATS2017,
 ) -> DataSource:
     """Open ``path`` as a data source.
 
@@ -67,6 +89,8 @@ def open_source(
             and reported by :func:`~brats_sdk.data.broken.broken_volumes` instead of
             raising. (An h5 folder lists volumes by file name; its bad slices show when
             the volume is read.)
+        label_convention: What a label 3 in a NIfTI segmentation means (other layouts
+            store labels already read).
 
     Raises:
         DataError: Unknown layout or unreadable folder.
@@ -81,7 +105,12 @@ def open_source(
         )
     if kind is DataFormat.NIFTI:
         return NiftiFolder(
-            path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask, skip_broken=skip_broken
+            path,
+            volumes=volumes,
+            max_volumes=max_volumes,
+            require_mask=require_mask,
+            skip_broken=skip_broken,
+            label_convention=label_convention,
         )
     return H5SliceFolder(path, volumes=volumes, max_volumes=max_volumes, require_mask=require_mask)
 

@@ -27,6 +27,7 @@ import numpy as np
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.options import OptionEnum
+from brats_sdk.summarise import summarise
 
 __all__ = [
     "PARTS",
@@ -331,7 +332,7 @@ def _check_items(items: Sequence[object], what: str) -> None:
         raise DataError(f"need at least {_MIN_ITEMS} {what} to split, got {len(items)}")
     repeated = sorted({str(a) for a, b in itertools.pairwise(items) if a == b})
     if repeated:
-        raise DataError(f"{what} listed more than once: {', '.join(repeated)}")
+        raise DataError(f"{what} listed more than once: {summarise(repeated, brackets=False)}")
 
 
 # --------------------------------------------------------------------------- CSV round trip

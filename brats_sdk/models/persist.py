@@ -16,11 +16,12 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
+from brats_sdk.checkpoint import CheckpointKind, check_finite, load_checkpoint, save_checkpoint
 from brats_sdk.errors import CheckpointError, ConfigError
 from brats_sdk.options import config_to_dict
+from brats_sdk.summarise import summarise
 
-__all__ = ["ModelRecord", "SavesCheckpoint", "config_from_dict", "load_weights", "read_model_record", "save_model"]
+__all__ = ["ModelRecord", "SavesCheckpoint", "config_from_dict", "load_weights", "read_model_record", "save_model", "state_dict_mismatch"]
 
 C = TypeVar("C")
 
@@ -94,14 +95,44 @@ def load_weights(model: nn.Module, record: ModelRecord, path: Path) -> None:
     """Load the record's weights and metadata into ``model``.
 
     Raises:
-        CheckpointError: The weights do not fit the model built from the stored config.
+        CheckpointError: The weights do not fit the model built from the stored config
+            (the message names the first mismatching tensors and their shapes), or hold
+            NaN or infinite values.
     """
+    mismatch = state_dict_mismatch(model.state_dict(), record.state_dict)
+    if mismatch:
+        raise CheckpointError(f"{path}: weights do not fit the stored config: {mismatch}")
+    check_finite(path, record.state_dict)
     try:
         model.load_state_dict(record.state_dict)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the stored config: {first}") from exc
     model.metadata = dict(record.metadata)  # type: ignore[assignment]  # both models declare it
+
+
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, object]) -> str | None:
+    """How ``found`` differs from a model's ``expected`` state dict, on one line, or None.
+
+    Names the first tensors of each kind of difference (shape, missing, unexpected) with
+    their shapes, e.g. ``"shape of 'head.0.weight': stored (8, 16, 3, 3), model (8, 32, 3, 3)"``.
+    """
+    def shape(value: object) -> str:
+        return str(tuple(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
+
+    wrong = [
+        f"{k!r}: stored {shape(found[k])}, model {shape(v)}"
+        for k, v in expected.items()
+        if k in found and shape(found[k]) != shape(v)
+    ]
+    missing = [f"{k!r} {shape(v)}" for k, v in expected.items() if k not in found]
+    unexpected = [f"{k!r} {shape(v)}" for k, v in found.items() if k not in expected]
+    parts = [
+        f"{label} {summarise(items, limit=3, brackets=False)}"
+        for label, items in (("shapes differ for", wrong), ("missing", missing), ("unexpected", unexpected))
+        if items
+    ]
+    return "; ".join(parts) or None
 
 
 class SavesCheckpoint:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +27,7 @@ from brats_sdk.predict.outputs import (
     write_rows_csv,
 )
 from brats_sdk.predict.predictor import CombinedPredictor
+from brats_sdk.predict.provenance import RecordingSource
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction, VolumeSummary
 from brats_sdk.run_files import ERRORS_CSV, MASKS_DIR, NIFTI_DIR, PREDICTIONS_CSV, PREDICTIONS_JSON
 
@@ -151,10 +152,11 @@ def _run_batch(
     if progress is not None:
         progress(len(rows), total)
     writer = _nifti_writer(source) if options.save_nifti else None
+    recorder = RecordingSource(source)  # what each volume was made from, for the report's check
     if dist.is_main:
-        _write_tables(out_dir, predictor, source, rows, failures, options, complete=False)
+        _write_tables(out_dir, predictor, source, rows, failures, options, recorder.inputs, complete=False)
     age_lookup = ages.age_for if ages is not None else None
-    for result in predictor.predict_source(source, age_lookup, id_map=id_map, volumes=mine):
+    for result in predictor.predict_source(recorder, age_lookup, id_map=id_map, volumes=mine):
         summaries[result.volume] = VolumeSummary.of(result)
         if isinstance(result, VolumeFailure):
             failures[result.volume] = result
@@ -166,22 +168,23 @@ def _run_batch(
                 writer(out_dir, result)
             rows[result.volume] = prediction_row(result, bins)
         if not dist.is_distributed:
-            _write_tables(out_dir, predictor, source, rows, failures, options, complete=False)
+            _write_tables(out_dir, predictor, source, rows, failures, options, recorder.inputs, complete=False)
         if on_volume is not None:
             on_volume(result)
         if progress is not None:
             progress(min(len(rows) * dist.world_size, total), total)
     if dist.is_distributed:
-        gathered = dist.gather_objects((rows, summaries, failures))
+        gathered = dist.gather_objects((rows, summaries, failures, recorder.inputs))
         rows, summaries, failures = {}, {}, {}
-        for part_rows, part_summaries, part_failures in gathered:
+        for part_rows, part_summaries, part_failures, part_inputs in gathered:
             rows.update(part_rows)
             summaries.update(part_summaries)
             failures.update(part_failures)
+            recorder.inputs.update(part_inputs)
         if dist.is_main:
-            _write_tables(out_dir, predictor, source, rows, failures, options, complete=True)
+            _write_tables(out_dir, predictor, source, rows, failures, options, recorder.inputs, complete=True)
     else:
-        _write_tables(out_dir, predictor, source, rows, failures, options, complete=True)
+        _write_tables(out_dir, predictor, source, rows, failures, options, recorder.inputs, complete=True)
     ordered = [rows[v] for v in sorted(rows)]
     return BatchSummary(
         out_dir=out_dir,
@@ -195,7 +198,7 @@ def _run_batch(
 
 def _write_tables(
     out_dir: Path, predictor: CombinedPredictor, source: DataSource, rows: dict[int, Row], failures: dict[int, VolumeFailure],
-    options: BatchOptions, *, complete: bool,
+    options: BatchOptions, inputs: Mapping[int, dict[str, object]], *, complete: bool,
 ) -> None:
     ordered = [rows[v] for v in sorted(rows)]
     write_rows_csv(out_dir / PREDICTIONS_CSV, ordered)
@@ -229,6 +232,7 @@ def _write_tables(
         },
         "volumes": ordered,
         "failures": [{"volume": f.volume, "name": f.name, "reason": f.reason} for f in failures.values()],
+        "inputs": {str(v): inputs[v] for v in sorted(inputs)},
     }
     write_json(out_dir / PREDICTIONS_JSON, payload)
 

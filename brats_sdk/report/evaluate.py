@@ -37,6 +37,7 @@ from brats_sdk.report.exploratory import (
     used_slices,
 )
 from brats_sdk.report.folder import PredictedVolume, PredictionFolder, read_prediction_folder
+from brats_sdk.report.provenance import GroundTruthMismatchError, check_ground_truth
 from brats_sdk.report.report_data import (
     ModelSummary,
     OverlaySample,
@@ -121,7 +122,7 @@ def evaluate_predictions(
     t0 = time.perf_counter()
     opts = options or ReportOptions()
     folder = read_prediction_folder(pred_dir)
-    gt = open_source(ground_truth, require_mask=True) if ground_truth is not None else None
+    gt = open_source(ground_truth, require_mask=True, label_convention=opts.label_convention) if ground_truth is not None else None
     gt_of = match_ground_truth(folder.volumes, gt.volumes()) if gt is not None else {}
     images = gt if gt is not None else input_source(folder)
     # Predicted volume -> its volume in ``images``: the matched ground truth, else the input.
@@ -267,6 +268,8 @@ def _one_volume(
             rec = gt.load_volume(source_volume)
             if rec.mask is None:
                 raise DataError(f"volume {pv.volume}: the ground truth has no mask")
+            if not opts.force:
+                check_ground_truth(folder.meta, pv.volume, rec, where=str(getattr(gt, "root", "ground truth")))
             truth_classes = one_hot_to_classes(rec.mask, channel_axis=1)
             spacing = rec.info.spacing if len(rec.info.spacing) == 3 else VOXEL_SPACING_MM
             regions = score_volume(labels, classes_to_labels(truth_classes), spacing, hd95_method=opts.hd95_method)
@@ -274,6 +277,8 @@ def _one_volume(
             state.any_scored = True
             truth_ml = region_volumes_ml(truth_classes, spacing)
             image = rec.image if figure else None
+        except GroundTruthMismatchError:
+            raise
         except BratsError as exc:
             logger.warning("volume %d not scored: %s", pv.volume, exc)
             not_scored, truth_classes = str(exc).splitlines()[0], None

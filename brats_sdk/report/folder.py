@@ -7,6 +7,7 @@ row per volume) and ``masks/volume_<V>_pred.h5`` (labels and slice probabilities
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -199,23 +200,39 @@ def _bins(path: Path, raw: object) -> SurvivalBins | None:
 
 def _read_rows(path: Path, labels: tuple[str, ...]) -> tuple[PredictedVolume, ...]:
     try:
-        text = path.read_text(encoding="utf-8")
+        # Bytes decoded, not read_text: universal newlines would turn a quoted "\r" into "\n".
+        text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
-    reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None or "volume" not in reader.fieldnames:
-        raise DataError(f"{path}: no 'volume' column")
-    out: dict[int, PredictedVolume] = {}
-    for line, row in enumerate(reader, start=2):
-        try:
-            volume = int(row["volume"])
-        except (TypeError, ValueError):
-            raise DataError(f"{path} line {line}: volume {row.get('volume')!r} is not an integer") from None
-        try:
-            out[volume] = _row(row, labels)
-        except ValueError as exc:
-            raise DataError(f"{path} line {line}: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        fieldnames = reader.fieldnames
+        if fieldnames is None or "volume" not in fieldnames:
+            raise DataError(f"{path}: no 'volume' column")
+        out: dict[int, PredictedVolume] = {}
+        for row in reader:
+            _check_row(path, reader.line_num, row, labels, out)
+    except csv.Error as exc:
+        raise DataError(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
     return tuple(out[v] for v in sorted(out))
+
+
+def _check_row(
+    path: Path, line: int, row: Mapping[str, str | None], labels: tuple[str, ...], out: dict[int, PredictedVolume]
+) -> None:
+    """Add ``row`` (CSV line ``line``) to ``out``, or raise DataError naming the file and line."""
+    try:
+        volume = int(str(row.get("volume")))
+    except ValueError:
+        raise DataError(f"{path} line {line}: volume {row.get('volume')!r} is not an integer") from None
+    if volume < 0:
+        raise DataError(f"{path} line {line}: volume {volume} must be >= 0")
+    if volume in out:
+        raise DataError(f"{path} line {line}: volume {volume} appears twice")
+    try:
+        out[volume] = _row(row, labels)
+    except ValueError as exc:
+        raise DataError(f"{path} line {line}: {exc}") from None
 
 
 def _cell(row: Mapping[str, str | None], key: str) -> str | None:
@@ -224,18 +241,26 @@ def _cell(row: Mapping[str, str | None], key: str) -> str | None:
 
 
 def _row(row: Mapping[str, str | None], labels: tuple[str, ...]) -> PredictedVolume:
-    def num(key: str) -> float | None:
+    """One row, every field checked; ValueError names the field, its value and the rule."""
+
+    def num(key: str, *, low: float = 0.0, high: float = math.inf, integer: bool = False) -> float | None:
         text = _cell(row, key)
         if text is None:
             return None
-        value = float(text)
-        if not math.isfinite(value):
-            raise ValueError(f"{key} {text!r} is not finite")
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{key} {text!r} is not a number") from None
+        if not math.isfinite(value) or not low <= value <= high or (integer and not value.is_integer()):
+            rule = f"{'an integer' if integer else 'a number'} in {low:g}..{high:g}"
+            raise ValueError(f"{key} {text!r} must be {rule}")
         return value
 
-    pb = num("predicted_bin")
-    probs = [num(f"prob_{lab}") for lab in labels]
-    votes = [num(f"votes_{lab}") for lab in labels]
+    pb = num("predicted_bin", high=max(len(labels) - 1, 0), integer=True)
+    if pb is not None and not labels:
+        raise ValueError(f"predicted_bin {int(pb)} given, but the predictions have no survival bins")
+    probs = [num(f"prob_{lab}", high=1.0) for lab in labels]
+    votes = [num(f"votes_{lab}", integer=True) for lab in labels]
     return PredictedVolume(
         volume=int(str(row["volume"])),
         patient_id=_cell(row, "patient_id") or "",
@@ -244,7 +269,7 @@ def _row(row: Mapping[str, str | None], labels: tuple[str, ...]) -> PredictedVol
         predicted_bin=None if pb is None else int(pb),
         mean_probs=tuple(p for p in probs if p is not None) if labels and all(p is not None for p in probs) else None,
         votes=tuple(int(v) for v in votes if v is not None) if labels and all(v is not None for v in votes) else None,
-        slices_used=int(num("slices_used") or 0),
+        slices_used=int(num("slices_used", integer=True) or 0),
         region_ml={name: num(f"{name}_ml") or 0.0 for name in REGION_NAMES},
     )
 

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from brats_sdk.audit.records import Accuracy, AuditRow
+from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.errors import ConfigError
 from brats_sdk.metrics.channels import SegmentationResult
 from brats_sdk.metrics.segmentation import HD95Method, RegionScores
@@ -51,6 +52,9 @@ class ReportOptions:
         hd95_method: How HD95 combines the two directed distance sets (``pooled``, the
             nnU-Net/MedPy value, or ``max_directed``); see
             :mod:`brats_sdk.metrics.segmentation`.
+        force: Score ground truth whose images differ from those the predictions were
+            made from (another cohort, another preprocessing) instead of refusing it.
+        label_convention: What a label 3 in NIfTI ground truth means (refused by default).
 
     Raises:
         ConfigError: Unknown ``hd95_method``, or negative ``viewer_volumes``.
@@ -64,9 +68,12 @@ class ReportOptions:
     device: str = "auto"
     hd95_method: HD95Method = HD95Method.POOLED
     viewer_volumes: int = 3
+    force: bool = False
+    label_convention: LabelConvention = LabelConvention.BRATS2017
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hd95_method", HD95Method.parse(self.hd95_method))
+        object.__setattr__(self, "label_convention", LabelConvention.parse(self.label_convention))
         if self.viewer_volumes < 0:
             raise ConfigError(f"viewer_volumes must be >= 0, got {self.viewer_volumes}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
+from brats_sdk.config_checks import require_finite
 from brats_sdk.distributed import DistContext
-from brats_sdk.errors import ConfigError
+from brats_sdk.errors import ConfigError, TrainingDivergedError
 from brats_sdk.training.batches import make_loader
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.observer import EpochRecord, LoggingObserver, TrainingObserver
@@ -85,22 +87,26 @@ class FitConfig:
     keep_best: bool = True
 
     def __post_init__(self) -> None:
+        require_finite(self)
         object.__setattr__(self, "schedule", LrSchedule.parse(self.schedule))
         checks = {
-            "lr": self.lr > 0,
-            "max_epochs": self.max_epochs >= 1,
-            "step_size": self.step_size >= 1,
-            "gamma": self.gamma > 0,
-            "patience": self.patience >= 1,
-            "batch_size": self.batch_size >= 1,
-            "accumulate_steps": 1 <= self.accumulate_steps <= self.batch_size,
-            "num_workers": self.num_workers >= 0,
-            "warmup_steps": self.warmup_steps >= 0,
-            "time_limit_s": self.time_limit_s is None or self.time_limit_s > 0,
+            "lr": (math.isfinite(self.lr) and self.lr > 0, "finite and > 0"),
+            "max_epochs": (self.max_epochs >= 1, ">= 1"),
+            "step_size": (self.step_size >= 1, ">= 1"),
+            "gamma": (math.isfinite(self.gamma) and self.gamma > 0, "finite and > 0"),
+            "patience": (self.patience >= 1, ">= 1"),
+            "batch_size": (self.batch_size >= 1, ">= 1"),
+            "accumulate_steps": (1 <= self.accumulate_steps <= self.batch_size, "in 1..batch_size"),
+            "num_workers": (self.num_workers >= 0, ">= 0"),
+            "warmup_steps": (self.warmup_steps >= 0, ">= 0"),
+            "time_limit_s": (
+                self.time_limit_s is None or (math.isfinite(self.time_limit_s) and self.time_limit_s > 0),
+                "finite and > 0, or None",
+            ),
         }
-        for name, ok in checks.items():
+        for name, (ok, rule) in checks.items():
             if not ok:
-                raise ConfigError(f"invalid {name}={getattr(self, name)!r}")
+                raise ConfigError(f"invalid {name}={getattr(self, name)!r} (must be {rule})")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ConfigError(f"invalid max_steps_per_epoch={self.max_steps_per_epoch!r}")
 
@@ -303,6 +309,14 @@ class _Trainer:
                 break
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_on):
                 loss, outputs = self.task.step(self.model, batch, self.device)
+            loss_value = float(loss.detach())
+            # Every rank decides together (a rank that stops alone would hang the others).
+            if self.dist.any_flag(not math.isfinite(loss_value)):
+                raise TrainingDivergedError(
+                    f"stage {self.stage}: the training loss became {loss_value if not math.isfinite(loss_value) else 'non-finite on another rank'} "
+                    f"at epoch {epoch}, step {state.steps + 1} (learning rate {float(optimizer.param_groups[0]['lr']):g}); "
+                    "lower the learning rate or check the data"
+                )
             scaled: torch.Tensor = scaler.scale(loss * weights[i])
             scaled.backward()  # type: ignore[no-untyped-call]  # torch.Tensor.backward is untyped
             step_done = (i + 1) % config.accumulate_steps == 0 or i + 1 == n_batches
@@ -313,7 +327,7 @@ class _Trainer:
                 state.steps += 1
             n = self.task.batch_size_of(batch)
             seen += n
-            loss_sum += torch.tensor([float(loss.detach()) * n, n], dtype=torch.float64)
+            loss_sum += torch.tensor([loss_value * n, n], dtype=torch.float64)
             meter.update(outputs.detach(), batch)
             self.observer.batch_done(float(loss_sum[0] / loss_sum[1]), meter.summarise(meter.totals()), seen / max(time.perf_counter() - t0, 1e-9))
             if step_done and config.time_limit_s is not None and self.dist.broadcast_flag(self.elapsed() >= config.time_limit_s):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
+from brats_sdk.checkpoint import CheckpointKind, check_finite, load_checkpoint, save_checkpoint
 from brats_sdk.errors import CheckpointError
 from brats_sdk.options import config_to_dict
 
@@ -84,6 +84,9 @@ def restore_last(
     ckpt = load_checkpoint(path, kind=CheckpointKind.TRAINING_STATE, map_location="cpu")
     if ckpt.get("stage") != stage:
         raise CheckpointError(f"{path}: holds stage {ckpt.get('stage')!r}, cannot resume stage {stage!r}")
+    weights = ckpt.get("model")
+    if isinstance(weights, dict):
+        check_finite(path, weights)
     try:
         model.load_state_dict(ckpt["model"])  # type: ignore[arg-type]  # validated by load_state_dict
         optimizer.load_state_dict(ckpt["optimizer"])  # type: ignore[arg-type]  # validated by torch

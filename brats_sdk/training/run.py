@@ -39,6 +39,7 @@ from brats_sdk.errors import DataError
 from brats_sdk.options import config_to_dict
 from brats_sdk.out_dir import prepare_out_dir
 from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
+from brats_sdk.summarise import summarise
 
 __all__ = [
     "PartIndices",
@@ -264,7 +265,7 @@ def _check_split(split: Split, path: Path, volumes: Sequence[int], mode: SplitMo
     known = set(volumes)
     used = set(split.train + split.val + split.test) | {v for v, _ in split.train_slices + split.val_slices + split.test_slices}
     if not used <= known:
-        raise DataError(f"{path}: names volumes {sorted(used - known)[:10]} that the data does not have")
+        raise DataError(f"{path}: names volumes {summarise(sorted(used - known))} that the data does not have")
     if split.mode is not mode:
         raise DataError(f"{path}: is a {split.mode.value} split, but a {mode.value} split was asked for")
 

@@ -20,6 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
+from brats_sdk.config_checks import require_finite
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.crops import RandomCrops, Window, union_box, window_around
 from brats_sdk.data.datasets import SegmentationDataset
@@ -37,6 +38,7 @@ from brats_sdk.run_files import HISTORY_FILE, SEGMENTER_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
 from brats_sdk.training.observer import TrainingObserver
+from brats_sdk.training.resume_options import record_or_compare_options
 from brats_sdk.training.run import (
     find_survival_csv,
     finish_run,
@@ -157,6 +159,7 @@ class SegmenterTrainConfig:
     keep_best: bool = True
 
     def __post_init__(self) -> None:
+        require_finite(self)
         object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
         object.__setattr__(self, "normalisation", Normalisation.parse(self.normalisation))
         object.__setattr__(self, "schedule", LrSchedule.parse(self.schedule))
@@ -237,6 +240,7 @@ def train_segmenter(
         source=source, dist=dist,
     )
     device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    record_or_compare_options(out, "segmenter", config, resume=config.resume, dist=dist)
     if config.cpu_bf16:
         warn_if_slow_bf16(device, "bf16 training")
     # Rank 0 scans the data and plans the split; the others then read its files.

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.bins import BinMethod, SurvivalBins
+from brats_sdk.config_checks import require_finite
 from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_CSV, SURVIVAL_INPUT_SIZE
 from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
@@ -44,6 +45,7 @@ from brats_sdk.run_files import HISTORY_FILE, SURVIVAL_EVAL_FILE, SURVIVAL_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
+from brats_sdk.training.resume_options import record_or_compare_options
 from brats_sdk.training.run import (
     find_survival_csv,
     finish_run,
@@ -119,6 +121,7 @@ class SurvivalTrainConfig:
     input_size: int = SURVIVAL_INPUT_SIZE
 
     def __post_init__(self) -> None:
+        require_finite(self)
         object.__setattr__(self, "bins", BinMethod.parse(self.bins))
         object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
         if self.epochs < 1:
@@ -170,6 +173,7 @@ def train_survival(
         source=source, dist=dist,
     )
     device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    record_or_compare_options(out, "survival", config, resume=config.resume, dist=dist)
     survival_csv = find_survival_csv(source, config.survival_csv)
     if survival_csv is None:
         raise DataError(f"{config.data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
