@@ -26,8 +26,7 @@ from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SliceFacts
-from brats_sdk.data.sources import DataFormat
-from brats_sdk.data.splits import Split, SplitMode
+from brats_sdk.data.splits import Split
 from brats_sdk.device import warn_if_slow_bf16
 from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError
@@ -46,6 +45,7 @@ from brats_sdk.training.run import (
     run_metadata,
     start_run,
 )
+from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.sampling import tumour_weights
 from brats_sdk.training.schedule import LrSchedule
 from brats_sdk.training.tasks import SegmentationTask
@@ -59,31 +59,21 @@ logger = logging.getLogger(__name__)
 _TRAIN_MEMORY_FORMAT = torch.channels_last
 
 
-@dataclass(frozen=True, slots=True)
-class SegmenterTrainConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SegmenterTrainConfig(TrainRunConfig):
     """Options of ``brats train segmenter`` (the paper's values as defaults).
 
+    The options both models take are :class:`~brats_sdk.training.run_config.TrainRunConfig`'s
+    (``data_dir``, ``out_dir``, ``epochs``, ``seed``, ``device``, ...); ``survival_csv`` is
+    used only to stratify the split by survival bin. Keyword-only.
+
     Attributes:
-        data_dir: Training data (any layout :func:`open_source` reads).
-        out_dir: Run folder.
         batch_size: Slices per optimizer step (paper: 120).
         stage_epochs: Maximum epochs of stages 1, 2, 3 (0 skips a stage).
-        epochs: Cap on every stage's epochs (quick runs), or None.
         lrs: Learning rates of the three stages.
-        patience: Early-stopping patience (epochs).
-        step_size: StepLR period (epochs); gamma 0.1.
-        seed: Seed of the split, the initial weights and the sample order.
-        max_volumes: Use only the first N volumes.
-        volumes: Use only these volumes.
-        num_workers: DataLoader workers.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        split_mode: ``patient`` (default) or ``slice`` (the paper's, which leaks).
         drop_no_brain: Leave out slices without brain (default keeps them, as the paper).
         input_size: None pads to a multiple of 32; 256 is the paper's resize.
-        encoder_weights: None or ``imagenet``.
         accumulate_steps: Micro-batches per optimizer step.
-        max_steps_per_epoch: Cap on optimizer steps per epoch, or None.
-        amp: Mixed precision on CUDA.
         batch_dice: Dice pooled over the batch instead of per slice (the paper's); learns
             much faster when many slices hold no tumour.
         background_weight: Dice weight of the background class (the paper: 0). A small
@@ -94,10 +84,6 @@ class SegmenterTrainConfig:
             (the paper's). 96-128 cuts the U-Net's work per sample 4-7x.
         tumour_fraction: Draw slices with tumour this share of the time (with
             replacement) instead of every slice once per epoch (the paper's).
-        resume: Continue an interrupted run from its ``last`` checkpoints.
-        data_format: Layout of ``data_dir``.
-        survival_csv: Used only to stratify the split by survival bin (found beside the
-            data when None).
         normalisation: Intensity normalisation of the network's input (``slice``, the
             default, gives the same input from raw NIfTI and Kaggle's h5; ``volume``).
         schedule: ``step`` (the paper's StepLR) or ``cosine`` (per step, with warm-up).
@@ -110,54 +96,33 @@ class SegmenterTrainConfig:
         augment: Random mirroring and intensity jitter of training items (the paper: none).
         keep_best: Keep the weights of the best validated epoch and stage (the paper's);
             False: the last epoch's of the last stage (for a cosine schedule).
-        split_csv: Use this split file (volumes by number, as ``split.csv`` holds them)
-            instead of planning one.
         max_val_slices: Validate on at most this many slices each epoch (an evenly spread,
             fixed subset of the validation slices, all of them with tumour first), and
             test the final model on as many test slices, so that both stay cheap on a
             large release. None: every slice.
     """
 
-    data_dir: Path
-    out_dir: Path
     batch_size: int = 120
     stage_epochs: tuple[int, int, int] = (50, 50, 50)
-    epochs: int | None = None
     lrs: tuple[float, float, float] = (1e-4, 1e-3, 1e-5)
-    patience: int = 3
-    step_size: int = 10
-    seed: int = 0
-    max_volumes: int | None = None
-    volumes: tuple[int, ...] | None = None
-    num_workers: int = 0
-    device: str = "auto"
-    split_mode: SplitMode = SplitMode.PATIENT
     drop_no_brain: bool = False
     input_size: int | None = None
-    encoder_weights: str | None = None
     accumulate_steps: int = 1
-    max_steps_per_epoch: int | None = None
-    amp: bool = True
     batch_dice: bool = False
     background_weight: float = 0.0
     crop_size: int | None = None
     tumour_fraction: float | None = None
-    resume: bool = False
-    data_format: DataFormat = DataFormat.AUTO
-    survival_csv: Path | None = None
     normalisation: Normalisation = Normalisation.SLICE
     schedule: LrSchedule = LrSchedule.STEP
     warmup_steps: int = 0
     time_limit_minutes: float | None = None
     cpu_bf16: bool = False
     ce_weight: float = 0.0
-    augment: bool = False
     max_val_slices: int | None = None
-    split_csv: Path | None = None
     keep_best: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
+        TrainRunConfig.__post_init__(self)  # explicit: super() does not work in slotted dataclasses
         object.__setattr__(self, "normalisation", Normalisation.parse(self.normalisation))
         object.__setattr__(self, "schedule", LrSchedule.parse(self.schedule))
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
@@ -171,8 +136,6 @@ class SegmenterTrainConfig:
             raise ConfigError(f"stage_epochs must be three non-negative ints, not all 0, got {self.stage_epochs}")
         if len(self.lrs) != 3 or any(lr <= 0 for lr in self.lrs):
             raise ConfigError(f"lrs must be three positive numbers, got {self.lrs}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.crop_size is not None:
             RandomCrops(self.crop_size)  # validates the size
             if self.input_size is not None:

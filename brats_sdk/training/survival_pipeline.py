@@ -29,10 +29,9 @@ from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
 from brats_sdk.data.cohort import survival_cohort
 from brats_sdk.data.datasets import SurvivalDataset
 from brats_sdk.data.protocols import DataSource
-from brats_sdk.data.sources import DataFormat
-from brats_sdk.data.splits import Split, SplitMode
+from brats_sdk.data.splits import Split
 from brats_sdk.distributed import DistContext
-from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.errors import DataError
 from brats_sdk.metrics.levels import SurvivalLevels, VolumeSlices, survival_levels
 from brats_sdk.models.survival import (
     AgeScaler,
@@ -53,6 +52,7 @@ from brats_sdk.training.run import (
     run_metadata,
     start_run,
 )
+from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.tasks import SurvivalTask
 
 __all__ = ["SurvivalTrainConfig", "SurvivalTrainResult", "train_survival"]
@@ -61,68 +61,35 @@ logger = logging.getLogger(__name__)
 
 
 
-@dataclass(frozen=True, slots=True)
-class SurvivalTrainConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SurvivalTrainConfig(TrainRunConfig):
     """Options of ``brats train survival``.
 
+    The options both models take are :class:`~brats_sdk.training.run_config.TrainRunConfig`'s
+    (``data_dir`` with ground-truth masks, ``survival_csv``, ``out_dir``, ``seed``,
+    ``device``, ...). Keyword-only.
+
     Attributes:
-        data_dir: Training data with ground-truth masks.
-        survival_csv: ``survival_info.csv``; None: the one beside the data.
-        out_dir: Run folder.
         bins: ``quantile`` (tertiles of training patients, the paper's) or ``brats``.
         epochs: Maximum epochs (paper: 50).
         batch_size: Slices per step.
         lr: Adam learning rate (paper: 1e-4).
-        patience: Early-stopping patience.
-        step_size: StepLR period (gamma 0.1).
-        seed: Seed of split, weights and order.
-        max_volumes: Use only the first N volumes.
-        volumes: Use only these volumes.
-        num_workers: DataLoader workers.
-        device: Device request.
-        split_mode: ``patient`` (default) or ``slice`` (the paper's, which leaks patients).
-        encoder_weights: None or ``imagenet``.
         id_map_csv: CSV ``volume,patient_id`` overriding ``BraTS20_Training_{V:03d}``.
-        max_steps_per_epoch: Cap on steps per epoch.
-        amp: Mixed precision on CUDA.
-        resume: Continue from ``survival/last.pt``.
-        data_format: Layout of ``data_dir``.
         augment: Random flips and quarter turns of the training masks (the paper: none).
-        split_csv: Use this split file instead of planning one.
         input_size: Side of the mask images the network takes (paper: 224; smaller is
             faster and coarser).
     """
 
-    data_dir: Path
-    survival_csv: Path | None
-    out_dir: Path
-    bins: BinMethod = BinMethod.QUANTILE
     epochs: int = 50
     batch_size: int = 32
+    bins: BinMethod = BinMethod.QUANTILE
     lr: float = 1e-4
-    patience: int = 3
-    step_size: int = 10
-    seed: int = 0
-    max_volumes: int | None = None
-    volumes: tuple[int, ...] | None = None
-    num_workers: int = 0
-    device: str = "auto"
-    split_mode: SplitMode = SplitMode.PATIENT
-    encoder_weights: str | None = None
     id_map_csv: Path | None = None
-    max_steps_per_epoch: int | None = None
-    amp: bool = True
-    resume: bool = False
-    data_format: DataFormat = DataFormat.AUTO
-    augment: bool = False
-    split_csv: Path | None = None
     input_size: int = SURVIVAL_INPUT_SIZE
 
     def __post_init__(self) -> None:
+        TrainRunConfig.__post_init__(self)  # explicit: super() does not work in slotted dataclasses
         object.__setattr__(self, "bins", BinMethod.parse(self.bins))
-        object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
 
 
 @dataclass(frozen=True, slots=True)
