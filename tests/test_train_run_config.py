@@ -1,15 +1,25 @@
-"""The two training configs share one base: its fields, defaults and checks."""
+"""The two training pipelines share one config base (its fields, defaults and checks) and one opening."""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
 
-from brats_sdk import ConfigError, SegmenterTrainConfig, SurvivalTrainConfig, TrainRunConfig
+from brats_sdk import (
+    ConfigError,
+    DataError,
+    SegmenterTrainConfig,
+    SurvivalTrainConfig,
+    TrainRunConfig,
+)
+from brats_sdk.constants import SURVIVAL_CSV
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import SplitMode
+from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
+from brats_sdk.training.run import open_run
 
 DATA, RUN = Path("data"), Path("run")
 
@@ -72,3 +82,29 @@ def test_the_configs_are_keyword_only_and_frozen(config_type: type[TrainRunConfi
     config = config_type(data_dir=DATA, out_dir=RUN)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.seed = 1  # type: ignore[misc]  # frozen on purpose
+
+
+def test_open_run_scans_splits_and_forms_the_cohort_once(tiny_cohort: Path, tmp_path: Path) -> None:
+    """Both pipelines open a run the same way; a second opening reuses scan.json and split.csv."""
+    seg = SegmenterTrainConfig(data_dir=tiny_cohort, out_dir=tmp_path / "run", device="cpu")
+    calls: list[tuple[int, int]] = []
+    first = open_run(seg, progress=lambda done, total: calls.append((done, total)))
+    assert first.survival_csv == tiny_cohort / SURVIVAL_CSV and first.cohort is None
+    assert (tmp_path / "run" / SCAN_FILE).is_file() and (tmp_path / "run" / SPLIT_FILE).is_file()
+    assert calls[-1] == (len(first.source), len(first.source)) and len(first.scan.slices) == len(first.source)
+    assert set(first.split.train) | set(first.split.val) | set(first.split.test) == {f.volume for f in first.scan.slices}
+    surv = SurvivalTrainConfig(data_dir=tiny_cohort, out_dir=tmp_path / "run", device="cpu")
+    second = open_run(surv, cohort=True, bin_method=surv.bins)
+    assert second.split == first.split  # reused: both models train on the same patients
+    assert second.cohort is not None and set(second.cohort.volumes) <= {f.volume for f in first.scan.slices}
+
+
+def test_open_run_for_survival_needs_a_survival_table(tiny_cohort: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_cohort, data, ignore=shutil.ignore_patterns(SURVIVAL_CSV))
+    surv = SurvivalTrainConfig(data_dir=data, out_dir=tmp_path / "run", device="cpu")
+    with pytest.raises(DataError, match=r"no survival_info\.csv beside the data"):
+        open_run(surv, cohort=True)
+    assert not (tmp_path / "run" / SCAN_FILE).exists()  # refused before reading the data
+    seg = SegmenterTrainConfig(data_dir=data, out_dir=tmp_path / "seg", device="cpu")
+    assert open_run(seg).survival_csv is None  # the segmenter splits without survival strata

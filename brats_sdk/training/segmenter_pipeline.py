@@ -36,15 +36,7 @@ from brats_sdk.run_files import HISTORY_FILE, SEGMENTER_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
 from brats_sdk.training.observer import TrainingObserver
-from brats_sdk.training.run import (
-    find_survival_csv,
-    finish_run,
-    load_or_plan_split,
-    load_or_scan,
-    part_indices,
-    run_metadata,
-    start_run,
-)
+from brats_sdk.training.run import finish_run, open_run, part_indices, run_metadata
 from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.sampling import tumour_weights
 from brats_sdk.training.schedule import LrSchedule
@@ -194,30 +186,10 @@ def train_segmenter(
         BratsError: Bad data, options or checkpoints.
     """
     t0 = time.perf_counter()
-    run = start_run(
-        device=config.device, seed=config.seed, out_dir=config.out_dir, data_dir=config.data_dir,
-        data_format=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes,
-        source=source, dist=dist,
-    )
-    device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    run = open_run(config, progress=progress, source=source, dist=dist)
+    device, dist, source, scan, split, out = run.device, run.dist, run.source, run.scan, run.split, config.out_dir
     if config.cpu_bf16:
         warn_if_slow_bf16(device, "bf16 training")
-    # Rank 0 scans the data and plans the split; the others then read its files.
-    with dist.main_first():
-        scan = load_or_scan(source, out, progress=progress)
-        keys = [f.volume for f in scan.slices]
-        volumes = sorted(set(keys))
-        split = load_or_plan_split(
-            out,
-            volumes=volumes,
-            keys=[(f.volume, f.index) for f in scan.slices],
-            mode=config.split_mode,
-            seed=config.seed,
-            survival_csv=find_survival_csv(source, config.survival_csv),
-            given=config.split_csv,
-        )
-    if split.leaks_patients:
-        logger.warning("slice-level split: slices of one patient are in train and test; test figures leak")
     facts = scan.slices
     keep = (lambda i: facts[i].has_brain) if config.drop_no_brain else None
     parts = part_indices(source, split, keep=keep)

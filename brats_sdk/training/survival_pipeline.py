@@ -24,9 +24,8 @@ from torch.utils.data import DataLoader
 
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.bins import BinMethod, SurvivalBins
-from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_CSV, SURVIVAL_INPUT_SIZE
-from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
-from brats_sdk.data.cohort import survival_cohort
+from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_INPUT_SIZE
+from brats_sdk.data.clinical import PatientIdMap
 from brats_sdk.data.datasets import SurvivalDataset
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.splits import Split
@@ -43,15 +42,7 @@ from brats_sdk.run_files import HISTORY_FILE, SURVIVAL_EVAL_FILE, SURVIVAL_FILE
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
-from brats_sdk.training.run import (
-    find_survival_csv,
-    finish_run,
-    load_or_plan_split,
-    load_or_scan,
-    part_indices,
-    run_metadata,
-    start_run,
-)
+from brats_sdk.training.run import finish_run, open_run, part_indices, run_metadata
 from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.tasks import SurvivalTask
 
@@ -131,35 +122,18 @@ def train_survival(
         DataError: Too few patients with survival data to form the bins or the split.
     """
     t0 = time.perf_counter()
-    run = start_run(
-        device=config.device, seed=config.seed, out_dir=config.out_dir, data_dir=config.data_dir,
-        data_format=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes,
-        source=source, dist=dist,
-    )
-    device, dist, source, out = run.device, run.dist, run.source, config.out_dir
-    survival_csv = find_survival_csv(source, config.survival_csv)
-    if survival_csv is None:
-        raise DataError(f"{config.data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
-    # Rank 0 scans the data and plans the split; the others then read its files.
-    with dist.main_first():
-        scan = load_or_scan(source, out, progress=progress)
-        volumes = sorted({f.volume for f in scan.slices})
-        id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
-        cohort = survival_cohort(read_survival_csv(survival_csv), volumes, id_map)
-        excluded = {
-            "no_survival_row": cohort.n_no_survival,
-            "censored": cohort.n_censored,
-            "missing_days": cohort.n_missing_days,
-            "missing_age": cohort.n_missing_age,
-        }
-        logger.info("survival cohort: %s", cohort.summary())
-        split = load_or_plan_split(
-            out, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices], mode=config.split_mode,
-            seed=config.seed, survival_csv=survival_csv, bin_method=config.bins, id_map=id_map,
-            given=config.split_csv, cohort=cohort,
-        )
-    if split.leaks_patients:
-        logger.warning("slice-level split: a patient's slices are in train and test; survival accuracy leaks")
+    id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
+    run = open_run(config, progress=progress, source=source, dist=dist, cohort=True, bin_method=config.bins, id_map=id_map)
+    device, dist, source, scan, split, out = run.device, run.dist, run.source, run.scan, run.split, config.out_dir
+    if run.cohort is None or run.survival_csv is None:
+        raise DataError(f"{config.data_dir}: no survival cohort could be formed")  # open_run forms it or raises
+    cohort, survival_csv = run.cohort, run.survival_csv
+    excluded = {
+        "no_survival_row": cohort.n_no_survival,
+        "censored": cohort.n_censored,
+        "missing_days": cohort.n_missing_days,
+        "missing_age": cohort.n_missing_age,
+    }
     entries = {e.volume: e for e in cohort.entries}
     usable = set(entries)
     facts = scan.slices
