@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from types import MappingProxyType
 from typing import Self
 
 import numpy as np
@@ -20,14 +19,9 @@ from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import IMAGE_CHANNELS, N_CLASSES
 from brats_sdk.data.crops import stride_padding
 from brats_sdk.data.normalise import Normalisation
-from brats_sdk.errors import CheckpointError, ConfigError, DataError
+from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
-from brats_sdk.models.persist import (
-    SavesCheckpoint,
-    config_from_dict,
-    load_weights,
-    read_model_record,
-)
+from brats_sdk.models.persist import Checkpointed
 from brats_sdk.models.pretrained import check_encoder_weights, ensure_smp_encoder_weights
 from brats_sdk.options import OptionEnum, config_to_dict
 
@@ -108,7 +102,7 @@ def _paper_head(in_channels: int, n_classes: int) -> nn.Sequential:
     )
 
 
-class Segmenter(SavesCheckpoint, nn.Module):
+class Segmenter(Checkpointed[SegmenterConfig], nn.Module):
     """U-Net (segmentation-models-pytorch) mapping MRI slices to class logits.
 
     Args:
@@ -130,6 +124,10 @@ class Segmenter(SavesCheckpoint, nn.Module):
     """
 
     checkpoint_kind = CheckpointKind.SEGMENTER
+    config_type = SegmenterConfig
+    model_name = "segmenter"
+    # Checkpoints that record no normalisation were trained with per-volume normalisation.
+    legacy_config = MappingProxyType({"normalisation": Normalisation.VOLUME.value})
 
     def __init__(
         self,
@@ -376,52 +374,3 @@ class Segmenter(SavesCheckpoint, nn.Module):
             DataError: As :meth:`predict`.
         """
         return classes_to_labels(self.predict(volume, batch_size=batch_size, device=device))
-
-    # ---------------------------------------------------------------- save and load
-    @classmethod
-    def config_from_dict(cls, data: Mapping[str, object]) -> SegmenterConfig:
-        """Rebuild a :class:`SegmenterConfig` from :func:`config_to_dict` output.
-
-        Args:
-            data: Field name -> value; missing fields take their defaults.
-
-        Returns:
-            The config.
-
-        Raises:
-            ConfigError: Unknown fields or invalid values.
-        """
-        return config_from_dict(SegmenterConfig, data, what="segmenter")
-
-    @classmethod
-    def from_checkpoint(cls, path: Path, *, map_location: str | torch.device = "cpu") -> Segmenter:
-        """Load a segmenter saved with :meth:`save`.
-
-        The encoder is built with ``encoder_weights=None`` (the weights come from the
-        file, nothing is downloaded), so the loaded ``config.encoder_weights`` is None. A
-        checkpoint whose config records no normalisation was trained with per-volume
-        normalisation (the rule before per-slice became the default) and is loaded with it.
-
-        Args:
-            path: Checkpoint file.
-            map_location: Device the model is placed on.
-
-        Returns:
-            The model in eval mode, with :attr:`metadata` set from the file.
-
-        Raises:
-            CheckpointError: Missing, unreadable, of another kind or version, or the
-                stored config and weights do not fit together.
-        """
-        record = read_model_record(Path(path), kind=CheckpointKind.SEGMENTER, what="segmenter", map_location=map_location)
-        stored = dict(record.config)
-        if "normalisation" not in stored:
-            logger.info("%s records no normalisation: trained with per-volume normalisation", path)
-            stored["normalisation"] = Normalisation.VOLUME.value
-        try:
-            config = dataclasses.replace(cls.config_from_dict(stored), encoder_weights=None)
-        except ConfigError as exc:
-            raise CheckpointError(f"{path} holds an invalid segmenter config: {exc}") from exc
-        model = cls(config)
-        load_weights(model, record, Path(path))
-        return model.to(map_location).eval()
