@@ -21,6 +21,7 @@ from brats_sdk.data.crops import stride_padding
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
+from brats_sdk.models.batched import in_batches
 from brats_sdk.models.persist import Checkpointed
 from brats_sdk.models.pretrained import check_encoder_weights, ensure_smp_encoder_weights
 from brats_sdk.options import OptionEnum, config_to_dict
@@ -327,30 +328,16 @@ class Segmenter(Checkpointed[SegmenterConfig], nn.Module):
             ConfigError: ``batch_size`` < 1.
             DataError: ``volume`` has the wrong shape or holds NaN/inf values.
         """
-        if type(batch_size) is not int or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         data = torch.as_tensor(volume)
         if data.ndim != 4:
             raise DataError(f"volume must be (D, C, H, W), got shape {tuple(data.shape)}")
-        if not data.dtype.is_floating_point:
-            data = data.float()
-        if device is not None:
-            self.to(device)
-        target = self.device
-        was_training = self.training
-        self.eval()
-        outputs: list[npt.NDArray[np.uint8]] = []
-        try:
-            with torch.inference_mode():
-                for start in range(0, data.shape[0], batch_size):
-                    batch = data[start : start + batch_size].to(target, torch.float32)
-                    classes = self(batch).argmax(dim=1).to(torch.uint8)
-                    outputs.append(classes.cpu().numpy())
-        finally:
-            self.train(was_training)
-        if not outputs:
-            return np.zeros((0, *data.shape[2:]), dtype=np.uint8)
-        return np.concatenate(outputs, axis=0)
+
+        def step(items: slice, target: torch.device) -> npt.NDArray[np.uint8]:
+            classes: npt.NDArray[np.uint8] = self(data[items].to(target, torch.float32)).argmax(dim=1).to(torch.uint8).cpu().numpy()
+            return classes
+
+        empty = np.zeros((0, *data.shape[2:]), dtype=np.uint8)
+        return in_batches(self, data.shape[0], step, batch_size=batch_size, device=device, empty=empty)
 
     def predict_labels(
         self,

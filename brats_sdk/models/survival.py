@@ -19,6 +19,7 @@ from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_INPUT_SIZE
 from brats_sdk.data.age_scaling import AgeScaler
 from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.models.batched import in_batches
 from brats_sdk.models.persist import Checkpointed, ModelRecord
 from brats_sdk.models.pretrained import check_encoder_weights, resnet50_imagenet_state_dict
 from brats_sdk.models.survival_inputs import bin_probabilities, prepare_age, prepare_masks
@@ -211,8 +212,6 @@ class SurvivalClassifier(Checkpointed[SurvivalConfig], nn.Module):
             raise ConfigError(
                 "this survival model has no age scaler; pass age_scaler=AgeScaler.fit(...)"
             )
-        if type(batch_size) is not int or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         masks = torch.as_tensor(masks_one_hot)
         age = prepare_age(ages, self.age_scaler)
         if masks.ndim != 4 or masks.shape[0] != age.shape[0]:
@@ -220,25 +219,13 @@ class SurvivalClassifier(Checkpointed[SurvivalConfig], nn.Module):
                 f"got masks of shape {tuple(masks.shape)} and {age.shape[0]} ages; "
                 "expected (N, 3, H, W) masks and N ages"
             )
-        if device is not None:
-            self.to(device)
-        target = self.device
-        was_training = self.training
-        self.eval()
-        out: list[npt.NDArray[np.float64]] = []
-        try:
-            with torch.inference_mode():
-                for start in range(0, masks.shape[0], batch_size):
-                    probs = bin_probabilities(
-                        self, masks[start : start + batch_size].to(target),
-                        age[start : start + batch_size], size=self.config.input_size,
-                    )
-                    out.append(probs.cpu().numpy())
-        finally:
-            self.train(was_training)
-        if not out:
-            return np.zeros((0, self.config.n_bins), dtype=np.float64)
-        return np.concatenate(out, axis=0)
+
+        def step(items: slice, target: torch.device) -> npt.NDArray[np.float64]:
+            probs = bin_probabilities(self, masks[items].to(target), age[items], size=self.config.input_size)
+            return probs.cpu().numpy()
+
+        empty = np.zeros((0, self.config.n_bins), dtype=np.float64)
+        return in_batches(self, masks.shape[0], step, batch_size=batch_size, device=device, empty=empty)
 
     def predict(
         self,
