@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,9 +46,6 @@ from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.tasks import SurvivalTask
 
 __all__ = ["SurvivalTrainConfig", "SurvivalTrainResult", "train_survival"]
-
-logger = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
