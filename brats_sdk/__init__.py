@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from brats_sdk.predict.results import VolumeFailure, VolumePrediction
     from brats_sdk.report.build import write_report
     from brats_sdk.report.folder import read_prediction_folder
+    from brats_sdk.training.run_config import TrainRunConfig
     from brats_sdk.training.segmenter_pipeline import (
         SegmenterTrainConfig,
         SegmenterTrainResult,
@@ -100,6 +101,7 @@ _LAZY: dict[str, str] = {
     "SurvivalTrainConfig": "brats_sdk.training.survival_pipeline",
     "SurvivalTrainResult": "brats_sdk.training.survival_pipeline",
     "SynthConfig": "brats_sdk.data.synth",
+    "TrainRunConfig": "brats_sdk.training.run_config",
     "VolumeFailure": "brats_sdk.predict.results",
     "VolumeInfo": "brats_sdk.data.records",
     "VolumePrediction": "brats_sdk.predict.results",
@@ -171,6 +173,7 @@ __all__ = [
     "SurvivalTrainConfig",
     "SurvivalTrainResult",
     "SynthConfig",
+    "TrainRunConfig",
     "VolumeFailure",
     "VolumeInfo",
     "VolumePrediction",

@@ -8,10 +8,12 @@ atomically and read with ``weights_only=True`` (see :mod:`brats_sdk.checkpoint`)
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import torch
 from torch import nn
@@ -21,7 +23,12 @@ from brats_sdk.errors import CheckpointError, ConfigError
 from brats_sdk.options import config_to_dict
 from brats_sdk.summarise import summarise
 
-__all__ = ["ModelRecord", "SavesCheckpoint", "config_from_dict", "load_weights", "read_model_record", "save_model", "state_dict_mismatch"]
+__all__ = [
+    "Checkpointed", "ModelRecord", "config_from_dict", "load_weights", "read_model_record", "save_model",
+    "state_dict_mismatch",
+]
+
+logger = logging.getLogger(__name__)
 
 C = TypeVar("C")
 
@@ -135,13 +142,25 @@ def state_dict_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str
     return "; ".join(parts) or None
 
 
-class SavesCheckpoint:
-    """What both model classes share to save themselves (mixed into an ``nn.Module``):
-    :meth:`save` writes their checkpoint kind with ``config``, weights, ``metadata`` and
-    the extras :meth:`checkpoint_extras` gives."""
+class Checkpointed(Generic[C]):
+    """What both model classes share to save and load themselves (mixed into an
+    ``nn.Module`` whose constructor takes its config first).
+
+    A model class sets :attr:`checkpoint_kind`, :attr:`config_type` (its config dataclass,
+    ``C``) and :attr:`model_name`; :meth:`save` writes the config, weights, ``metadata``
+    and :meth:`checkpoint_extras`; :meth:`from_checkpoint` reads them back through
+    :meth:`from_record`.
+
+    Attributes:
+        legacy_config: Values of config fields that older checkpoints do not record (they
+            predate the field) when these differ from the field's default.
+    """
 
     checkpoint_kind: ClassVar[CheckpointKind]
-    config: Any
+    config_type: ClassVar[type[Any]]
+    model_name: ClassVar[str]
+    legacy_config: ClassVar[Mapping[str, object]] = MappingProxyType({})
+    config: C
     metadata: dict[str, object]
 
     def checkpoint_extras(self) -> dict[str, object]:
@@ -161,8 +180,72 @@ class SavesCheckpoint:
             CheckpointError: ``metadata`` holds non-plain values, or the file cannot be written.
         """
         if not isinstance(self, nn.Module):
-            raise TypeError(f"{type(self).__name__} mixes SavesCheckpoint into something other than an nn.Module")
+            raise TypeError(f"{type(self).__name__} mixes Checkpointed into something other than an nn.Module")
         save_model(
             Path(path), kind=self.checkpoint_kind, model=self, config=config_to_dict(self.config),
             metadata=metadata if metadata is not None else self.metadata, extras=self.checkpoint_extras(),
         )
+
+    @classmethod
+    def config_from_dict(cls, data: Mapping[str, object]) -> C:
+        """Rebuild the model's config from :func:`config_to_dict` output.
+
+        Args:
+            data: Field name -> value; missing fields take their defaults.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: Unknown fields or invalid values.
+        """
+        config: C = config_from_dict(cls.config_type, data, what=cls.model_name)
+        return config
+
+    @classmethod
+    def from_record(cls, config: C, record: ModelRecord) -> Self:
+        """The model a checkpoint's weights are loaded into, built from its stored config
+        (a model with more to restore, such as the survival classifier's bins, overrides this).
+
+        Raises:
+            ConfigError: The stored record is invalid.
+        """
+        return cls(config)  # type: ignore[call-arg]  # every model class takes its config first
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, *, map_location: str | torch.device = "cpu") -> Self:
+        """Load a model saved with :meth:`save`.
+
+        The encoder is built with ``encoder_weights=None`` (the weights come from the file,
+        nothing is downloaded), so the loaded ``config.encoder_weights`` is None. Config
+        fields the file does not record take :attr:`legacy_config`'s values, else their
+        defaults.
+
+        Args:
+            path: Checkpoint file.
+            map_location: Device the model is placed on.
+
+        Returns:
+            The model in eval mode, with :attr:`metadata` set from the file.
+
+        Raises:
+            CheckpointError: Missing, unreadable, of another kind or version, or the
+                stored config, extras and weights are invalid or do not fit together.
+        """
+        path = Path(path)
+        record = read_model_record(path, kind=cls.checkpoint_kind, what=cls.model_name, map_location=map_location)
+        stored = dict(record.config)
+        for name, value in cls.legacy_config.items():
+            if name not in stored:
+                logger.info("%s records no %s: loaded with %r, the rule before it was recorded", path, name, value)
+                stored[name] = value
+        stored["encoder_weights"] = None  # the weights come from the file: nothing to download
+        try:
+            model = cls.from_record(cls.config_from_dict(stored), record)
+        except ConfigError as exc:
+            raise CheckpointError(f"{path} holds an invalid {cls.model_name} model record: {exc}") from exc
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{cls.__name__} mixes Checkpointed into something other than an nn.Module")
+        load_weights(model, record, path)
+        model.to(map_location).eval()
+        return model

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from types import MappingProxyType
 from typing import Self
 
 import numpy as np
@@ -20,14 +19,10 @@ from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import IMAGE_CHANNELS, N_CLASSES
 from brats_sdk.data.crops import stride_padding
 from brats_sdk.data.normalise import Normalisation
-from brats_sdk.errors import CheckpointError, ConfigError, DataError
+from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
-from brats_sdk.models.persist import (
-    SavesCheckpoint,
-    config_from_dict,
-    load_weights,
-    read_model_record,
-)
+from brats_sdk.models.batched import in_batches
+from brats_sdk.models.persist import Checkpointed
 from brats_sdk.models.pretrained import check_encoder_weights, ensure_smp_encoder_weights
 from brats_sdk.options import OptionEnum, config_to_dict
 
@@ -108,7 +103,7 @@ def _paper_head(in_channels: int, n_classes: int) -> nn.Sequential:
     )
 
 
-class Segmenter(SavesCheckpoint, nn.Module):
+class Segmenter(Checkpointed[SegmenterConfig], nn.Module):
     """U-Net (segmentation-models-pytorch) mapping MRI slices to class logits.
 
     Args:
@@ -130,6 +125,10 @@ class Segmenter(SavesCheckpoint, nn.Module):
     """
 
     checkpoint_kind = CheckpointKind.SEGMENTER
+    config_type = SegmenterConfig
+    model_name = "segmenter"
+    # Checkpoints that record no normalisation were trained with per-volume normalisation.
+    legacy_config = MappingProxyType({"normalisation": Normalisation.VOLUME.value})
 
     def __init__(
         self,
@@ -329,30 +328,16 @@ class Segmenter(SavesCheckpoint, nn.Module):
             ConfigError: ``batch_size`` < 1.
             DataError: ``volume`` has the wrong shape or holds NaN/inf values.
         """
-        if type(batch_size) is not int or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         data = torch.as_tensor(volume)
         if data.ndim != 4:
             raise DataError(f"volume must be (D, C, H, W), got shape {tuple(data.shape)}")
-        if not data.dtype.is_floating_point:
-            data = data.float()
-        if device is not None:
-            self.to(device)
-        target = self.device
-        was_training = self.training
-        self.eval()
-        outputs: list[npt.NDArray[np.uint8]] = []
-        try:
-            with torch.inference_mode():
-                for start in range(0, data.shape[0], batch_size):
-                    batch = data[start : start + batch_size].to(target, torch.float32)
-                    classes = self(batch).argmax(dim=1).to(torch.uint8)
-                    outputs.append(classes.cpu().numpy())
-        finally:
-            self.train(was_training)
-        if not outputs:
-            return np.zeros((0, *data.shape[2:]), dtype=np.uint8)
-        return np.concatenate(outputs, axis=0)
+
+        def step(items: slice, target: torch.device) -> npt.NDArray[np.uint8]:
+            classes: npt.NDArray[np.uint8] = self(data[items].to(target, torch.float32)).argmax(dim=1).to(torch.uint8).cpu().numpy()
+            return classes
+
+        empty = np.zeros((0, *data.shape[2:]), dtype=np.uint8)
+        return in_batches(self, data.shape[0], step, batch_size=batch_size, device=device, empty=empty)
 
     def predict_labels(
         self,
@@ -376,52 +361,3 @@ class Segmenter(SavesCheckpoint, nn.Module):
             DataError: As :meth:`predict`.
         """
         return classes_to_labels(self.predict(volume, batch_size=batch_size, device=device))
-
-    # ---------------------------------------------------------------- save and load
-    @classmethod
-    def config_from_dict(cls, data: Mapping[str, object]) -> SegmenterConfig:
-        """Rebuild a :class:`SegmenterConfig` from :func:`config_to_dict` output.
-
-        Args:
-            data: Field name -> value; missing fields take their defaults.
-
-        Returns:
-            The config.
-
-        Raises:
-            ConfigError: Unknown fields or invalid values.
-        """
-        return config_from_dict(SegmenterConfig, data, what="segmenter")
-
-    @classmethod
-    def from_checkpoint(cls, path: Path, *, map_location: str | torch.device = "cpu") -> Segmenter:
-        """Load a segmenter saved with :meth:`save`.
-
-        The encoder is built with ``encoder_weights=None`` (the weights come from the
-        file, nothing is downloaded), so the loaded ``config.encoder_weights`` is None. A
-        checkpoint whose config records no normalisation was trained with per-volume
-        normalisation (the rule before per-slice became the default) and is loaded with it.
-
-        Args:
-            path: Checkpoint file.
-            map_location: Device the model is placed on.
-
-        Returns:
-            The model in eval mode, with :attr:`metadata` set from the file.
-
-        Raises:
-            CheckpointError: Missing, unreadable, of another kind or version, or the
-                stored config and weights do not fit together.
-        """
-        record = read_model_record(Path(path), kind=CheckpointKind.SEGMENTER, what="segmenter", map_location=map_location)
-        stored = dict(record.config)
-        if "normalisation" not in stored:
-            logger.info("%s records no normalisation: trained with per-volume normalisation", path)
-            stored["normalisation"] = Normalisation.VOLUME.value
-        try:
-            config = dataclasses.replace(cls.config_from_dict(stored), encoder_weights=None)
-        except ConfigError as exc:
-            raise CheckpointError(f"{path} holds an invalid segmenter config: {exc}") from exc
-        model = cls(config)
-        load_weights(model, record, Path(path))
-        return model.to(map_location).eval()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -18,13 +18,9 @@ from brats_sdk.bins import SurvivalBins
 from brats_sdk.checkpoint import CheckpointKind
 from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_INPUT_SIZE
 from brats_sdk.data.age_scaling import AgeScaler
-from brats_sdk.errors import CheckpointError, ConfigError, DataError
-from brats_sdk.models.persist import (
-    SavesCheckpoint,
-    config_from_dict,
-    load_weights,
-    read_model_record,
-)
+from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.models.batched import in_batches
+from brats_sdk.models.persist import Checkpointed, ModelRecord
 from brats_sdk.models.pretrained import check_encoder_weights, resnet50_imagenet_state_dict
 from brats_sdk.models.survival_inputs import bin_probabilities, prepare_age, prepare_masks
 
@@ -73,7 +69,7 @@ class SurvivalConfig:
             raise ConfigError(f"input_size must be an int >= 32, got {self.input_size!r}")
 
 
-class SurvivalClassifier(SavesCheckpoint, nn.Module):
+class SurvivalClassifier(Checkpointed[SurvivalConfig], nn.Module):
     """The paper's survival-bin classifier.
 
     Image branch: torchvision ResNet-50 with ``fc = Linear(2048, 128), ReLU, Dropout``.
@@ -99,6 +95,8 @@ class SurvivalClassifier(SavesCheckpoint, nn.Module):
     """
 
     checkpoint_kind = CheckpointKind.SURVIVAL
+    config_type = SurvivalConfig
+    model_name = "survival"
 
     def __init__(
         self,
@@ -214,8 +212,6 @@ class SurvivalClassifier(SavesCheckpoint, nn.Module):
             raise ConfigError(
                 "this survival model has no age scaler; pass age_scaler=AgeScaler.fit(...)"
             )
-        if type(batch_size) is not int or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         masks = torch.as_tensor(masks_one_hot)
         age = prepare_age(ages, self.age_scaler)
         if masks.ndim != 4 or masks.shape[0] != age.shape[0]:
@@ -223,25 +219,13 @@ class SurvivalClassifier(SavesCheckpoint, nn.Module):
                 f"got masks of shape {tuple(masks.shape)} and {age.shape[0]} ages; "
                 "expected (N, 3, H, W) masks and N ages"
             )
-        if device is not None:
-            self.to(device)
-        target = self.device
-        was_training = self.training
-        self.eval()
-        out: list[npt.NDArray[np.float64]] = []
-        try:
-            with torch.inference_mode():
-                for start in range(0, masks.shape[0], batch_size):
-                    probs = bin_probabilities(
-                        self, masks[start : start + batch_size].to(target),
-                        age[start : start + batch_size], size=self.config.input_size,
-                    )
-                    out.append(probs.cpu().numpy())
-        finally:
-            self.train(was_training)
-        if not out:
-            return np.zeros((0, self.config.n_bins), dtype=np.float64)
-        return np.concatenate(out, axis=0)
+
+        def step(items: slice, target: torch.device) -> npt.NDArray[np.float64]:
+            probs = bin_probabilities(self, masks[items].to(target), age[items], size=self.config.input_size)
+            return probs.cpu().numpy()
+
+        empty = np.zeros((0, self.config.n_bins), dtype=np.float64)
+        return in_batches(self, masks.shape[0], step, batch_size=batch_size, device=device, empty=empty)
 
     def predict(
         self,
@@ -278,40 +262,13 @@ class SurvivalClassifier(SavesCheckpoint, nn.Module):
         }
 
     @classmethod
-    def config_from_dict(cls, data: Mapping[str, object]) -> SurvivalConfig:
-        """Rebuild a :class:`SurvivalConfig` from ``dataclasses.asdict`` output.
+    def from_record(cls, config: SurvivalConfig, record: ModelRecord) -> Self:
+        """The classifier of a stored config with the bins and age scaler saved beside it.
 
         Raises:
-            ConfigError: Unknown fields or invalid values.
+            ConfigError: Invalid bins or age scaling.
         """
-        return config_from_dict(SurvivalConfig, data, what="survival")
-
-    @classmethod
-    def from_checkpoint(
-        cls, path: Path, *, map_location: str | torch.device = "cpu"
-    ) -> SurvivalClassifier:
-        """Load a classifier saved with :meth:`save`, with its bins and age scaler.
-
-        The ResNet-50 is built with ``encoder_weights=None`` (weights come from the file).
-
-        Args:
-            path: Checkpoint file.
-            map_location: Device the model is placed on.
-
-        Returns:
-            The model in eval mode.
-
-        Raises:
-            CheckpointError: Missing, unreadable, of another kind or version, or invalid content.
-        """
-        record = read_model_record(Path(path), kind=CheckpointKind.SURVIVAL, what="survival", map_location=map_location)
         raw_bins, raw_scaler = record.data.get("bins"), record.data.get("age_scaler")
-        try:
-            config = dataclasses.replace(cls.config_from_dict(record.config), encoder_weights=None)
-            bins = SurvivalBins.from_dict(raw_bins) if isinstance(raw_bins, dict) else None
-            scaler = AgeScaler.from_dict(raw_scaler) if isinstance(raw_scaler, dict) else None
-            model = cls(config, bins=bins, age_scaler=scaler)
-        except ConfigError as exc:
-            raise CheckpointError(f"{path} holds an invalid survival model record: {exc}") from exc
-        load_weights(model, record, Path(path))
-        return model.to(map_location).eval()
+        bins = SurvivalBins.from_dict(raw_bins) if isinstance(raw_bins, dict) else None
+        scaler = AgeScaler.from_dict(raw_scaler) if isinstance(raw_scaler, dict) else None
+        return cls(config, bins=bins, age_scaler=scaler)

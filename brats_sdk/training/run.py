@@ -40,14 +40,17 @@ from brats_sdk.options import config_to_dict
 from brats_sdk.out_dir import prepare_out_dir
 from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
 from brats_sdk.summarise import summarise
+from brats_sdk.training.run_config import TrainRunConfig
 
 __all__ = [
+    "OpenedRun",
     "PartIndices",
     "RunStart",
     "find_survival_csv",
     "finish_run",
     "load_or_plan_split",
     "load_or_scan",
+    "open_run",
     "part_indices",
     "require_survival_csv",
     "run_metadata",
@@ -101,6 +104,81 @@ def start_run(
     if source is None:
         source = open_source(data_dir, fmt=data_format, volumes=volumes, max_volumes=max_volumes)
     return RunStart(resolved, dist, source)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRun:
+    """A training run ready for its model: where it executes, its data, their scan and split.
+
+    Attributes:
+        device: The resolved device (under torchrun, each rank's local GPU).
+        dist: The process group.
+        source: The data.
+        scan: Normalisation statistics and per-slice facts (``scan.json``).
+        split: The run's split (``split.csv``).
+        survival_csv: The run's survival table, or None (none given, none beside the data).
+        cohort: The survival cohort, when :func:`open_run` was asked for it.
+    """
+
+    device: torch.device
+    dist: DistContext
+    source: DataSource
+    scan: SourceScan
+    split: Split
+    survival_csv: Path | None
+    cohort: SurvivalCohort | None = None
+
+
+def open_run(
+    config: TrainRunConfig,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    source: DataSource | None = None,
+    dist: DistContext | None = None,
+    cohort: bool = False,
+    bin_method: BinMethod = BinMethod.QUANTILE,
+    id_map: PatientIdMap | None = None,
+) -> OpenedRun:
+    """The opening both training pipelines share: :func:`start_run`, then rank 0 scans the
+    data (or reuses ``scan.json``) and makes or reuses the split while the others wait and
+    then read its files.
+
+    Args:
+        config: The run's options.
+        progress: Called as ``progress(done, total)`` in slices scanned.
+        source: An already-open source (else ``config.data_dir`` is opened).
+        dist: Process group (torchrun); default from the environment.
+        cohort: Form the survival cohort (the survival classifier's run): the survival
+            table is then required, and the split is stratified by ``bin_method`` bins.
+        bin_method: Provisional bins that stratify the split.
+        id_map: Volume -> patient id of the survival table.
+
+    Raises:
+        DataError: ``cohort`` is asked for and there is no survival table; bad data or split.
+    """
+    run = start_run(
+        device=config.device, seed=config.seed, out_dir=config.out_dir, data_dir=config.data_dir,
+        data_format=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes,
+        source=source, dist=dist,
+    )
+    survival_csv = find_survival_csv(run.source, config.survival_csv)
+    if cohort and survival_csv is None:
+        raise DataError(f"{config.data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
+    formed: SurvivalCohort | None = None
+    with run.dist.main_first():
+        scan = load_or_scan(run.source, config.out_dir, progress=progress)
+        volumes = sorted({f.volume for f in scan.slices})
+        if cohort and survival_csv is not None:
+            formed = survival_cohort(read_survival_csv(survival_csv), volumes, id_map or PatientIdMap())
+            logger.info("survival cohort: %s", formed.summary())
+        split = load_or_plan_split(
+            config.out_dir, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices],
+            mode=config.split_mode, seed=config.seed, survival_csv=survival_csv, bin_method=bin_method,
+            id_map=id_map, given=config.split_csv, cohort=formed,
+        )
+    if split.leaks_patients:
+        logger.warning("slice-level split: slices of one patient are in train and test; test figures leak")
+    return OpenedRun(run.device, run.dist, run.source, scan, split, survival_csv, formed)
 
 
 def run_metadata(config: object, split: Split, source: DataSource) -> dict[str, object]:

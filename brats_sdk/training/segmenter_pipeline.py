@@ -20,15 +20,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
-from brats_sdk.config_checks import require_finite
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
 from brats_sdk.data.crops import RandomCrops, Window, union_box, window_around
 from brats_sdk.data.datasets import SegmentationDataset
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SliceFacts
-from brats_sdk.data.sources import DataFormat
-from brats_sdk.data.splits import Split, SplitMode
+from brats_sdk.data.splits import Split
 from brats_sdk.device import warn_if_slow_bf16
 from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError
@@ -39,15 +37,8 @@ from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.resume_options import record_or_compare_options
-from brats_sdk.training.run import (
-    find_survival_csv,
-    finish_run,
-    load_or_plan_split,
-    load_or_scan,
-    part_indices,
-    run_metadata,
-    start_run,
-)
+from brats_sdk.training.run import finish_run, open_run, part_indices, run_metadata
+from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.sampling import tumour_weights
 from brats_sdk.training.schedule import LrSchedule
 from brats_sdk.training.tasks import SegmentationTask
@@ -61,31 +52,21 @@ logger = logging.getLogger(__name__)
 _TRAIN_MEMORY_FORMAT = torch.channels_last
 
 
-@dataclass(frozen=True, slots=True)
-class SegmenterTrainConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SegmenterTrainConfig(TrainRunConfig):
     """Options of ``brats train segmenter`` (the paper's values as defaults).
 
+    The options both models take are :class:`~brats_sdk.training.run_config.TrainRunConfig`'s
+    (``data_dir``, ``out_dir``, ``epochs``, ``seed``, ``device``, ...); ``survival_csv`` is
+    used only to stratify the split by survival bin. Keyword-only.
+
     Attributes:
-        data_dir: Training data (any layout :func:`open_source` reads).
-        out_dir: Run folder.
         batch_size: Slices per optimizer step (paper: 120).
         stage_epochs: Maximum epochs of stages 1, 2, 3 (0 skips a stage).
-        epochs: Cap on every stage's epochs (quick runs), or None.
         lrs: Learning rates of the three stages.
-        patience: Early-stopping patience (epochs).
-        step_size: StepLR period (epochs); gamma 0.1.
-        seed: Seed of the split, the initial weights and the sample order.
-        max_volumes: Use only the first N volumes.
-        volumes: Use only these volumes.
-        num_workers: DataLoader workers.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        split_mode: ``patient`` (default) or ``slice`` (the paper's, which leaks).
         drop_no_brain: Leave out slices without brain (default keeps them, as the paper).
         input_size: None pads to a multiple of 32; 256 is the paper's resize.
-        encoder_weights: None or ``imagenet``.
         accumulate_steps: Micro-batches per optimizer step.
-        max_steps_per_epoch: Cap on optimizer steps per epoch, or None.
-        amp: Mixed precision on CUDA.
         batch_dice: Dice pooled over the batch instead of per slice (the paper's); learns
             much faster when many slices hold no tumour.
         background_weight: Dice weight of the background class (the paper: 0). A small
@@ -96,10 +77,6 @@ class SegmenterTrainConfig:
             (the paper's). 96-128 cuts the U-Net's work per sample 4-7x.
         tumour_fraction: Draw slices with tumour this share of the time (with
             replacement) instead of every slice once per epoch (the paper's).
-        resume: Continue an interrupted run from its ``last`` checkpoints.
-        data_format: Layout of ``data_dir``.
-        survival_csv: Used only to stratify the split by survival bin (found beside the
-            data when None).
         normalisation: Intensity normalisation of the network's input (``slice``, the
             default, gives the same input from raw NIfTI and Kaggle's h5; ``volume``).
         schedule: ``step`` (the paper's StepLR) or ``cosine`` (per step, with warm-up).
@@ -112,55 +89,33 @@ class SegmenterTrainConfig:
         augment: Random mirroring and intensity jitter of training items (the paper: none).
         keep_best: Keep the weights of the best validated epoch and stage (the paper's);
             False: the last epoch's of the last stage (for a cosine schedule).
-        split_csv: Use this split file (volumes by number, as ``split.csv`` holds them)
-            instead of planning one.
         max_val_slices: Validate on at most this many slices each epoch (an evenly spread,
             fixed subset of the validation slices, all of them with tumour first), and
             test the final model on as many test slices, so that both stay cheap on a
             large release. None: every slice.
     """
 
-    data_dir: Path
-    out_dir: Path
     batch_size: int = 120
     stage_epochs: tuple[int, int, int] = (50, 50, 50)
-    epochs: int | None = None
     lrs: tuple[float, float, float] = (1e-4, 1e-3, 1e-5)
-    patience: int = 3
-    step_size: int = 10
-    seed: int = 0
-    max_volumes: int | None = None
-    volumes: tuple[int, ...] | None = None
-    num_workers: int = 0
-    device: str = "auto"
-    split_mode: SplitMode = SplitMode.PATIENT
     drop_no_brain: bool = False
     input_size: int | None = None
-    encoder_weights: str | None = None
     accumulate_steps: int = 1
-    max_steps_per_epoch: int | None = None
-    amp: bool = True
     batch_dice: bool = False
     background_weight: float = 0.0
     crop_size: int | None = None
     tumour_fraction: float | None = None
-    resume: bool = False
-    data_format: DataFormat = DataFormat.AUTO
-    survival_csv: Path | None = None
     normalisation: Normalisation = Normalisation.SLICE
     schedule: LrSchedule = LrSchedule.STEP
     warmup_steps: int = 0
     time_limit_minutes: float | None = None
     cpu_bf16: bool = False
     ce_weight: float = 0.0
-    augment: bool = False
     max_val_slices: int | None = None
-    split_csv: Path | None = None
     keep_best: bool = True
 
     def __post_init__(self) -> None:
-        require_finite(self)
-        object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
+        TrainRunConfig.__post_init__(self)  # explicit: super() does not work in slotted dataclasses
         object.__setattr__(self, "normalisation", Normalisation.parse(self.normalisation))
         object.__setattr__(self, "schedule", LrSchedule.parse(self.schedule))
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
@@ -174,8 +129,6 @@ class SegmenterTrainConfig:
             raise ConfigError(f"stage_epochs must be three non-negative ints, not all 0, got {self.stage_epochs}")
         if len(self.lrs) != 3 or any(lr <= 0 for lr in self.lrs):
             raise ConfigError(f"lrs must be three positive numbers, got {self.lrs}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.crop_size is not None:
             RandomCrops(self.crop_size)  # validates the size
             if self.input_size is not None:
@@ -234,31 +187,11 @@ def train_segmenter(
         BratsError: Bad data, options or checkpoints.
     """
     t0 = time.perf_counter()
-    run = start_run(
-        device=config.device, seed=config.seed, out_dir=config.out_dir, data_dir=config.data_dir,
-        data_format=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes,
-        source=source, dist=dist,
-    )
-    device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    run = open_run(config, progress=progress, source=source, dist=dist)
+    device, dist, source, scan, split, out = run.device, run.dist, run.source, run.scan, run.split, config.out_dir
     record_or_compare_options(out, "segmenter", config, resume=config.resume, dist=dist)
     if config.cpu_bf16:
         warn_if_slow_bf16(device, "bf16 training")
-    # Rank 0 scans the data and plans the split; the others then read its files.
-    with dist.main_first():
-        scan = load_or_scan(source, out, progress=progress)
-        keys = [f.volume for f in scan.slices]
-        volumes = sorted(set(keys))
-        split = load_or_plan_split(
-            out,
-            volumes=volumes,
-            keys=[(f.volume, f.index) for f in scan.slices],
-            mode=config.split_mode,
-            seed=config.seed,
-            survival_csv=find_survival_csv(source, config.survival_csv),
-            given=config.split_csv,
-        )
-    if split.leaks_patients:
-        logger.warning("slice-level split: slices of one patient are in train and test; test figures leak")
     facts = scan.slices
     keep = (lambda i: facts[i].has_brain) if config.drop_no_brain else None
     parts = part_indices(source, split, keep=keep)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,16 +23,13 @@ from torch.utils.data import DataLoader
 
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.bins import BinMethod, SurvivalBins
-from brats_sdk.config_checks import require_finite
-from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_CSV, SURVIVAL_INPUT_SIZE
-from brats_sdk.data.clinical import PatientIdMap, read_survival_csv
-from brats_sdk.data.cohort import survival_cohort
+from brats_sdk.constants import MASK_CHANNELS, SURVIVAL_INPUT_SIZE
+from brats_sdk.data.clinical import PatientIdMap
 from brats_sdk.data.datasets import SurvivalDataset
 from brats_sdk.data.protocols import DataSource
-from brats_sdk.data.sources import DataFormat
-from brats_sdk.data.splits import Split, SplitMode
+from brats_sdk.data.splits import Split
 from brats_sdk.distributed import DistContext
-from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.errors import DataError
 from brats_sdk.metrics.levels import SurvivalLevels, VolumeSlices, survival_levels
 from brats_sdk.models.survival import (
     AgeScaler,
@@ -46,86 +42,42 @@ from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.resume_options import record_or_compare_options
-from brats_sdk.training.run import (
-    find_survival_csv,
-    finish_run,
-    load_or_plan_split,
-    load_or_scan,
-    part_indices,
-    run_metadata,
-    start_run,
-)
+from brats_sdk.training.run import finish_run, open_run, part_indices, run_metadata
+from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.tasks import SurvivalTask
 
 __all__ = ["SurvivalTrainConfig", "SurvivalTrainResult", "train_survival"]
 
-logger = logging.getLogger(__name__)
 
-
-
-@dataclass(frozen=True, slots=True)
-class SurvivalTrainConfig:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SurvivalTrainConfig(TrainRunConfig):
     """Options of ``brats train survival``.
 
+    The options both models take are :class:`~brats_sdk.training.run_config.TrainRunConfig`'s
+    (``data_dir`` with ground-truth masks, ``survival_csv``, ``out_dir``, ``seed``,
+    ``device``, ...). Keyword-only.
+
     Attributes:
-        data_dir: Training data with ground-truth masks.
-        survival_csv: ``survival_info.csv``; None: the one beside the data.
-        out_dir: Run folder.
         bins: ``quantile`` (tertiles of training patients, the paper's) or ``brats``.
         epochs: Maximum epochs (paper: 50).
         batch_size: Slices per step.
         lr: Adam learning rate (paper: 1e-4).
-        patience: Early-stopping patience.
-        step_size: StepLR period (gamma 0.1).
-        seed: Seed of split, weights and order.
-        max_volumes: Use only the first N volumes.
-        volumes: Use only these volumes.
-        num_workers: DataLoader workers.
-        device: Device request.
-        split_mode: ``patient`` (default) or ``slice`` (the paper's, which leaks patients).
-        encoder_weights: None or ``imagenet``.
         id_map_csv: CSV ``volume,patient_id`` overriding ``BraTS20_Training_{V:03d}``.
-        max_steps_per_epoch: Cap on steps per epoch.
-        amp: Mixed precision on CUDA.
-        resume: Continue from ``survival/last.pt``.
-        data_format: Layout of ``data_dir``.
         augment: Random flips and quarter turns of the training masks (the paper: none).
-        split_csv: Use this split file instead of planning one.
         input_size: Side of the mask images the network takes (paper: 224; smaller is
             faster and coarser).
     """
 
-    data_dir: Path
-    survival_csv: Path | None
-    out_dir: Path
-    bins: BinMethod = BinMethod.QUANTILE
     epochs: int = 50
     batch_size: int = 32
+    bins: BinMethod = BinMethod.QUANTILE
     lr: float = 1e-4
-    patience: int = 3
-    step_size: int = 10
-    seed: int = 0
-    max_volumes: int | None = None
-    volumes: tuple[int, ...] | None = None
-    num_workers: int = 0
-    device: str = "auto"
-    split_mode: SplitMode = SplitMode.PATIENT
-    encoder_weights: str | None = None
     id_map_csv: Path | None = None
-    max_steps_per_epoch: int | None = None
-    amp: bool = True
-    resume: bool = False
-    data_format: DataFormat = DataFormat.AUTO
-    augment: bool = False
-    split_csv: Path | None = None
     input_size: int = SURVIVAL_INPUT_SIZE
 
     def __post_init__(self) -> None:
-        require_finite(self)
+        TrainRunConfig.__post_init__(self)  # explicit: super() does not work in slotted dataclasses
         object.__setattr__(self, "bins", BinMethod.parse(self.bins))
-        object.__setattr__(self, "split_mode", SplitMode.parse(self.split_mode))
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,36 +119,19 @@ def train_survival(
         DataError: Too few patients with survival data to form the bins or the split.
     """
     t0 = time.perf_counter()
-    run = start_run(
-        device=config.device, seed=config.seed, out_dir=config.out_dir, data_dir=config.data_dir,
-        data_format=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes,
-        source=source, dist=dist,
-    )
-    device, dist, source, out = run.device, run.dist, run.source, config.out_dir
+    id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
+    run = open_run(config, progress=progress, source=source, dist=dist, cohort=True, bin_method=config.bins, id_map=id_map)
+    device, dist, source, scan, split, out = run.device, run.dist, run.source, run.scan, run.split, config.out_dir
     record_or_compare_options(out, "survival", config, resume=config.resume, dist=dist)
-    survival_csv = find_survival_csv(source, config.survival_csv)
-    if survival_csv is None:
-        raise DataError(f"{config.data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
-    # Rank 0 scans the data and plans the split; the others then read its files.
-    with dist.main_first():
-        scan = load_or_scan(source, out, progress=progress)
-        volumes = sorted({f.volume for f in scan.slices})
-        id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
-        cohort = survival_cohort(read_survival_csv(survival_csv), volumes, id_map)
-        excluded = {
-            "no_survival_row": cohort.n_no_survival,
-            "censored": cohort.n_censored,
-            "missing_days": cohort.n_missing_days,
-            "missing_age": cohort.n_missing_age,
-        }
-        logger.info("survival cohort: %s", cohort.summary())
-        split = load_or_plan_split(
-            out, volumes=volumes, keys=[(f.volume, f.index) for f in scan.slices], mode=config.split_mode,
-            seed=config.seed, survival_csv=survival_csv, bin_method=config.bins, id_map=id_map,
-            given=config.split_csv, cohort=cohort,
-        )
-    if split.leaks_patients:
-        logger.warning("slice-level split: a patient's slices are in train and test; survival accuracy leaks")
+    if run.cohort is None or run.survival_csv is None:
+        raise DataError(f"{config.data_dir}: no survival cohort could be formed")  # open_run forms it or raises
+    cohort, survival_csv = run.cohort, run.survival_csv
+    excluded = {
+        "no_survival_row": cohort.n_no_survival,
+        "censored": cohort.n_censored,
+        "missing_days": cohort.n_missing_days,
+        "missing_age": cohort.n_missing_age,
+    }
     entries = {e.volume: e for e in cohort.entries}
     usable = set(entries)
     facts = scan.slices
