@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from brats_sdk.errors import ConfigError
 from brats_sdk.metrics.segmentation import HD95Method
 from brats_sdk.report import ReportOptions, headline, resolve_survival_model, write_report
 from brats_sdk.report.folder import read_prediction_folder
@@ -34,21 +35,26 @@ from cli.options import device_option, quiet_option
                    "about 1-2 MB each); 0 leaves the viewer out.")
 @click.option("--hd95-method", type=click.Choice([m.value for m in HD95Method]), default=HD95Method.POOLED.value,
               show_default=True, help="pooled: MedPy/nnU-Net HD95; max_directed: max of the two directed 95th percentiles.")
+@click.option("--compare", "compare_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A second prediction folder of the same volumes (e.g. without --tta): its Dice and HD95 against "
+                   "--ground-truth are shown beside PRED_DIR's.")
 @device_option
 @quiet_option
 def report_cmd(
     pred_dir: Path, out_dir: Path, ground_truth: Path | None, survival_csv: Path | None,
     survival_model: Path | None, model_dir: Path | None, max_figure_volumes: int, viewer_volumes: int,
-    hd95_method: str, device: str, quiet: bool,
+    hd95_method: str, compare_dir: Path | None, device: str, quiet: bool,
 ) -> None:
     """Score and draw what `brats predict --save-masks` wrote into PRED_DIR."""
+    if compare_dir is not None and ground_truth is None:
+        raise ConfigError("--compare scores both folders against the ground truth: add --ground-truth")
     model = resolve_survival_model(survival_model, model_dir)
     total = len(read_prediction_folder(pred_dir).volumes)
     with progress_bar("Scoring volumes", total, quiet=quiet) as advance:
         files = write_report(
             pred_dir, out_dir, ground_truth=ground_truth, survival_csv=survival_csv, survival_model=model,
             options=ReportOptions(max_figure_volumes=max_figure_volumes, device=device, hd95_method=HD95Method(hd95_method),
-                                  viewer_volumes=viewer_volumes), on_volume=lambda _v: advance(),
+                                  viewer_volumes=viewer_volumes), on_volume=lambda _v: advance(), compare=compare_dir,
         )
     data = files.data
     table = Table(title=f"Report of {len(data.volumes)} volumes ({files.seconds:.1f} s)")
