@@ -181,6 +181,7 @@ def _write_tables(
             "skip_empty_slices": predictor.config.skip_empty_slices,
             "slice_step": predictor.config.slice_step,
             "tta": predictor.config.tta.value,
+            "uncertainty": None if predictor.config.uncertainty is None else predictor.config.uncertainty.value,
             "device": str(predictor.device),
         },
         "volumes": ordered,

@@ -24,7 +24,7 @@ UNCERTAINTY_NAMES: Final[dict[str, str]] = {"WT": "whole", "TC": "core", "ET": "
 
 #: The method ``brats predict --save-uncertainty`` uses unless told otherwise: the best
 #: QU-BraTS score on the real held-out cases (benchmarks/README.md has the figures).
-DEFAULT_UNCERTAINTY: Final[UncertaintyMethod] = UncertaintyMethod.ENTROPY
+DEFAULT_UNCERTAINTY: Final[UncertaintyMethod] = UncertaintyMethod.MARGIN
 
 # Class index of each tumour class (0 is background).
 _NCR, _ED, _ET = (1 + MASK_CHANNELS.index(c) for c in ("NCR", "ED", "ET"))
