@@ -73,5 +73,8 @@ def write_map_nifti(
     img.header.set_data_dtype(arr.dtype)
     img.header.set_slope_inter(1.0, 0.0)
     img.header.set_intent("none")
+    # The reference's display range is that of its intensities: maps get their own.
+    img.header["cal_min"] = 0
+    img.header["cal_max"] = 100 if arr.dtype == np.uint8 else 1
     img.header["descrip"] = description.encode()[:80]
     _save_atomic(img, path, suffix)
