@@ -4,7 +4,7 @@
                                        [--model-dir RUN | --segmenter PATH [--survival PATH]]
                                        [--repeats 1] [--synthetic] [--margins 0,8]
                                        [--rss-volumes 10] [--paper-channels-last] [--threads N]
-                                       [--onnx]
+                                       [--onnx] [--tta]
 
 The baseline (`paper_pipeline` below, not in the library) does what the paper did: every
 one of the 155 slices resized to 256x256, the U-Net in batches of 50 in fp32, every mask
@@ -32,7 +32,11 @@ margins; with `--paper-channels-last`, the paper pipeline with channels-last wei
 much that one change of ours gives on its own); the peak RSS of `brats predict` after 1
 and after N volumes. With `--onnx`, the same weights also go through `brats export` (fp32)
 and the export's ONNX Runtime pipeline (CPU provider) is timed in the same alternation,
-with its labels against ours (share of brain voxels) and its bin. The last line is
+with its labels against ours (share of brain voxels) and its bin. With `--tta`, ours with
+`tta="flips"` (fp32, and bf16 where native) is timed in the same alternation, with the
+labels TTA changes (share of brain voxels), and the peak-RSS figure is taken again with
+`--tta flips --save-masks --save-probabilities --save-uncertainty`; its last line is
+`speedup_tta_vs_paper_pipeline=<smallest fp32 speed-up of flips>`. The last line is
 `speedup_vs_paper_pipeline=<smallest fp32 speed-up>`.
 """
 
@@ -135,6 +139,7 @@ class CaseResult:
     speedup_bf16: float | None
     changed_share: float
     speedup_onnx: float | None = None
+    speedup_tta: float | None = None
 
 
 def _random_survival() -> SurvivalClassifier:
@@ -179,6 +184,7 @@ def bench_case(
     as_trained: bool,
     margins: Sequence[int],
     ours_onnx: CombinedPredictor | None = None,
+    ours_tta: Sequence[CombinedPredictor] = (),
 ) -> CaseResult:
     """Time the paper pipeline, ours and ours in bf16 on one case, alternately, and compare
     the labels with our own full-slice run."""
@@ -192,6 +198,8 @@ def bench_case(
     res_bf16: VolumePrediction | None = None
     res_onnx: VolumePrediction | None = None
     base_bin: int | None = None
+    t_tta = [float("inf")] * len(ours_tta)
+    res_tta: list[VolumePrediction | None] = [None] * len(ours_tta)
     for _ in range(repeats):
         t, (_, base_bin) = _timed(lambda: paper_pipeline(seg, surv, image, AGE))
         t_paper = min(t_paper, t)
@@ -203,6 +211,9 @@ def bench_case(
         if ours_onnx is not None:
             t, res_onnx = _timed(lambda: ours_onnx.predict_volume(image, AGE))
             t_onnx = min(t_onnx, t)
+        for j, p in enumerate(ours_tta):
+            t, res_tta[j] = _timed(lambda: p.predict_volume(image, AGE))  # noqa: B023  # called at once
+            t_tta[j] = min(t_tta[j], t)
     assert res is not None  # repeats >= 1
     full_cfg = PredictorConfig(skip_empty_slices=False, crop_to_brain=False)
     full = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=full_cfg).predict_volume(image, AGE)
@@ -219,6 +230,13 @@ def bench_case(
         print(f"{k}_onnxruntime_fp32_s={t_onnx:.2f} {k}_speedup_onnx={t_paper / t_onnx:.2f} {k}_ours_vs_onnx={t_onnx / t_ours:.2f}")
         print(f"{k}_labels_differ_onnx_vs_ours={differ} {k}_labels_agree_onnx_vs_ours_pct_of_brain={100 - float(_pct(differ, n_brain)):.4f}"
               f" {k}_bin_onnx={res_onnx.predicted_bin}")
+    for p, t, r in zip(ours_tta, t_tta, res_tta, strict=True):
+        prec = p.config.precision.value
+        base = res if prec == "fp32" else res_bf16
+        differ = "" if base is None or r is None else (
+            f" {k}_labels_changed_tta_vs_none_{prec}_pct_of_brain={_pct(int((r.labels != base.labels).sum()), n_brain)}")
+        ref = t_ours if prec == "fp32" else t_bf16
+        print(f"{k}_ours_tta_flips_{prec}_s={t:.2f} {k}_speedup_tta_{prec}={t_paper / t:.2f} {k}_tta_vs_none_{prec}={t / ref:.2f}{differ}")
     print(f"{k}_survival_slices_ours={res.slices_used} {k}_survival_slices_full={full.slices_used}")
     print(f"{k}_labels_changed_by_shortcuts={inside + outside} {k}_labels_changed_by_shortcuts_pct_of_brain={_pct(inside + outside, n_brain)}"
           f" {k}_of_them_outside_brain={outside}")
@@ -254,12 +272,14 @@ def bench_case(
         speedup_bf16=t_paper / t_bf16 if res_bf16 is not None else None,
         changed_share=(inside + outside) / max(n_brain, 1),
         speedup_onnx=t_paper / t_onnx if res_onnx is not None else None,
+        speedup_tta=t_paper / t_tta[0] if ours_tta else None,
     )
 
 
-def peak_rss_mb(data: Path, model_dir: Path, n: int, workdir: Path) -> tuple[float, float]:
-    """Peak RSS of one `brats predict` process after its first volume and after n volumes."""
-    out = workdir / f"pred_{n}"
+def peak_rss_mb(data: Path, model_dir: Path, n: int, workdir: Path, extra: Sequence[str] = ()) -> tuple[float, float]:
+    """Peak RSS of one `brats predict` process (with the ``extra`` options) after its first
+    volume and after n volumes."""
+    out = workdir / f"pred_{n}_{len(extra)}"
     volumes = ",".join(str(v) for v in range(1, n + 1))
     # VmHWM (not ru_maxrss): ru_maxrss survives fork+exec, so the child would report
     # this benchmark's own peak; VmHWM belongs to the new process image alone. It is read
@@ -276,7 +296,7 @@ def peak_rss_mb(data: Path, model_dir: Path, n: int, workdir: Path) -> tuple[flo
         "    return result\n"
         "CombinedPredictor.predict_volume = traced\n"
         f"cli(['predict', {str(data)!r}, '--model-dir', {str(model_dir)!r}, '--out', {str(out)!r},"
-        f" '--volumes', {volumes!r}, '--device', 'cpu', '--quiet'], standalone_mode=False)\n"
+        f" '--volumes', {volumes!r}, '--device', 'cpu', '--quiet', *{list(extra)!r}], standalone_mode=False)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
@@ -329,6 +349,7 @@ def main() -> None:
     parser.add_argument("--margins", default="", help="Also time these crop margins, e.g. 0,8 (comma-separated).")
     parser.add_argument("--paper-channels-last", action="store_true",
                         help="Also time the paper pipeline with channels-last weights (first case).")
+    parser.add_argument("--tta", action="store_true", help="Also time tta='flips' and its peak RSS with maps saved.")
     parser.add_argument("--onnx", action="store_true",
                         help="Also time the weights exported with `brats export` through ONNX Runtime (CPU, fp32).")
     args = parser.parse_args()
@@ -367,6 +388,10 @@ def main() -> None:
             ours_bf16 = (CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(precision=Precision.BF16))
                          if native_bf16 else None)
             ours_onnx = _onnx_predictor(seg, surv, work) if args.onnx else None
+            ours_tta = [CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=PredictorConfig(tta="flips", precision=p))
+                        for p in ((Precision.FP32, Precision.BF16) if native_bf16 else (Precision.FP32,))] if args.tta else []
+            for p in ours_tta:
+                p.predict_volume(cases[-1].image, AGE)
             # Each pipeline's first run builds oneDNN's kernels for its shapes; later volumes reuse them.
             ours.predict_volume(cases[-1].image, AGE)
             if ours_onnx is not None:
@@ -382,7 +407,7 @@ def main() -> None:
                 print(f"{cases[0].key}_paper_pipeline_channels_last_weights_s={t_cl:.2f}")
             results = [
                 bench_case(case, seg, surv, ours, ours_bf16, repeats=max(1, args.repeats), as_trained=i == 0, margins=margins,
-                           ours_onnx=ours_onnx)
+                           ours_onnx=ours_onnx, ours_tta=ours_tta)
                 for i, case in enumerate(cases)
             ]
             _summary(results)
@@ -396,7 +421,16 @@ def main() -> None:
             print(f"predict_peak_rss_mb_1_volume={small:.0f}")
             print(f"predict_peak_rss_mb_{args.rss_volumes}_volumes={large:.0f}")
             print(f"predict_peak_rss_growth_ratio={large / small:.3f}")
+            if args.tta:
+                extra = ("--tta", "flips", "--save-masks", "--save-probabilities", "--save-uncertainty")
+                small, large = peak_rss_mb(rss_data, run, args.rss_volumes, work, extra)
+                print(f"predict_tta_maps_peak_rss_mb_1_volume={small:.0f}")
+                print(f"predict_tta_maps_peak_rss_mb_{args.rss_volumes}_volumes={large:.0f}")
+                print(f"predict_tta_maps_peak_rss_growth_ratio={large / small:.3f}")
         if not args.skip_speed:
+            tta = [r.speedup_tta for r in results if r.speedup_tta is not None]
+            if tta:
+                print(f"speedup_tta_vs_paper_pipeline={min(tta):.2f}")
             print(f"speedup_vs_paper_pipeline={min(r.speedup_fp32 for r in results):.2f}")
 
 

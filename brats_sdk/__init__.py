@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from brats_sdk.models.losses import DiceLoss
     from brats_sdk.models.segmenter import HeadKind, Segmenter, SegmenterConfig
     from brats_sdk.models.survival import AgeScaler, SurvivalClassifier, SurvivalConfig
+    from brats_sdk.options import TTA, UncertaintyMethod
     from brats_sdk.predict.batch import BatchOptions, BatchSummary, run_batch
     from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
     from brats_sdk.predict.results import VolumeFailure, VolumePrediction
@@ -99,6 +100,8 @@ _LAZY: dict[str, str] = {
     "SurvivalClassifier": "brats_sdk.models.survival",
     "SurvivalConfig": "brats_sdk.models.survival",
     "SurvivalTrainConfig": "brats_sdk.training.survival_pipeline",
+    "TTA": "brats_sdk.options",
+    "UncertaintyMethod": "brats_sdk.options",
     "SurvivalTrainResult": "brats_sdk.training.survival_pipeline",
     "SynthConfig": "brats_sdk.data.synth",
     "TrainRunConfig": "brats_sdk.training.run_config",
@@ -135,6 +138,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "TTA",
     "AgeScaler",
     "AgeTable",
     "BatchOptions",
@@ -174,6 +178,7 @@ __all__ = [
     "SurvivalTrainResult",
     "SynthConfig",
     "TrainRunConfig",
+    "UncertaintyMethod",
     "VolumeFailure",
     "VolumeInfo",
     "VolumePrediction",

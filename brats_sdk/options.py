@@ -10,7 +10,7 @@ from typing import Self
 
 from brats_sdk.errors import ConfigError
 
-__all__ = ["OptionEnum", "config_to_dict"]
+__all__ = ["TTA", "OptionEnum", "UncertaintyMethod", "config_to_dict"]
 
 
 class OptionEnum(StrEnum):
@@ -33,6 +33,25 @@ class OptionEnum(StrEnum):
             noun = re.sub(r"(?<!^)(?=[A-Z][a-z])", " ", cls.__name__).lower()
             supported = ", ".join(m.value for m in cls)
             raise ConfigError(f"unknown {noun} {value!r}; supported: {supported}") from None
+
+
+class TTA(OptionEnum):
+    """Test-time augmentation of the segmenter: ``none``, or ``flips`` (the softmax averaged
+    over the four in-plane mirrorings of each slice, each mapped back before averaging)."""
+
+    NONE = "none"
+    FLIPS = "flips"
+
+
+class UncertaintyMethod(OptionEnum):
+    """How a region's uncertainty map (uint8 in [0, 100], 100 = most uncertain) comes from
+    its probability ``p``: ``margin`` 100 (1 - |2p - 1|), ``entropy`` the binary entropy of
+    ``p`` in bits times 100, ``spread`` 100 times the range of ``p`` over the TTA members
+    (needs ``tta=flips``)."""
+
+    MARGIN = "margin"
+    ENTROPY = "entropy"
+    SPREAD = "spread"
 
 
 def config_to_dict(config: object, *, lists: bool = False) -> dict[str, object]:

@@ -14,11 +14,13 @@ from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import PARTS, SplitMode, read_split_csv
 from brats_sdk.distributed import is_main_process
 from brats_sdk.errors import ConfigError
+from brats_sdk.options import TTA, UncertaintyMethod
 from brats_sdk.out_dir import prepare_out_dir
 from brats_sdk.predict.batch import BatchOptions, run_batch
 from brats_sdk.predict.export_manifest import is_export_dir
 from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
+from brats_sdk.predict.uncertainty import DEFAULT_UNCERTAINTY
 from brats_sdk.run_files import ERRORS_CSV, PREDICTIONS_CSV, SPLIT_FILE
 from cli.console import console, err_console, progress_updates
 from cli.exit_codes import ExitCode
@@ -59,6 +61,18 @@ from cli.options import (
                    "(slower; these rewrites change only float rounding).")
 @click.option("--save-masks", is_flag=True, help="Write masks/volume_<V>_pred.h5 per volume.")
 @click.option("--save-nifti", is_flag=True, help="Write nifti/<case>_pred.nii.gz per volume (aligned with NIfTI input).")
+@click.option("--tta", type=click.Choice([t.value for t in TTA]), default=TTA.NONE.value, show_default=True,
+              help="flips: average the U-Net's softmax over the four in-plane mirrorings (4x the U-Net's work).")
+@click.option("--save-probabilities", is_flag=True,
+              help="Also write the class probabilities (background, NCR, ED, ET): `probabilities` in the mask "
+                   "files, nifti/<case>_probabilities.nii.gz with --save-nifti.")
+@click.option("--save-uncertainty", is_flag=True,
+              help="Also write QU-BraTS uncertainty maps (uint8 0-100, 100 = most uncertain): unc_whole/core/enhance "
+                   "in the mask files, nifti/<case>_unc_{whole,core,enhance}.nii.gz with --save-nifti.")
+@click.option("--uncertainty", "uncertainty_method", type=click.Choice([m.value for m in UncertaintyMethod]),
+              default=DEFAULT_UNCERTAINTY.value, show_default=True,
+              help="margin: 100(1-|2p-1|); entropy: binary entropy of the region probability; spread: range over "
+                   "the TTA members (needs --tta flips).")
 @click.option("--volumes", "volumes_text", default=None, help="Predict only these volumes, e.g. 1,5,9.")
 @click.option("--part", type=click.Choice(list(PARTS)), default=None,
               help="Predict only the volumes of this part of the --model-dir run's split.csv (e.g. test: the "
@@ -73,7 +87,7 @@ def predict_cmd(
     volumes_dir: Path, out_dir: Path, age_csv: Path | None, model_dir: Path | None, segmenter: Path | None,
     survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, slice_step: int,
     plain_networks: bool,
-    save_masks: bool, save_nifti: bool,
+    save_masks: bool, save_nifti: bool, tta: str, save_probabilities: bool, save_uncertainty: bool, uncertainty_method: str,
     volumes_text: str | None, part: str | None, id_map: Path | None, data_format: DataFormat,
     label_convention: LabelConvention, device: str, quiet: bool,
 ) -> None:
@@ -86,13 +100,17 @@ def predict_cmd(
         raise ConfigError("give --model-dir RUN_DIR or --segmenter PATH (and --survival PATH)")
     if model_dir is not None and (segmenter is not None or survival is not None):
         raise ConfigError("give either --model-dir or --segmenter/--survival, not both")
+    for flag, wanted in (("--save-uncertainty", save_uncertainty), ("--save-probabilities", save_probabilities)):
+        if wanted and not (save_masks or save_nifti):
+            raise ConfigError(f"{flag} writes into the mask or NIfTI files: add --save-masks or --save-nifti")
     prepare_out_dir(out_dir)  # before the models load: an unwritable --out fails at once
     ages = read_age_table(age_csv) if age_csv is not None else None
     ids = PatientIdMap.from_csv(id_map) if id_map is not None else None
     config = PredictorConfig(
         batch_size=batch_size, precision=Precision(precision), skip_empty_slices=not full_slices, crop_to_brain=not full_slices,
         crop_margin=crop_margin, slice_step=slice_step, fold_batchnorm=not plain_networks, fuse_upsampling=not plain_networks,
-        tumour_windows=not plain_networks,
+        tumour_windows=not plain_networks, tta=TTA(tta), probabilities=save_probabilities,
+        uncertainty=UncertaintyMethod(uncertainty_method) if save_uncertainty else None,
     )
     exported = model_dir is not None and is_export_dir(model_dir)
     if exported and model_dir is not None:

@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from brats_sdk.data.nifti_labels import LabelConvention
+from brats_sdk.errors import ConfigError
 from brats_sdk.metrics.segmentation import HD95Method
 from brats_sdk.report import ReportOptions, headline, resolve_survival_model, write_report
 from brats_sdk.report.folder import read_prediction_folder
@@ -38,14 +39,20 @@ from cli.options import device_option, label_convention_option, quiet_option
 @click.option("--force", is_flag=True,
               help="Score --ground-truth even when its images are not those the predictions were made from.")
 @label_convention_option
+@click.option("--compare", "compare_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A second prediction folder of the same volumes (e.g. without --tta): its Dice and HD95 against "
+                   "--ground-truth are shown beside PRED_DIR's.")
 @device_option
 @quiet_option
 def report_cmd(
     pred_dir: Path, out_dir: Path, ground_truth: Path | None, survival_csv: Path | None,
     survival_model: Path | None, model_dir: Path | None, max_figure_volumes: int, viewer_volumes: int,
-    hd95_method: str, force: bool, label_convention: LabelConvention, device: str, quiet: bool,
+    hd95_method: str, force: bool, label_convention: LabelConvention, compare_dir: Path | None, device: str,
+    quiet: bool,
 ) -> None:
     """Score and draw what `brats predict --save-masks` wrote into PRED_DIR."""
+    if compare_dir is not None and ground_truth is None:
+        raise ConfigError("--compare scores both folders against the ground truth: add --ground-truth")
     model = resolve_survival_model(survival_model, model_dir)
     total = len(read_prediction_folder(pred_dir).volumes)
     with progress_bar("Scoring volumes", total, quiet=quiet) as advance:
@@ -53,7 +60,7 @@ def report_cmd(
             pred_dir, out_dir, ground_truth=ground_truth, survival_csv=survival_csv, survival_model=model,
             options=ReportOptions(max_figure_volumes=max_figure_volumes, device=device, hd95_method=HD95Method(hd95_method),
                                   viewer_volumes=viewer_volumes, force=force, label_convention=label_convention),
-            on_volume=lambda _v: advance(),
+            on_volume=lambda _v: advance(), compare=compare_dir,
         )
     data = files.data
     table = Table(title=f"Report of {len(data.volumes)} volumes ({files.seconds:.1f} s)")

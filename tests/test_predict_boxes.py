@@ -18,6 +18,7 @@ from brats_sdk.data.normalise import Normalisation, brain_mask, normalise_volume
 from brats_sdk.errors import ConfigError
 from brats_sdk.predict.boxes import copy_fill, normalising_fill, plan_crops
 from brats_sdk.predict.predictor import _chunks
+from brats_sdk.predict.tta import VolumeOutputs
 from brats_sdk.predict.workers import CpuWorkers
 
 _CPU = torch.device("cpu")
@@ -79,9 +80,9 @@ def _step_predictor(step: int, monkeypatch: pytest.MonkeyPatch, truth: npt.NDArr
     predictor = CombinedPredictor(segmenter=Segmenter(), device="cpu", config=PredictorConfig(slice_step=step))
     calls: list[list[int]] = []
 
-    def fake(shape: object, brain: object, slices: npt.NDArray[np.intp], fill: object, classes: npt.NDArray[np.uint8]) -> None:
+    def fake(shape: object, brain: object, slices: npt.NDArray[np.intp], fill: object, out: VolumeOutputs, runner: object) -> None:
         calls.append([int(i) for i in slices])
-        classes[slices] = truth[slices]
+        out.classes[slices] = truth[slices]
 
     monkeypatch.setattr(predictor, "_segment_brain_boxes", fake)
     return predictor, calls

@@ -228,6 +228,8 @@ def _write_tables(
             "tumour_windows": predictor.config.tumour_windows,
             "skip_empty_slices": predictor.config.skip_empty_slices,
             "slice_step": predictor.config.slice_step,
+            "tta": predictor.config.tta.value,
+            "uncertainty": None if predictor.config.uncertainty is None else predictor.config.uncertainty.value,
             "device": str(predictor.device),
         },
         "volumes": ordered,
@@ -239,11 +241,13 @@ def _write_tables(
 
 def _nifti_writer(source: DataSource) -> Callable[[Path, VolumePrediction], None]:
     from brats_sdk.data.nifti_out import write_label_nifti
+    from brats_sdk.predict.outputs import write_map_niftis
 
     reference = getattr(source, "reference_image", None)
 
     def write(out_dir: Path, p: VolumePrediction) -> None:
         ref = reference(p.volume) if callable(reference) else None
         write_label_nifti(out_dir / NIFTI_DIR / f"{p.name}_pred.nii.gz", p.labels, reference=ref)
+        write_map_niftis(out_dir / NIFTI_DIR, p, ref)
 
     return write

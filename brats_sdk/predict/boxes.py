@@ -27,7 +27,7 @@ from brats_sdk.data.normalise import (
     slice_stats,
 )
 
-__all__ = ["CropBatch", "SliceFill", "copy_fill", "grid_span", "normalising_fill", "plan_crops"]
+__all__ = ["CropBatch", "SliceFill", "copy_fill", "grid_span", "near_tumour", "normalising_fill", "plan_crops"]
 
 SliceFill = Callable[[int, Box, npt.NDArray[np.float32]], None]
 """``fill(i, box, out)`` writes slice ``i``'s normalised values in ``box`` into ``out``
@@ -134,3 +134,11 @@ def normalising_fill(raw: npt.NDArray[np.float32], brain: npt.NDArray[np.bool_],
         apply_stats(raw[i, :, y0:y1, x0:x1], stats, brain[i, y0:y1, x0:x1], out=out)
 
     return fill
+
+
+def near_tumour(slices: npt.NDArray[np.intp], tumour: npt.NDArray[np.intp], step: int) -> npt.NDArray[np.intp]:
+    """The ``slices`` less than ``step`` slices away from a ``tumour`` slice."""
+    if slices.size == 0 or tumour.size == 0:
+        return slices[:0]
+    near: npt.NDArray[np.intp] = slices[np.abs(slices[:, None] - tumour[None, :]).min(axis=1) < step]
+    return near

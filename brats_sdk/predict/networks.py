@@ -88,6 +88,15 @@ class PredictionNetworks(Protocol):
         """Class indices ``(B, H, W)`` of one batch of whole normalised slices ``(B, C, H, W)``."""
         ...
 
+    def unet_logits(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> npt.NDArray[np.float32]:
+        """float32 logits ``(B, classes, rows, cols)`` of crops, as :meth:`unet_labels` takes them
+        (their argmax is :meth:`unet_labels`)."""
+        ...
+
+    def unet_slice_logits(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """float32 logits ``(B, classes, H, W)`` of whole slices (their argmax is :meth:`unet_classes`)."""
+        ...
+
     def survival_chunk(self, classes: npt.NDArray[np.uint8], scaled_age: float) -> npt.NDArray[np.float64]:
         """Survival probabilities ``(S, n_bins)`` of ``S`` class-index slices ``(S, H, W)``."""
         ...

@@ -184,19 +184,23 @@ class OnnxNetworks:
         return np.asarray(self._surv.run(None, feeds)[0], dtype=np.float32)
 
     def unet_labels(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> npt.NDArray[np.uint8]:
-        logits = self.segmenter_logits(images)[..., rows[0] : rows[1], cols[0] : cols[1]]
-        labels: npt.NDArray[np.uint8] = logits.argmax(axis=1).astype(np.uint8)
+        labels: npt.NDArray[np.uint8] = self.unet_logits(images, rows, cols).argmax(axis=1).astype(np.uint8)
         return labels
+
+    def unet_logits(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> npt.NDArray[np.float32]:
+        return self.segmenter_logits(images)[..., rows[0] : rows[1], cols[0] : cols[1]]
 
     def unet_classes(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
         """Class indices of whole slices of any size: zero-padded to multiples of 32 as the
         segmenter pads them, the logits cropped back."""
+        classes: npt.NDArray[np.uint8] = self.unet_slice_logits(images).argmax(axis=1).astype(np.uint8)
+        return classes
+
+    def unet_slice_logits(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         _, _, h, w = images.shape
         top, bottom, left, right = stride_padding(h, w)
         padded = np.pad(images, ((0, 0), (0, 0), (top, bottom), (left, right))) if top + bottom + left + right else images
-        logits = self.segmenter_logits(padded)[..., top : top + h, left : left + w]
-        classes: npt.NDArray[np.uint8] = logits.argmax(axis=1).astype(np.uint8)
-        return classes
+        return self.segmenter_logits(padded)[..., top : top + h, left : left + w]
 
     def survival_chunk(self, classes: npt.NDArray[np.uint8], scaled_age: float) -> npt.NDArray[np.float64]:
         logits = self.survival_logits(classes_to_one_hot(classes), scaled_age).astype(np.float64)

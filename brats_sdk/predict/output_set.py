@@ -52,7 +52,8 @@ OUTPUT_SET: Final[dict[str, re.Pattern[str]]] = {
         "|".join(re.escape(n) for n in (PREDICTIONS_CSV, PREDICTIONS_JSON, ERRORS_CSV, REPORT_HTML, METRICS_JSON, PER_VOLUME_CSV))
     ),
     MASKS_DIR: re.compile(r"volume_\d+_pred\.h5"),
-    NIFTI_DIR: re.compile(r".+_pred\.nii(\.gz)?"),
+    # Labels, and the maps of --save-probabilities / --save-uncertainty.
+    NIFTI_DIR: re.compile(r".+_(pred|probabilities|unc_(whole|core|enhance))\.nii(\.gz)?"),
     FIGURES_DIR: re.compile(r".+\.png"),
 }
 

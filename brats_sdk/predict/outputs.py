@@ -17,21 +17,28 @@ import numpy as np
 
 from brats_sdk.atomic import atomic_path, atomic_write_text
 from brats_sdk.bins import SurvivalBins
+from brats_sdk.constants import MASK_CHANNELS
+from brats_sdk.data.nifti import NiftiReference
 from brats_sdk.labels import classes_to_one_hot, labels_to_classes
 from brats_sdk.predict.results import REGION_NAMES, VolumeFailure, VolumePrediction
 
 __all__ = [
+    "PROBABILITY_CHANNELS",
     "failure_row",
     "mask_file_name",
     "prediction_row",
     "read_prediction_masks",
     "write_json",
+    "write_map_niftis",
     "write_prediction_masks",
     "write_rows_csv",
 ]
 
 
 Row = dict[str, object]
+
+#: Channel order of saved class probabilities: the segmenter's classes.
+PROBABILITY_CHANNELS: tuple[str, ...] = ("background", *MASK_CHANNELS)
 
 
 def mask_file_name(volume: int) -> str:
@@ -97,8 +104,11 @@ def _json_default(o: object) -> object:
 
 def write_prediction_masks(path: Path, p: VolumePrediction, n_bins: int) -> None:
     """``masks/volume_<V>_pred.h5``: ``labels`` (D, H, W) uint8 BraTS labels, ``mask``
-    (D, H, W, 3) uint8 one-hot in the h5 release's channel order, and ``survival_probs``
-    (D, n_bins) float32 (NaN on slices the survival network did not see)."""
+    (D, H, W, 3) uint8 one-hot in the h5 release's channel order, ``survival_probs``
+    (D, n_bins) float32 (NaN on slices the survival network did not see) and, when the
+    prediction carries them, ``probabilities`` (D, 4, H, W) float16 (channels: attribute
+    ``channels``, background, NCR, ED, ET) and ``unc_whole``, ``unc_core``, ``unc_enhance``
+    (D, H, W) uint8 in [0, 100]."""
     classes = labels_to_classes(p.labels)
     one_hot = classes_to_one_hot(classes, channel_axis=-1)
     probs = np.full((p.labels.shape[0], n_bins), np.nan, dtype=np.float32)
@@ -108,6 +118,12 @@ def write_prediction_masks(path: Path, p: VolumePrediction, n_bins: int) -> None
         f.create_dataset("labels", data=p.labels, compression="gzip", compression_opts=1, chunks=(1, *p.labels.shape[1:]))
         f.create_dataset("mask", data=one_hot, compression="gzip", compression_opts=1, chunks=(1, *one_hot.shape[1:]))
         f.create_dataset("survival_probs", data=probs)
+        if p.probabilities is not None:
+            ds = f.create_dataset("probabilities", data=p.probabilities, compression="gzip", compression_opts=1,
+                                  chunks=(1, *p.probabilities.shape[1:]))
+            ds.attrs["channels"] = ",".join(PROBABILITY_CHANNELS)
+        for name, m in (p.uncertainty or {}).items():
+            f.create_dataset(f"unc_{name}", data=m, compression="gzip", compression_opts=1, chunks=(1, *m.shape[1:]))
         f.attrs["volume"] = p.volume
         f.attrs["name"] = p.name
         f.attrs["patient_id"] = p.patient_id
@@ -120,3 +136,16 @@ def read_prediction_masks(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(labels (D, H, W) uint8, survival_probs (D, n_bins) float32)`` from a mask file."""
     with h5py.File(path, "r") as f:
         return np.asarray(f["labels"][()]), np.asarray(f["survival_probs"][()])
+
+
+def write_map_niftis(nifti_dir: Path, p: VolumePrediction, reference: NiftiReference | None) -> None:
+    """``<case>_unc_<name>.nii.gz`` (uint8) per uncertainty map and ``<case>_probabilities.nii.gz``
+    (float32, NIfTI has no float16; channels on the 4th axis in :data:`PROBABILITY_CHANNELS`
+    order) for what ``p`` carries, with the input's geometry."""
+    from brats_sdk.data.nifti_maps import write_map_nifti
+
+    for name, m in (p.uncertainty or {}).items():
+        write_map_nifti(nifti_dir / f"{p.name}_unc_{name}.nii.gz", m, reference=reference, description=f"brats_sdk uncertainty {name} 0-100")
+    if p.probabilities is not None:
+        write_map_nifti(nifti_dir / f"{p.name}_probabilities.nii.gz", p.probabilities.astype(np.float32), reference=reference,
+                        description="brats_sdk probabilities " + ",".join(PROBABILITY_CHANNELS))

@@ -23,12 +23,12 @@ measures the speed-up and how many labels differ from the full-slice computation
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,17 +44,21 @@ from brats_sdk.data.protocols import VolumeSource
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
 from brats_sdk.labels import classes_to_labels
 from brats_sdk.metrics.survival import majority_vote
-from brats_sdk.options import OptionEnum
+from brats_sdk.options import TTA, UncertaintyMethod
 from brats_sdk.predict.boxes import (
     CropBatch,
     SliceFill,
     copy_fill,
     grid_span,
+    near_tumour,
     normalising_fill,
     plan_crops,
 )
+from brats_sdk.predict.config import Precision, PredictorConfig
 from brats_sdk.predict.networks import DeviceLike, PredictionNetworks
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction, region_volumes_ml
+from brats_sdk.predict.tta import UnetRunner, VolumeOutputs
+from brats_sdk.predict.uncertainty import uncertainty_maps
 from brats_sdk.run_files import SEGMENTER_FILE, SURVIVAL_FILE
 
 if TYPE_CHECKING:
@@ -66,66 +70,6 @@ if TYPE_CHECKING:
 __all__ = ["CombinedPredictor", "Precision", "PredictorConfig"]
 
 logger = logging.getLogger(__name__)
-
-
-class Precision(OptionEnum):
-    """Arithmetic of inference. BF16 (bf16 copies of the networks, bf16 inputs) is faster
-    on CPUs with native bf16 and may change a few labels (the benchmark counts them)."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
-
-
-@dataclass(frozen=True, slots=True)
-class PredictorConfig:
-    """Inference options.
-
-    Attributes:
-        batch_size: Slices per U-Net forward pass (benchmarks/README.md gives the measured best).
-        survival_batch_size: Slices per survival-network pass.
-        precision: ``fp32`` (default) or ``bf16``.
-        skip_empty_slices: Do not run the U-Net on slices without brain.
-        crop_to_brain: Run the U-Net on each slice's brain bounding box only.
-        crop_margin: Background pixels kept around the brain box (before rounding to 32).
-        channels_last: Use channels-last memory format (faster convolutions on CPU).
-        fold_batchnorm: Run copies of the networks with BatchNorm folded into the
-            convolutions (faster; changes only float rounding).
-        fuse_upsampling: In the folded U-Net copy, fuse each decoder block's nearest 2x
-            upsampling into its first convolution (faster; changes only float
-            rounding; needs ``fold_batchnorm``).
-        tumour_windows: On a CPU, run the survival network's first layers only on a
-            window around each slice's tumour; the rest of their maps is that of an empty
-            mask, computed once (faster; changes only float rounding; benchmarks/README.md
-            has the speed-ups measured).
-        slice_step: With ``skip_empty_slices``, the U-Net runs first on every
-            ``slice_step``-th slice, then only on the slices less than ``slice_step`` away
-            from one where it found tumour; the others are background. Tumours span tens
-            of slices, so this skips about half of the tumour-free slices; what it can miss
-            is a speck of tumour no thicker than ``slice_step - 1`` slices between two
-            tumour-free ones (``benchmarks/bench_predict.py`` counts the labels). 1: every
-            slice with brain.
-    """
-
-    batch_size: int = 8
-    survival_batch_size: int = 16
-    precision: Precision = Precision.FP32
-    skip_empty_slices: bool = True
-    crop_to_brain: bool = True
-    crop_margin: int = 16
-    channels_last: bool = True
-    fold_batchnorm: bool = True
-    fuse_upsampling: bool = True
-    tumour_windows: bool = True
-    slice_step: int = 2
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "precision", Precision.parse(self.precision))
-        if self.batch_size < 1 or self.survival_batch_size < 1:
-            raise ConfigError(f"batch sizes must be >= 1, got {self.batch_size} and {self.survival_batch_size}")
-        if self.crop_margin < 0:
-            raise ConfigError(f"crop_margin must be >= 0, got {self.crop_margin}")
-        if self.slice_step < 1:
-            raise ConfigError(f"slice_step must be >= 1, got {self.slice_step}")
 
 
 AgeLookup = Callable[[int, str], float | None]
@@ -142,6 +86,7 @@ class CombinedPredictor:
             None for segmentation only.
         device: Device request (``auto`` picks CUDA, then MPS, then CPU).
         config: Inference options.
+        tta: ``none`` or ``flips``; overrides ``config.tta`` when given.
 
     Attributes:
         segmenter, survival, config: The models passed in (None for an export), the options.
@@ -158,10 +103,13 @@ class CombinedPredictor:
         survival: SurvivalClassifier | None = None,
         device: str | torch.device = "auto",
         config: PredictorConfig | None = None,
+        tta: TTA | str | None = None,
     ) -> None:
         from brats_sdk.predict.torch_networks import TorchNetworks
 
         self.config = config or PredictorConfig()
+        if tta is not None:
+            self.config = dataclasses.replace(self.config, tta=TTA.parse(tta))
         self.segmenter: Segmenter | None = segmenter
         self.survival: SurvivalClassifier | None = survival
         self._nets: PredictionNetworks = TorchNetworks(segmenter, survival, device, self.config)
@@ -295,10 +243,12 @@ class CombinedPredictor:
         arr = arr.astype(np.float32, copy=False)
         brain = brain_mask(arr)
         rule = self._nets.normalisation
-        classes = self._segment(arr.shape, brain, normalising_fill(arr, brain, rule), lambda: normalise_volume(arr, rule, brain=brain))
-        labels = classes_to_labels(classes)
-        regions = region_volumes_ml(classes, spacing)
-        base = dict(volume=volume, name=name, patient_id=patient_id, labels=labels, age=age, region_ml=regions)
+        seg = self._segment(arr.shape, brain, normalising_fill(arr, brain, rule), lambda: normalise_volume(arr, rule, brain=brain))
+        classes, cfg = seg.classes, self.config
+        maps = None if cfg.uncertainty is None or seg.probs is None else uncertainty_maps(seg.probs, cfg.uncertainty, spread=seg.spread)
+        probabilities = seg.probs.astype(np.float16) if cfg.probabilities and seg.probs is not None else None
+        base = dict(volume=volume, name=name, patient_id=patient_id, labels=classes_to_labels(classes), age=age,
+                    region_ml=region_volumes_ml(classes, spacing), probabilities=probabilities, uncertainty=maps)
         n_bins = 0 if self.bins is None else self.bins.n_bins
         empty_probs = np.zeros((0, n_bins), dtype=np.float64)
         nonempty = tuple(int(i) for i in np.flatnonzero(classes.reshape(classes.shape[0], -1).any(axis=1)))
@@ -344,7 +294,7 @@ class CombinedPredictor:
         """
         if brain is None:
             brain = np.asarray((normed != 0).any(axis=1))
-        return self._segment(normed.shape, brain, copy_fill(normed), lambda: normed)
+        return self._segment(normed.shape, brain, copy_fill(normed), lambda: normed).classes
 
     def _segment(
         self,
@@ -352,12 +302,17 @@ class CombinedPredictor:
         brain: npt.NDArray[np.bool_],
         fill: SliceFill,
         normalised: Callable[[], npt.NDArray[np.float32]],
-    ) -> npt.NDArray[np.uint8]:
-        """Class indices ``(D, H, W)`` of a volume of ``shape``: brain boxes written by
-        ``fill`` when the U-Net runs on crops, else the whole ``normalised()`` volume."""
+    ) -> VolumeOutputs:
+        """Class indices ``(D, H, W)`` (and the probabilities the config asks for) of a volume
+        of ``shape``: brain boxes written by ``fill`` when the U-Net runs on crops, else the
+        whole ``normalised()`` volume."""
         cfg = self.config
         d, _, h, w = shape
-        classes = np.zeros((d, h, w), dtype=np.uint8)
+        spread = cfg.uncertainty is UncertaintyMethod.SPREAD
+        keep = cfg.probabilities or cfg.uncertainty is not None
+        out = VolumeOutputs((d, h, w), probabilities=keep, spread=spread)
+        runner = UnetRunner(self._nets, tta=cfg.tta, probabilities=keep, spread=spread)
+        classes = out.classes
         crops = cfg.crop_to_brain and not self._nets.resizes
         whole: list[npt.NDArray[np.float32]] = []  # the normalised volume, made once if needed
 
@@ -365,22 +320,22 @@ class CombinedPredictor:
             if slices.size == 0:
                 return
             if crops:
-                self._segment_brain_boxes(shape, brain, slices, fill, classes)
+                self._segment_brain_boxes(shape, brain, slices, fill, out, runner)
             else:
                 if not whole:
                     whole.append(normalised())
-                classes[slices] = self._run_unet(np.ascontiguousarray(whole[0][slices]))
+                out.put(slices, runner.slices(np.ascontiguousarray(whole[0][slices]), cfg.batch_size))
 
         if not cfg.skip_empty_slices:
             run(np.arange(d))
-            return classes
+            return out
         idx = np.flatnonzero(brain.reshape(d, -1).any(axis=1))
         first = idx[idx % cfg.slice_step == 0]
         run(first)
         if cfg.slice_step > 1:
             tumour = first[classes[first].any(axis=(1, 2))]
-            run(_near_tumour(np.setdiff1d(idx, first), tumour, cfg.slice_step))
-        return classes
+            run(near_tumour(np.setdiff1d(idx, first), tumour, cfg.slice_step))
+        return out
 
     def _segment_brain_boxes(
         self,
@@ -388,12 +343,13 @@ class CombinedPredictor:
         brain: npt.NDArray[np.bool_],
         idx: npt.NDArray[np.intp],
         fill: SliceFill,
-        classes: npt.NDArray[np.uint8],
+        out: VolumeOutputs,
+        runner: UnetRunner,
     ) -> None:
         """Run the U-Net on each slice's brain box, cut from the network's padded frame at
         multiples of 32 (so the pooling grid matches the full-slice run), slices with boxes
-        of one shape batched together, batches side by side on a CPU; write the labels
-        into ``classes``."""
+        of one shape batched together, batches side by side on a CPU; write the outputs
+        into ``out``."""
         _, channels, h, w = shape
         top, _, left, _ = pad = stride_padding(h, w)
 
@@ -411,9 +367,9 @@ class CombinedPredictor:
             # 16 pixels so that few window shapes occur and oneDNN's kernels get reused.
             wy = grid_span(min(b[0] for b in boxes), max(b[1] for b in boxes), batch.rows, 0, grid=16)
             wx = grid_span(min(b[2] for b in boxes), max(b[3] for b in boxes), batch.cols, 0, grid=16)
-            labels = self._nets.unet_labels(crop, wy, wx)
+            res = runner.crops(crop, wy, wx)
             for k, (i, b, cb) in enumerate(zip(batch.slices, batch.boxes, boxes, strict=True)):
-                classes[i, b[0] : b[1], b[2] : b[3]] = labels[k, cb[0] - wy[0] : cb[1] - wy[0], cb[2] - wx[0] : cb[3] - wx[0]]
+                out.paste(i, b, res, k, slice(cb[0] - wy[0], cb[1] - wy[0]), slice(cb[2] - wx[0], cb[3] - wx[0]))
 
         batches = plan_crops(brain, [int(i) for i in idx], pad, self.config.crop_margin, self.config.batch_size)
         self._nets.map(run, batches)
@@ -434,10 +390,6 @@ class CombinedPredictor:
         spans = _chunks(classes.shape[0], self.config.survival_batch_size, nets.workers)
         out = nets.map(run, spans)
         return np.concatenate(out) if out else np.zeros((0, nets.n_bins))
-
-    def _run_unet(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-        bs = self.config.batch_size
-        return np.concatenate([self._nets.unet_classes(images[start : start + bs]) for start in range(0, images.shape[0], bs)])
 
     # ------------------------------------------------------------------ many volumes
     def predict_source(
@@ -481,14 +433,6 @@ def _age_of(ages: AgeLookup | Mapping[int, float] | None, volume: int, patient_i
     if isinstance(ages, Mapping):
         return ages.get(volume)
     return ages(volume, patient_id)
-
-
-def _near_tumour(slices: npt.NDArray[np.intp], tumour: npt.NDArray[np.intp], step: int) -> npt.NDArray[np.intp]:
-    """The ``slices`` less than ``step`` slices away from a ``tumour`` slice."""
-    if slices.size == 0 or tumour.size == 0:
-        return slices[:0]
-    near: npt.NDArray[np.intp] = slices[np.abs(slices[:, None] - tumour[None, :]).min(axis=1) < step]
-    return near
 
 
 def _chunks(n: int, size: int, workers: int) -> list[tuple[int, int]]:

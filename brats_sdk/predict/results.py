@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +37,11 @@ class VolumePrediction:
         region_ml: Tumour volume per region (NCR, ED, ET, WT, TC) in mL.
         status: ``ok``, or why the survival fields are empty.
         seconds: Wall time of the prediction.
+        probabilities: ``(D, 4, H, W)`` float16 class probabilities, channels in the
+            segmenter's class order (background, NCR, ED, ET; their argmax is the labels,
+            after TTA when on), when ``PredictorConfig.probabilities``; else None.
+        uncertainty: ``{"whole", "core", "enhance"}`` -> ``(D, H, W)`` uint8 in [0, 100]
+            (100 = most uncertain) for WT, TC, ET, when ``PredictorConfig.uncertainty``; else None.
     """
 
     volume: int
@@ -55,6 +60,8 @@ class VolumePrediction:
     region_ml: dict[str, float]
     status: str
     seconds: float
+    probabilities: npt.NDArray[np.float16] | None = field(default=None, repr=False)
+    uncertainty: Mapping[str, npt.NDArray[np.uint8]] | None = field(default=None, repr=False)
 
     @property
     def slices_used(self) -> int:

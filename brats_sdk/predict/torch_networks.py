@@ -133,12 +133,20 @@ class TorchNetworks:
         """Class indices of ``images`` (a batch of crops, sides multiples of 32) in the
         window ``rows x cols``."""
         with torch.inference_mode():
-            x = self._input(torch.from_numpy(images))
-            if self._window_unet is not None:
-                logits = window_logits(self._window_unet, x, rows, cols)
-            else:
-                logits = self._seg_net(x)[..., rows[0] : rows[1], cols[0] : cols[1]]
-            return logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+            return self._window(images, rows, cols).argmax(dim=1).to(torch.uint8).cpu().numpy()
+
+    def unet_logits(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> npt.NDArray[np.float32]:
+        """float32 logits of ``images`` (crops) in the window ``rows x cols``."""
+        with torch.inference_mode():
+            out: npt.NDArray[np.float32] = self._window(images, rows, cols).float().cpu().numpy()
+            return out
+
+    def _window(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
+        x = self._input(torch.from_numpy(images))
+        if self._window_unet is not None:
+            return window_logits(self._window_unet, x, rows, cols)
+        logits: torch.Tensor = self._seg_net(x)[..., rows[0] : rows[1], cols[0] : cols[1]]
+        return logits
 
     def unet_classes(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
         """Class indices of one batch of whole normalised slices."""
@@ -146,6 +154,12 @@ class TorchNetworks:
             x = self._input(torch.from_numpy(images))
             classes: npt.NDArray[np.uint8] = self._seg_net(x).argmax(dim=1).to(torch.uint8).cpu().numpy()
             return classes
+
+    def unet_slice_logits(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """float32 logits of one batch of whole normalised slices."""
+        with torch.inference_mode():
+            out: npt.NDArray[np.float32] = self._seg_net(self._input(torch.from_numpy(images))).float().cpu().numpy()
+            return out
 
     def survival_chunk(self, classes: npt.NDArray[np.uint8], scaled_age: float) -> npt.NDArray[np.float64]:
         """Survival probabilities of class-index slices ``(S, H, W)``, through

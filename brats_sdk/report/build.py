@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from brats_sdk.report.figures import render_figures
 from brats_sdk.report.html import render_html
 from brats_sdk.report.report_data import ReportData, ReportOptions
 from brats_sdk.report.summary import metrics_dict, per_volume_rows
+from brats_sdk.report.uncertainty_eval import compare_dice
 from brats_sdk.report.view import ViewerBuild, build_viewer
 from brats_sdk.report.viewer_page import viewer_fragment
 from brats_sdk.run_files import FIGURES_DIR, METRICS_JSON, PER_VOLUME_CSV, REPORT_HTML
@@ -60,6 +62,7 @@ def write_report(
     survival_model: Path | str | None = None,
     options: ReportOptions | None = None,
     on_volume: Callable[[int], None] | None = None,
+    compare: Path | str | None = None,
 ) -> ReportFiles:
     """Score a prediction folder and write the report folder.
 
@@ -72,6 +75,8 @@ def write_report(
         survival_model: Survival checkpoint for the PCA figure (Fig. 8).
         options: Figure and viewer options.
         on_volume: Called with each volume number once scored (progress).
+        compare: A second prediction folder (e.g. the same volumes without TTA) whose Dice
+            and HD95 against ``ground_truth`` the report shows beside this folder's.
 
     Returns:
         The paths written and the data.
@@ -87,6 +92,10 @@ def write_report(
         pred_dir, ground_truth=ground_truth, survival_csv=survival_csv, survival_model=survival_model,
         options=opts, on_volume=on_volume,
     )
+    if compare is not None and ground_truth is not None:
+        other = evaluate_predictions(compare, ground_truth=ground_truth,
+                                     options=dataclasses.replace(opts, max_figure_volumes=0, viewer_volumes=0))
+        data = dataclasses.replace(data, comparison=compare_dice(data.pred_dir, other.pred_dir, data.volumes, other.volumes))
     out = Path(out_dir)
     fig_dir = out / FIGURES_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from brats_sdk.data.sources import open_source
 from brats_sdk.errors import BratsError, DataError
 from brats_sdk.labels import classes_to_labels, labels_to_classes, one_hot_to_classes
 from brats_sdk.metrics.channels import SegmentationAccumulator
+from brats_sdk.metrics.qubrats import QuBratsCurves
 from brats_sdk.metrics.segmentation import RegionScores, score_volume
 from brats_sdk.predict.results import region_volumes_ml
 from brats_sdk.report.baselines import with_baselines
@@ -48,6 +49,7 @@ from brats_sdk.report.report_data import (
 )
 from brats_sdk.report.survival_eval import TrueBin, score_survival, true_bins
 from brats_sdk.report.truth import match_ground_truth
+from brats_sdk.report.uncertainty_eval import UncertaintyResult, score_mask_uncertainty
 from brats_sdk.run_files import SURVIVAL_FILE
 
 __all__ = ["evaluate_predictions", "input_source", "largest_tumours", "resolve_survival_model"]
@@ -86,6 +88,8 @@ class _State:
     features: list[tuple[int, npt.NDArray[np.float32]]] = field(default_factory=list)
     missing_in_gt: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    qubrats: dict[int, dict[str, QuBratsCurves]] = field(default_factory=dict)
+    qubrats_problems: list[tuple[int, str]] = field(default_factory=list)
 
 
 def evaluate_predictions(
@@ -194,6 +198,7 @@ def evaluate_predictions(
         hd95_method=opts.hd95_method.value,
         notes=tuple(state.notes),
         seconds=time.perf_counter() - t0,
+        uncertainty=UncertaintyResult(state.qubrats, tuple(state.qubrats_problems)) if state.qubrats or state.qubrats_problems else None,
     )
 
 
@@ -273,6 +278,7 @@ def _one_volume(
             truth_classes = one_hot_to_classes(rec.mask, channel_axis=1)
             spacing = rec.info.spacing if len(rec.info.spacing) == 3 else VOXEL_SPACING_MM
             regions = score_volume(labels, classes_to_labels(truth_classes), spacing, hd95_method=opts.hd95_method)
+            _score_uncertainty(folder.mask_path(pv.volume), pv.volume, labels, classes_to_labels(truth_classes), rec.image, state)
             state.acc.update(pred, truth_classes)
             state.any_scored = True
             truth_ml = region_volumes_ml(truth_classes, spacing)
@@ -292,6 +298,21 @@ def _one_volume(
     state.volumes.append(
         VolumeReport(**base, has_mask=True, regions=regions, not_scored=not_scored, truth_ml=truth_ml)  # type: ignore[arg-type]  # keys match fields
     )
+
+
+def _score_uncertainty(
+    path: Path, volume: int, pred: npt.NDArray[np.uint8], truth: npt.NDArray[np.uint8], image: npt.NDArray[np.float32], state: _State
+) -> None:
+    """QU-BraTS curves of the volume's uncertainty maps, if it has any; a problem is noted, not raised."""
+    try:
+        curves = score_mask_uncertainty(path, pred, truth, image)
+    except BratsError as exc:
+        logger.warning("volume %d: uncertainty maps not scored: %s", volume, exc)
+        state.qubrats_problems.append((volume, str(exc).splitlines()[0]))
+        state.notes.append(f"volume {volume}: uncertainty maps not scored: {str(exc).splitlines()[0]}")
+        return
+    if curves:
+        state.qubrats[volume] = curves
 
 
 def _overlays(

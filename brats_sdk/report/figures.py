@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,7 @@ from matplotlib.patches import Patch
 from PIL import Image
 
 from brats_sdk.constants import MASK_CHANNELS, REGIONS
+from brats_sdk.metrics.qubrats import qubrats_thresholds
 from brats_sdk.metrics.survival import SurvivalScores
 from brats_sdk.report.report_data import OverlaySample, ReportData, ReportOptions
 
@@ -196,6 +197,23 @@ def region_box_figure(data: ReportData) -> bytes:
     return _png(fig)
 
 
+def qubrats_figure(curves: Mapping[str, Mapping[str, Sequence[float]]]) -> bytes:
+    """One panel per region: mean Dice, FTP ratio and FTN ratio against 100 - threshold (the challenge's plot)."""
+    fig = _new(9.0, 3.0)
+    axes = fig.subplots(1, max(len(curves), 1), sharey=True, squeeze=False)[0]
+    x = 100.0 - qubrats_thresholds()
+    for ax, (region, c) in zip(axes, curves.items(), strict=False):
+        for key, label in (("dice", "Dice"), ("ftp_ratio", "FTP ratio"), ("ftn_ratio", "FTN ratio")):
+            ax.plot(x, c[key], label=label)
+        ax.set_title(region, fontsize=10)
+        ax.set_xlabel("100 - uncertainty threshold")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    return _png(fig)
+
+
 # ----------------------------------------------------------------------------- survival
 
 
@@ -328,6 +346,12 @@ def render_figures(data: ReportData, options: ReportOptions | None = None) -> li
         out.append(RenderedFigure("region_scores", "segmentation", "Dice and HD95 per region",
                                   f"Box plots over {len(data.scored)} volumes; each dot is a volume. "
                                   "An empty region in one mask only scores Dice 0 and HD95 373.13 mm.", region_box_figure(data), wide=True))
+    if data.uncertainty is not None and data.uncertainty.volumes:
+        n = len(data.uncertainty.volumes)
+        out.append(RenderedFigure("qubrats_curves", "segmentation", "QU-BraTS curves of the uncertainty maps",
+                                  f"Mean over {n} volumes of the Dice of the kept voxels and the filtered true positive and "
+                                  "true negative ratios, as voxels above each uncertainty threshold are filtered out.",
+                                  qubrats_figure(data.uncertainty.mean_curves()), wide=True))
     s = data.survival
     levels = [] if s is None else [(n, sc) for n, sc in (("per patient (vote)", s.per_patient), ("per slice", s.per_slice)) if sc is not None]
     if s is not None and levels:

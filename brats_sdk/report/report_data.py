@@ -8,6 +8,7 @@ so no renderer can show one without the other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +19,9 @@ from brats_sdk.errors import ConfigError
 from brats_sdk.metrics.channels import SegmentationResult
 from brats_sdk.metrics.segmentation import HD95Method, RegionScores
 from brats_sdk.metrics.survival import SurvivalScores
+
+if TYPE_CHECKING:
+    from brats_sdk.report.uncertainty_eval import DiceComparison, UncertaintyResult
 
 __all__ = [
     "ExploratoryResult",
@@ -295,6 +299,8 @@ class ReportData:
         hd95_method: The HD95 definition used (``pooled`` or ``max_directed``).
         notes: What was skipped and why.
         seconds: Wall time of the evaluation.
+        uncertainty: QU-BraTS scores of the folder's uncertainty maps, or None without maps or ground truth.
+        comparison: Dice and HD95 beside those of a second prediction folder, or None.
     """
 
     created: str
@@ -318,6 +324,8 @@ class ReportData:
     hd95_method: str
     notes: tuple[str, ...]
     seconds: float
+    uncertainty: UncertaintyResult | None = None
+    comparison: DiceComparison | None = None
 
     @property
     def scored(self) -> tuple[VolumeReport, ...]:

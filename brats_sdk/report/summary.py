@@ -101,6 +101,15 @@ def headline(data: ReportData) -> tuple[Headline, ...]:
         seg = data.segmentation
         for name, value in seg.channel_dice.items():
             out.append(Headline(f"Pooled Dice {name}", value, f"{value:.3f} ({seg.n_pixels:,} pixels)", seg.n_pixels, "pixels"))
+    if data.uncertainty is not None:
+        for region, m in data.uncertainty.means().items():
+            n = int(m["n"] or 0)
+            out.append(Headline(f"QU-BraTS score {region} (mean)", _f(m["score"]), f"{_num(m['score'], 3)} (n = {n} volumes)", n, "volumes"))
+    if data.comparison is not None:
+        c = data.comparison
+        for region, (mine, other, diff) in c.dice.items():
+            out.append(Headline(f"Dice {region}: this - compared (mean)", diff, f"{mine:.3f} - {other:.3f} = {diff:+.3f} "
+                                f"(n = {len(c.volumes)} volumes)", len(c.volumes), "volumes"))
     s = data.survival
     if s is not None:
         out.append(_acc_line("Survival accuracy per patient (vote)", s.per_patient, "patients"))
@@ -271,6 +280,8 @@ def metrics_dict(data: ReportData, figures: dict[str, str]) -> dict[str, object]
                 "note": ex.corr_note,
             },
         },
+        "uncertainty": None if data.uncertainty is None else data.uncertainty.to_dict(),
+        "comparison": None if data.comparison is None else data.comparison.to_dict(),
         "figures": figures,
         "notes": list(data.notes),
         "per_volume": per_volume_rows(data),

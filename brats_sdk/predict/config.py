@@ -1,0 +1,83 @@
+"""Inference options of :class:`~brats_sdk.predict.predictor.CombinedPredictor`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from brats_sdk.errors import ConfigError
+from brats_sdk.options import TTA, OptionEnum, UncertaintyMethod
+
+__all__ = ["Precision", "PredictorConfig"]
+
+
+class Precision(OptionEnum):
+    """Arithmetic of inference. BF16 (bf16 copies of the networks, bf16 inputs) is faster
+    on CPUs with native bf16 and may change a few labels (the benchmark counts them)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+
+@dataclass(frozen=True, slots=True)
+class PredictorConfig:
+    """Inference options.
+
+    Attributes:
+        batch_size: Slices per U-Net forward pass (benchmarks/README.md gives the measured best).
+        survival_batch_size: Slices per survival-network pass.
+        precision: ``fp32`` (default) or ``bf16``.
+        skip_empty_slices: Do not run the U-Net on slices without brain.
+        crop_to_brain: Run the U-Net on each slice's brain bounding box only.
+        crop_margin: Background pixels kept around the brain box (before rounding to 32).
+        channels_last: Use channels-last memory format (faster convolutions on CPU).
+        fold_batchnorm: Run copies of the networks with BatchNorm folded into the
+            convolutions (faster; changes only float rounding).
+        fuse_upsampling: In the folded U-Net copy, fuse each decoder block's nearest 2x
+            upsampling into its first convolution (faster; changes only float
+            rounding; needs ``fold_batchnorm``).
+        tumour_windows: On a CPU, run the survival network's first layers only on a
+            window around each slice's tumour; the rest of their maps is that of an empty
+            mask, computed once (faster; changes only float rounding; benchmarks/README.md
+            has the speed-ups measured).
+        slice_step: With ``skip_empty_slices``, the U-Net runs first on every
+            ``slice_step``-th slice, then only on the slices less than ``slice_step`` away
+            from one where it found tumour; the others are background. Tumours span tens
+            of slices, so this skips about half of the tumour-free slices; what it can miss
+            is a speck of tumour no thicker than ``slice_step - 1`` slices between two
+            tumour-free ones (``benchmarks/bench_predict.py`` counts the labels). 1: every
+            slice with brain.
+        tta: ``flips``: average the U-Net's softmax over the four in-plane mirrorings
+            (:mod:`~brats_sdk.predict.tta`; four times the U-Net's work).
+        probabilities: Return the class probabilities in :class:`VolumePrediction`.
+        uncertainty: Return per-region uncertainty maps made this way
+            (:mod:`~brats_sdk.predict.uncertainty`); None: none.
+    """
+
+    batch_size: int = 8
+    survival_batch_size: int = 16
+    precision: Precision = Precision.FP32
+    skip_empty_slices: bool = True
+    crop_to_brain: bool = True
+    crop_margin: int = 16
+    channels_last: bool = True
+    fold_batchnorm: bool = True
+    fuse_upsampling: bool = True
+    tumour_windows: bool = True
+    slice_step: int = 2
+    tta: TTA = TTA.NONE
+    probabilities: bool = False
+    uncertainty: UncertaintyMethod | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "tta", TTA.parse(self.tta))
+        if self.uncertainty is not None:
+            object.__setattr__(self, "uncertainty", UncertaintyMethod.parse(self.uncertainty))
+        if self.uncertainty is UncertaintyMethod.SPREAD and self.tta is TTA.NONE:
+            raise ConfigError("uncertainty 'spread' is the range over the TTA members: it needs tta='flips'")
+        if self.batch_size < 1 or self.survival_batch_size < 1:
+            raise ConfigError(f"batch sizes must be >= 1, got {self.batch_size} and {self.survival_batch_size}")
+        if self.crop_margin < 0:
+            raise ConfigError(f"crop_margin must be >= 0, got {self.crop_margin}")
+        if self.slice_step < 1:
+            raise ConfigError(f"slice_step must be >= 1, got {self.slice_step}")
