@@ -45,10 +45,12 @@ class TTA(OptionEnum):
 
 class UncertaintyMethod(OptionEnum):
     """How a region's uncertainty map (uint8 in [0, 100], 100 = most uncertain) comes from
-    its probability ``p``: ``margin`` 100 (1 - |2p - 1|), ``entropy`` the binary entropy of
-    ``p`` in bits times 100, ``spread`` 100 times the range of ``p`` over the TTA members
-    (needs ``tta=flips``)."""
+    its probability ``p``: ``missed`` the binary entropy of ``p`` in bits times 100 on the
+    voxels predicted outside the region and 0 inside it (where the model may have missed
+    tumour); ``margin`` 100 (1 - |2p - 1|), ``entropy`` the binary entropy everywhere,
+    ``spread`` 100 times the range of ``p`` over the TTA members (needs ``tta=flips``)."""
 
+    MISSED = "missed"
     MARGIN = "margin"
     ENTROPY = "entropy"
     SPREAD = "spread"

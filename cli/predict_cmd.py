@@ -71,8 +71,9 @@ from cli.options import (
                    "in the mask files, nifti/<case>_unc_{whole,core,enhance}.nii.gz with --save-nifti.")
 @click.option("--uncertainty", "uncertainty_method", type=click.Choice([m.value for m in UncertaintyMethod]),
               default=DEFAULT_UNCERTAINTY.value, show_default=True,
-              help="margin: 100(1-|2p-1|); entropy: binary entropy of the region probability; spread: range over "
-                   "the TTA members (needs --tta flips).")
+              help="missed: binary entropy of the region probability p outside the predicted region, 0 inside; "
+                   "margin: 100(1-|2p-1|); entropy: binary entropy everywhere; spread: range over the TTA members "
+                   "(needs --tta flips).")
 @click.option("--volumes", "volumes_text", default=None, help="Predict only these volumes, e.g. 1,5,9.")
 @click.option("--part", type=click.Choice(list(PARTS)), default=None,
               help="Predict only the volumes of this part of the --model-dir run's split.csv (e.g. test: the "

@@ -178,6 +178,13 @@ def test_uncertainty_formulas_and_format() -> None:
     entropy = uncertainty_maps(probs, UncertaintyMethod.ENTROPY)
     assert entropy["whole"][0, 0].tolist() == [100, 0, 81, 0]  # H(0.75) = 0.811 bits
     assert all(m.dtype == np.uint8 and m.shape == (1, 1, 4) for m in entropy.values())
+    # missed: the entropy where the voxel is predicted outside WT (p < 0.5), 0 inside it
+    # (p = 0.5 ties go to background, the first class, as the labels' argmax does).
+    missed = uncertainty_maps(probs, UncertaintyMethod.MISSED)
+    assert missed["whole"][0, 0].tolist() == [100, 0, 0, 0]
+    probs_low = probs.copy()
+    probs_low[0, 0, 0, 2], probs_low[0, 2, 0, 2] = 0.75, 0.25  # p = 0.25: predicted outside
+    assert uncertainty_maps(probs_low, "missed")["whole"][0, 0].tolist() == [100, 0, 81, 0]
     with pytest.raises(ConfigError, match="tta='flips'"):
         uncertainty_maps(probs, "spread")
     with pytest.raises(ConfigError, match="tta='flips'"):
