@@ -22,7 +22,7 @@ from pathlib import Path
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.audit.baselines import PatientFeatures
 from brats_sdk.audit.checks import check_cohort
-from brats_sdk.audit.records import NETWORK_ROWS, PATIENT_SPLIT, SLICE_SPLIT, AuditResult, AuditRow
+from brats_sdk.audit.result import NETWORK_ROWS, PATIENT_SPLIT, SLICE_SPLIT, AuditResult, AuditRow
 from brats_sdk.audit.scoring import (
     PatientCounts,
     baseline_rows,
