@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from brats_sdk._version import __version__
 from brats_sdk.atomic import remove_orphan_temps
@@ -47,6 +49,7 @@ __all__ = [
     "OpenedRun",
     "PartIndices",
     "RunStart",
+    "data_parallel",
     "find_survival_csv",
     "finish_run",
     "load_or_plan_split",
@@ -194,6 +197,16 @@ def run_metadata(config: object, split: Split, source: DataSource) -> dict[str, 
         "data_dirs": source_dirs(source),
         "train_config": config_to_dict(config, lists=True),
     }
+
+
+def data_parallel(model: nn.Module, dist: DistContext, device: torch.device) -> nn.Module:
+    """What the training loop steps: ``model`` itself for one process, wrapped in DDP under
+    torchrun (on CUDA pinned to the rank's GPU), so gradients are averaged over the ranks.
+    The model keeps its own weights either way; save and evaluate ``model``, not the wrapper.
+    """
+    if not dist.is_distributed:
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def finish_run(dist: DistContext, write: Callable[[], None]) -> None:

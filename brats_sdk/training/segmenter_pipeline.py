@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
@@ -37,7 +36,7 @@ from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.resume_options import record_or_compare_options
-from brats_sdk.training.run import finish_run, open_run, part_indices, run_metadata
+from brats_sdk.training.run import data_parallel, finish_run, open_run, part_indices, run_metadata
 from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.sampling import tumour_weights
 from brats_sdk.training.schedule import LrSchedule
@@ -247,11 +246,8 @@ def train_segmenter(
             cpu_bf16=config.cpu_bf16,
             keep_best=config.keep_best,
         )
-        net: torch.nn.Module = model
-        if dist.is_distributed:
-            net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         result = fit(
-            model=net, task=task, train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
+            model=data_parallel(model, dist, device), task=task, train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
             checkpoint_dir=out / f"stage{stage}", stage=f"stage{stage}", resume=config.resume,
             history=history, observer=observer, dist=dist, sample_weights=weights,
         )

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from brats_sdk.atomic import atomic_write_text
@@ -42,7 +41,7 @@ from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.resume_options import record_or_compare_options
-from brats_sdk.training.run import finish_run, open_run, part_indices, run_metadata
+from brats_sdk.training.run import data_parallel, finish_run, open_run, part_indices, run_metadata
 from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.tasks import SurvivalTask
 
@@ -163,12 +162,9 @@ def train_survival(
         batch_size=config.batch_size, max_steps_per_epoch=config.max_steps_per_epoch,
         num_workers=config.num_workers, amp=config.amp, seed=config.seed,
     )
-    net: torch.nn.Module = model
-    if dist.is_distributed:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     history = HistoryFile(out / HISTORY_FILE) if dist.is_main else None
     result = fit(
-        model=net, task=SurvivalTask(input_size=config.input_size), train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
+        model=data_parallel(model, dist, device), task=SurvivalTask(input_size=config.input_size), train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
         checkpoint_dir=out / "survival", stage="survival", resume=config.resume, history=history,
         observer=observer, dist=dist,
     )
