@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +38,10 @@ from brats_sdk.data.splits import (
     write_split_csv,
 )
 from brats_sdk.device import resolve_device
-from brats_sdk.distributed import DistContext
+from brats_sdk.distributed import DistContext, is_main_process
 from brats_sdk.errors import DataError
 from brats_sdk.options import config_to_dict
-from brats_sdk.out_dir import prepare_out_dir
+from brats_sdk.out_dir import claim_out_dir, prepare_out_dir
 from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
 from brats_sdk.summarise import summarise
 from brats_sdk.training.run_config import TrainRunConfig
@@ -49,6 +50,7 @@ __all__ = [
     "OpenedRun",
     "PartIndices",
     "RunStart",
+    "claim_run_folder",
     "data_parallel",
     "find_survival_csv",
     "finish_run",
@@ -73,6 +75,19 @@ class RunStart:
     device: torch.device
     dist: DistContext
     source: DataSource
+
+
+def claim_run_folder(out_dir: Path, dist: DistContext | None = None) -> AbstractContextManager[Path]:
+    """Own the run folder for one training: a second ``brats train`` or ``brats predict``
+    into it stops with a line naming this run (:func:`~brats_sdk.out_dir.claim_out_dir`).
+
+    Under torchrun only rank 0 takes the lock (its rank from ``dist``, else from the
+    environment); the lock goes however the run ends.
+
+    Raises:
+        DataError: On entering, when the folder cannot be created or another run holds it.
+    """
+    return claim_out_dir(out_dir, main=dist.is_main if dist is not None else is_main_process())
 
 
 def start_run(
