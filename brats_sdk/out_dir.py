@@ -20,6 +20,8 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +29,7 @@ from typing import Final
 
 from brats_sdk.errors import DataError
 
-__all__ = ["LOCK_FILE", "RunLock", "prepare_out_dir"]
+__all__ = ["LOCK_FILE", "RunLock", "claim_out_dir", "prepare_out_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +147,32 @@ class RunLock:
         self.path.unlink(missing_ok=True)
         os.close(self._fd)
         self._fd = None
+
+
+@contextmanager
+def claim_out_dir(path: Path, *, main: bool = True) -> Iterator[Path]:
+    """Create ``path`` (:func:`prepare_out_dir`) and hold its :class:`RunLock` for the block,
+    released however the block ends.
+
+    Args:
+        path: The output folder.
+        main: This process is its run's main one; the other ranks of a torchrun share the
+            folder of their rank 0 and neither create nor lock it.
+
+    Yields:
+        ``path``.
+
+    Raises:
+        DataError: The folder cannot be created or written, or another run holds it.
+    """
+    lock = RunLock(path)
+    if main:
+        prepare_out_dir(path)
+        lock.acquire()
+    try:
+        yield path
+    finally:
+        lock.release()
 
 
 def _holder_text(fd: int) -> str:

@@ -26,6 +26,7 @@ from brats_sdk.data.normalise import Normalisation
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import SplitMode
 from brats_sdk.models.pretrained import EncoderWeights
+from brats_sdk.training.loop import KeepWeights
 from brats_sdk.training.presets import SegmenterPreset, describe, preset_config
 from brats_sdk.training.schedule import LrSchedule
 from brats_sdk.training.segmenter_pipeline import SegmenterTrainConfig
@@ -157,8 +158,8 @@ def _not(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     return not value
 
 
-def _is_best(_ctx: click.Context, _param: click.Parameter, value: str) -> bool:
-    return value == "best"
+def _is_best(_ctx: click.Context, _param: click.Parameter, value: KeepWeights) -> bool:
+    return value is KeepWeights.BEST
 
 
 run_options = _as_record(RunOptions, "run", [
@@ -258,7 +259,7 @@ segmenter_options = _as_record(SegmenterOptions, "seg", [
     click.option("--augment", is_flag=True, help="Random mirroring and intensity jitter of training slices."),
     click.option("--max-val-slices", type=click.IntRange(min=1), default=None,
                  help="Validate each epoch on at most this many slices (a fixed subset, tumour first)."),
-    click.option("--keep", "keep_best", type=click.Choice(["best", "last"]), default="best", show_default=True,
+    click.option("--keep", "keep_best", type=EnumChoice(KeepWeights), default=KeepWeights.BEST.value, show_default=True,
                  callback=_is_best,
                  help="Final weights: the best validated epoch (the paper's) or the last one (for --schedule cosine)."),
 ])

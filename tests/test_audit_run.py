@@ -81,3 +81,14 @@ def test_data_without_survival_rows(tiny_cohort: Path, tmp_path: Path) -> None:
     assert res.exit_code == 1
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "no survival rows" in lines[0], res.output
+
+
+def test_data_without_a_survival_table(tiny_cohort: Path, tmp_path: Path) -> None:
+    """The audit finds the table where training does, and says so in one line before reading the data."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_cohort, data, ignore=shutil.ignore_patterns(SURVIVAL_CSV))
+    res = CliRunner().invoke(cli, ["audit", str(data), "--out", str(tmp_path / "out"), *FAST])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no survival_info.csv beside the data" in lines[0], res.output
+    assert not (tmp_path / "out" / "scan.json").exists()

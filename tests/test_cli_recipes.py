@@ -10,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
 
 from brats_sdk.data.splits import Split, SplitMode, read_split_csv, write_split_csv
+from brats_sdk.errors import ConfigError
+from brats_sdk.training.loop import KeepWeights
 from brats_sdk.training.presets import SegmenterPreset, preset_config, preset_values
 from cli.main import cli
 
@@ -35,6 +38,25 @@ def test_show_preset_prints_every_setting_without_data() -> None:
         assert line in res.output
     paper = CliRunner().invoke(cli, ["train", "segmenter", "--show-preset", "paper"])
     assert paper.exit_code == 0 and "(50, 50, 50)" in paper.output and "step" in paper.output
+
+
+def test_keep_takes_its_values_from_the_library_enum(tmp_path: Path) -> None:
+    """`--keep` offers exactly KeepWeights' values; a wrong one is a usage error naming them."""
+    assert KeepWeights.parse("last") is KeepWeights.LAST
+    with pytest.raises(ConfigError, match="supported: best, last"):
+        KeepWeights.parse("lats")
+    help_text = CliRunner().invoke(cli, ["train", "segmenter", "--help"]).output
+    assert "[best|last]" in help_text
+    res = CliRunner().invoke(cli, ["train", "segmenter", str(tmp_path), "--out", str(tmp_path / "r"), "--keep", "lats"])
+    assert res.exit_code == 2 and "'lats' is not one of 'best', 'last'" in res.output
+    root = click.Context(cli)
+    train = cli.get_command(root, "train")
+    assert isinstance(train, click.Group)
+    segmenter = train.get_command(root, "segmenter")
+    assert segmenter is not None
+    for value, keep_best in (("best", True), ("last", False)):
+        args = [str(tmp_path), "--out", str(tmp_path / "r"), "--keep", value]
+        assert segmenter.make_context("segmenter", args).params["keep_best"] is keep_best
 
 
 def test_presets_in_the_library() -> None:

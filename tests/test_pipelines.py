@@ -262,3 +262,19 @@ def test_slice_split_maps_every_key_once(tiny_cohort: Path, tiny_keys: list[tupl
     parts = part_indices(source, split)
     assert sorted(parts.train + parts.val + parts.test) == list(range(len(source)))
     assert {tiny_keys[i] for i in parts.test} == set(split.test_slices)
+
+
+def test_a_new_split_takes_the_given_fractions(tiny_keys: list[tuple[int, int]], tmp_path: Path) -> None:
+    """The audit plans its splits here too: fractions reach both modes (10 volumes at
+    0.6/0.2/0.2 -> 6/2/2 patients), and the default stays 8/1/1."""
+    volumes = sorted({v for v, _ in tiny_keys})
+    assert len(volumes) == 10
+    wide = load_or_plan_split(tmp_path / "p", volumes=volumes, keys=tiny_keys, mode=SplitMode.PATIENT, seed=0,
+                              survival_csv=None, fractions=(0.6, 0.2, 0.2))
+    assert (len(wide.train), len(wide.val), len(wide.test)) == (6, 2, 2)
+    default = plan(tmp_path / "d", tiny_keys)
+    assert (len(default.train), len(default.val), len(default.test)) == (8, 1, 1)
+    slices = load_or_plan_split(tmp_path / "s", volumes=volumes, keys=tiny_keys, mode=SplitMode.SLICE, seed=0,
+                                survival_csv=None, fractions=(0.5, 0.25, 0.25))
+    n = len(tiny_keys)
+    assert len(slices.train_slices) == round(n * 0.5) and len(slices.test_slices) + len(slices.val_slices) == n - round(n * 0.5)

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from brats_sdk import (
     ConfigError,
@@ -18,8 +19,9 @@ from brats_sdk import (
 from brats_sdk.constants import SURVIVAL_CSV
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.splits import SplitMode
+from brats_sdk.distributed import DistContext
 from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
-from brats_sdk.training.run import open_run
+from brats_sdk.training.run import data_parallel, open_run
 
 DATA, RUN = Path("data"), Path("run")
 
@@ -108,3 +110,10 @@ def test_open_run_for_survival_needs_a_survival_table(tiny_cohort: Path, tmp_pat
     assert not (tmp_path / "run" / SCAN_FILE).exists()  # refused before reading the data
     seg = SegmenterTrainConfig(data_dir=data, out_dir=tmp_path / "seg", device="cpu")
     assert open_run(seg).survival_csv is None  # the segmenter splits without survival strata
+
+
+def test_one_process_steps_the_model_itself() -> None:
+    """Both pipelines wrap through data_parallel: one process gets its own model back (the
+    DDP wrapping under torchrun is checked by test_distributed's two gloo ranks)."""
+    model = torch.nn.Linear(2, 2)
+    assert data_parallel(model, DistContext(), torch.device("cpu")) is model

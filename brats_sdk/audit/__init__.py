@@ -17,7 +17,7 @@ from brats_sdk.audit.baselines import (
 )
 from brats_sdk.audit.clinical_only import clinical_only_audit, table_counts
 from brats_sdk.audit.intervals import bootstrap_over_patients, wilson_interval
-from brats_sdk.audit.records import Accuracy, AuditResult, AuditRow
+from brats_sdk.audit.result import Accuracy, AuditResult, AuditRow
 from brats_sdk.audit.run import AuditConfig, run_audit
 from brats_sdk.audit.write import AuditFiles, accuracy_text, write_audit
 

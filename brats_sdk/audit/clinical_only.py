@@ -22,7 +22,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from brats_sdk.audit.baselines import BaselineName, PatientFeatures, predict_baseline
 from brats_sdk.audit.checks import MIN_PATIENTS, check_bins, check_records
-from brats_sdk.audit.records import AuditResult, AuditRow
+from brats_sdk.audit.result import AuditResult, AuditRow
 from brats_sdk.audit.scoring import patient_accuracy
 from brats_sdk.bins import BinMethod, SurvivalBins
 from brats_sdk.data.clinical import SurvivalRecord, read_survival_csv

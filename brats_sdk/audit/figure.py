@@ -9,7 +9,7 @@ import io
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from brats_sdk.audit.records import PATIENT_SPLIT, SLICE_SPLIT, AuditResult
+from brats_sdk.audit.result import PATIENT_SPLIT, SLICE_SPLIT, AuditResult
 
 __all__ = ["accuracy_figure", "row_label"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.audit.baselines import PatientFeatures
 from brats_sdk.audit.checks import check_cohort
-from brats_sdk.audit.records import NETWORK_ROWS, PATIENT_SPLIT, SLICE_SPLIT, AuditResult, AuditRow
+from brats_sdk.audit.result import NETWORK_ROWS, PATIENT_SPLIT, SLICE_SPLIT, AuditResult, AuditRow
 from brats_sdk.audit.scoring import (
     PatientCounts,
     baseline_rows,
@@ -38,22 +38,11 @@ from brats_sdk.data.cohort import SurvivalCohort, survival_cohort
 from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SourceScan
 from brats_sdk.data.sources import DataFormat, open_source
-from brats_sdk.data.splits import (
-    Split,
-    SplitMode,
-    read_split_csv,
-    split_by_patient,
-    split_slices,
-    write_split_csv,
-)
+from brats_sdk.data.splits import DEFAULT_FRACTIONS, Split, SplitMode
 from brats_sdk.errors import ConfigError, DataError
 from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
 from brats_sdk.training.observer import TrainingObserver
-from brats_sdk.training.run import (
-    find_survival_csv,
-    load_or_scan,
-    survival_strata,
-)
+from brats_sdk.training.run import load_or_plan_split, load_or_scan, require_survival_csv
 from brats_sdk.training.survival_pipeline import SurvivalTrainConfig, train_survival
 
 __all__ = ["RUN_JSON", "SUBDIRS", "AuditConfig", "run_audit"]
@@ -104,7 +93,7 @@ class AuditConfig:
     seed: int = 0
     device: str = "auto"
     input_size: int = SURVIVAL_INPUT_SIZE
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     max_volumes: int | None = None
     max_steps_per_epoch: int | None = None
     num_workers: int = 0
@@ -148,16 +137,14 @@ def run_audit(
         raise DataError(f"{out}: already holds an audit; pass --resume to continue it, or choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     source = open_source(config.data_dir, fmt=config.data_format, max_volumes=config.max_volumes)
-    csv = config.survival_csv or find_survival_csv(source)
-    if csv is None:
-        raise DataError(f"{config.data_dir}: no survival_info.csv beside the data; pass --survival-csv")
+    csv = require_survival_csv(config.data_dir, config.data_format, config.survival_csv, source=source)
     stage = on_stage or (lambda _line: None)
     stage("scanning the data")
     scan = load_or_scan(source, out, progress=progress)
     volumes = sorted({f.volume for f in scan.slices})
     id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
     cohort = survival_cohort(read_survival_csv(csv), volumes, id_map)
-    check_cohort(cohort, Path(csv), config.bins)
+    check_cohort(cohort, csv, config.bins)
     seconds: dict[str, float] = {}
     runs: dict[str, dict[str, object]] = {}
     for name in NETWORK_ROWS:
@@ -166,7 +153,7 @@ def run_audit(
         if record is None:
             stage(f"training: {name}")
             t = time.perf_counter()
-            record = _train(config, name, sub, source, scan, cohort, Path(csv), observer)
+            record = _train(config, name, sub, source, scan, cohort, csv, observer)
             logger.info("%s trained in %.0f s", name, time.perf_counter() - t)
         runs[name] = record
         seconds[name] = float(record["seconds"])  # type: ignore[arg-type]  # written by _train
@@ -179,7 +166,7 @@ def run_audit(
         kind="networks",
         rows=tuple(rows),
         inflation=inflation,
-        settings=_settings(config, Path(csv), source),
+        settings=_settings(config, csv, source),
         counts={"patients_with_survival": len(cohort.entries), "volumes": len(volumes), "excluded": cohort_excluded(cohort)},
         seconds=seconds,
     )
@@ -220,18 +207,14 @@ def _finished(sub: Path) -> dict[str, object] | None:
 
 
 def _plan(name: str, sub: Path, cohort: SurvivalCohort, scan: SourceScan, config: AuditConfig) -> Split:
-    path = sub / SPLIT_FILE
-    if path.exists():
-        return read_split_csv(path)
-    strata = survival_strata(cohort, config.bins)
+    """The training's split of the patients with survival data (the audit scores only them),
+    reused from ``sub/split.csv`` when an interrupted audit resumes."""
     usable = set(cohort.volumes)
-    if _MODES[name] is SplitMode.SLICE:
-        keys = [(f.volume, f.index) for f in scan.slices if f.volume in usable]
-        split = split_slices(keys, strata=strata, fractions=config.fractions, seed=config.seed)
-    else:
-        split = split_by_patient(sorted(usable), strata=strata, fractions=config.fractions, seed=config.seed)
-    write_split_csv(split, path)
-    return split
+    return load_or_plan_split(
+        sub, volumes=sorted(usable), keys=[(f.volume, f.index) for f in scan.slices if f.volume in usable],
+        mode=_MODES[name], seed=config.seed, survival_csv=None, bin_method=config.bins, cohort=cohort,
+        fractions=config.fractions,
+    )
 
 
 def _train(

@@ -13,7 +13,7 @@ import numpy as np
 
 from brats_sdk.audit.baselines import BaselineName, PatientFeatures, predict_baseline
 from brats_sdk.audit.intervals import bootstrap_over_patients, wilson_interval
-from brats_sdk.audit.records import Accuracy, AuditRow
+from brats_sdk.audit.result import Accuracy, AuditRow
 from brats_sdk.data.splits import Split, SplitMode
 from brats_sdk.metrics.levels import VolumeSlices
 from brats_sdk.metrics.survival import majority_vote

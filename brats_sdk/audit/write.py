@@ -13,7 +13,7 @@ from pathlib import Path
 from brats_sdk._version import __version__
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.audit.figure import accuracy_figure, row_label
-from brats_sdk.audit.records import PATIENT_SPLIT, SLICE_SPLIT, Accuracy, AuditResult, AuditRow
+from brats_sdk.audit.result import PATIENT_SPLIT, SLICE_SPLIT, Accuracy, AuditResult, AuditRow
 from brats_sdk.predict.outputs import write_json, write_rows_csv
 
 __all__ = ["AUDIT_CSV", "AUDIT_HTML", "AUDIT_JSON", "AuditFiles", "accuracy_text", "audit_dict", "plain_notes", "write_audit"]

@@ -30,6 +30,7 @@ from brats_sdk.options import OptionEnum
 from brats_sdk.summarise import summarise
 
 __all__ = [
+    "DEFAULT_FRACTIONS",
     "PARTS",
     "Split",
     "SplitMode",
@@ -47,6 +48,9 @@ _CSV_COLUMNS: tuple[str, ...] = ("volume", "slice", "part", "mode", "seed")
 _MIN_ITEMS = 3
 
 Fractions = tuple[float, float, float]
+
+#: (train, val, test) shares of a split unless a caller gives others.
+DEFAULT_FRACTIONS: Fractions = (0.8, 0.1, 0.1)
 
 
 class SplitMode(OptionEnum):
@@ -239,7 +243,7 @@ def split_by_patient(
     volumes: Sequence[int],
     *,
     strata: Mapping[int, int] | None = None,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
     seed: int = 0,
 ) -> Split:
     """Split volumes (patients) into train, val and test, stratified by survival bin.
@@ -284,7 +288,7 @@ def split_slices(
     keys: Sequence[tuple[int, int]],
     *,
     strata: Mapping[int, int] | None = None,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
     seed: int = 0,
 ) -> Split:
     """The paper's split: (volume, slice) keys at random, stratified by the volume's bin.

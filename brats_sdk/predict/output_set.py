@@ -28,7 +28,7 @@ from typing import Final
 
 from brats_sdk.atomic import remove_orphan_temps
 from brats_sdk.distributed import DistContext
-from brats_sdk.out_dir import RunLock, prepare_out_dir
+from brats_sdk.out_dir import claim_out_dir
 from brats_sdk.run_files import (
     ERRORS_CSV,
     FIGURES_DIR,
@@ -94,11 +94,7 @@ def claim_prediction_folder(out_dir: Path, *, dist: DistContext | None = None) -
         DataError: The folder cannot be created or written, or another run holds it.
     """
     main = dist is None or dist.is_main
-    lock = RunLock(out_dir)
-    if main:
-        prepare_out_dir(out_dir)
-        lock.acquire()
-    try:
+    with claim_out_dir(out_dir, main=main):
         if main:
             removed = clear_output_set(out_dir)
             if removed:
@@ -106,5 +102,3 @@ def claim_prediction_folder(out_dir: Path, *, dist: DistContext | None = None) -
         if dist is not None:
             dist.barrier()
         yield out_dir
-    finally:
-        lock.release()

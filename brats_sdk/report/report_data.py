@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from brats_sdk.audit.records import Accuracy, AuditRow
+from brats_sdk.audit.result import Accuracy, AuditRow
 from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.errors import ConfigError
 from brats_sdk.metrics.channels import SegmentationResult

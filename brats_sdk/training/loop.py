@@ -25,6 +25,7 @@ from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
 from brats_sdk.config_checks import require_finite
 from brats_sdk.distributed import DistContext
 from brats_sdk.errors import ConfigError, TrainingDivergedError
+from brats_sdk.options import OptionEnum
 from brats_sdk.training.batches import make_loader
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.observer import EpochRecord, LoggingObserver, TrainingObserver
@@ -33,12 +34,24 @@ from brats_sdk.training.resume import FitState, restore_last, save_best, save_la
 from brats_sdk.training.sampling import epoch_generator, epoch_sampler
 from brats_sdk.training.schedule import LrSchedule, cosine_factor, progress
 
-__all__ = ["FitConfig", "FitResult", "fit"]
+__all__ = ["FitConfig", "FitResult", "KeepWeights", "fit"]
 
 logger = logging.getLogger(__name__)
 
 LAST = "last.pt"
 BEST = "best.pt"
+
+
+class KeepWeights(OptionEnum):
+    """Which epoch's weights a stage ends holding; configs store the choice as
+    ``keep_best = keep is KeepWeights.BEST``.
+
+    BEST: the epoch with the lowest validation loss (the paper's early stopping).
+    LAST: the last epoch (the usual choice with a cosine schedule, which ends on its lowest rate).
+    """
+
+    BEST = "best"
+    LAST = "last"
 
 
 @dataclass(frozen=True, slots=True)

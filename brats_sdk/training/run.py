@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from brats_sdk._version import __version__
 from brats_sdk.atomic import remove_orphan_temps
@@ -26,6 +29,7 @@ from brats_sdk.data.protocols import DataSource
 from brats_sdk.data.scan import SourceScan, scan_source
 from brats_sdk.data.sources import DataFormat, open_source, source_dirs
 from brats_sdk.data.splits import (
+    DEFAULT_FRACTIONS,
     Split,
     SplitMode,
     read_split_csv,
@@ -34,10 +38,10 @@ from brats_sdk.data.splits import (
     write_split_csv,
 )
 from brats_sdk.device import resolve_device
-from brats_sdk.distributed import DistContext
+from brats_sdk.distributed import DistContext, is_main_process
 from brats_sdk.errors import DataError
 from brats_sdk.options import config_to_dict
-from brats_sdk.out_dir import prepare_out_dir
+from brats_sdk.out_dir import claim_out_dir, prepare_out_dir
 from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
 from brats_sdk.summarise import summarise
 from brats_sdk.training.run_config import TrainRunConfig
@@ -46,6 +50,8 @@ __all__ = [
     "OpenedRun",
     "PartIndices",
     "RunStart",
+    "claim_run_folder",
+    "data_parallel",
     "find_survival_csv",
     "finish_run",
     "load_or_plan_split",
@@ -69,6 +75,19 @@ class RunStart:
     device: torch.device
     dist: DistContext
     source: DataSource
+
+
+def claim_run_folder(out_dir: Path, dist: DistContext | None = None) -> AbstractContextManager[Path]:
+    """Own the run folder for one training: a second ``brats train`` or ``brats predict``
+    into it stops with a line naming this run (:func:`~brats_sdk.out_dir.claim_out_dir`).
+
+    Under torchrun only rank 0 takes the lock (its rank from ``dist``, else from the
+    environment); the lock goes however the run ends.
+
+    Raises:
+        DataError: On entering, when the folder cannot be created or another run holds it.
+    """
+    return claim_out_dir(out_dir, main=dist.is_main if dist is not None else is_main_process())
 
 
 def start_run(
@@ -161,9 +180,11 @@ def open_run(
         data_format=config.data_format, volumes=config.volumes, max_volumes=config.max_volumes,
         source=source, dist=dist,
     )
-    survival_csv = find_survival_csv(run.source, config.survival_csv)
-    if cohort and survival_csv is None:
-        raise DataError(f"{config.data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
+    survival_csv = (
+        require_survival_csv(config.data_dir, config.data_format, config.survival_csv, source=run.source)
+        if cohort
+        else find_survival_csv(run.source, config.survival_csv)
+    )
     formed: SurvivalCohort | None = None
     with run.dist.main_first():
         scan = load_or_scan(run.source, config.out_dir, progress=progress)
@@ -191,6 +212,16 @@ def run_metadata(config: object, split: Split, source: DataSource) -> dict[str, 
         "data_dirs": source_dirs(source),
         "train_config": config_to_dict(config, lists=True),
     }
+
+
+def data_parallel(model: nn.Module, dist: DistContext, device: torch.device) -> nn.Module:
+    """What the training loop steps: ``model`` itself for one process, wrapped in DDP under
+    torchrun (on CUDA pinned to the rank's GPU), so gradients are averaged over the ranks.
+    The model keeps its own weights either way; save and evaluate ``model``, not the wrapper.
+    """
+    if not dist.is_distributed:
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def finish_run(dist: DistContext, write: Callable[[], None]) -> None:
@@ -254,13 +285,22 @@ def find_survival_csv(source: DataSource, given: Path | None = None) -> Path | N
     return next((c for c in candidates if c.is_file()), None)
 
 
-def require_survival_csv(data_dir: Path, data_format: DataFormat, given: Path | None = None) -> Path:
+def require_survival_csv(
+    data_dir: Path, data_format: DataFormat, given: Path | None = None, *, source: DataSource | None = None
+) -> Path:
     """The survival table a survival run will use, checked before any training starts.
+
+    Args:
+        data_dir: The data folder (opened to look beside it when ``source`` is None).
+        data_format: Layout of ``data_dir``.
+        given: The table's path, if the user gave one.
+        source: The already-open data of ``data_dir``.
 
     Raises:
         DataError: None is given and there is no ``survival_info.csv`` beside the data.
     """
-    found = find_survival_csv(open_source(data_dir, fmt=data_format, max_volumes=1), given)
+    opened = source if source is not None else open_source(data_dir, fmt=data_format, max_volumes=1)
+    found = find_survival_csv(opened, given)
     if found is None:
         raise DataError(f"{data_dir}: no {SURVIVAL_CSV} beside the data; give its path (--survival-csv)")
     return found
@@ -295,6 +335,7 @@ def load_or_plan_split(
     id_map: PatientIdMap | None = None,
     given: Path | None = None,
     cohort: SurvivalCohort | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
 ) -> Split:
     """Reuse ``run_dir/split.csv``, take ``given``, or plan and write a new split.
 
@@ -306,6 +347,7 @@ def load_or_plan_split(
             it is copied into the run folder, which must not hold another split.
         cohort: The survival cohort when the caller has formed it already (the survival
             pipeline); otherwise it is formed from ``survival_csv``.
+        fractions: (train, val, test) fractions of a new split (of patients, of slices).
 
     Raises:
         DataError: The saved or given split names volumes the data does not have, is of
@@ -332,9 +374,9 @@ def load_or_plan_split(
         strata = survival_strata(cohort, bin_method)
         survivors = cohort.volumes
     if mode is SplitMode.SLICE:
-        split = split_slices(list(keys), strata=strata, seed=seed)
+        split = split_slices(list(keys), strata=strata, fractions=fractions, seed=seed)
     else:
-        split = _split_two_groups(list(volumes), set(survivors), strata, seed)
+        split = _split_two_groups(list(volumes), set(survivors), strata, seed, fractions)
     write_split_csv(split, path)
     return split
 
@@ -348,14 +390,19 @@ def _check_split(split: Split, path: Path, volumes: Sequence[int], mode: SplitMo
         raise DataError(f"{path}: is a {split.mode.value} split, but a {mode.value} split was asked for")
 
 
-def _split_two_groups(volumes: list[int], survivors: set[int], strata: Mapping[int, int], seed: int) -> Split:
+def _split_two_groups(
+    volumes: list[int], survivors: set[int], strata: Mapping[int, int], seed: int, fractions: Sequence[float]
+) -> Split:
     with_data = [v for v in volumes if v in survivors]
     without = [v for v in volumes if v not in survivors]
     if len(with_data) < 3:
-        return split_by_patient(volumes, strata=strata, seed=seed)
-    a = split_by_patient(with_data, strata=strata, seed=seed)
+        return split_by_patient(volumes, strata=strata, fractions=fractions, seed=seed)
+    a = split_by_patient(with_data, strata=strata, fractions=fractions, seed=seed)
     # Too few patients without survival data to split: they train the segmenter only.
-    b = split_by_patient(without, seed=seed) if len(without) >= 3 else Split(SplitMode.PATIENT, seed, train=tuple(without))
+    if len(without) >= 3:
+        b = split_by_patient(without, fractions=fractions, seed=seed)
+    else:
+        b = Split(SplitMode.PATIENT, seed, train=tuple(without))
     return Split(
         mode=SplitMode.PATIENT,
         seed=seed,

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint
 from brats_sdk.constants import IMAGE_CHANNELS, MASK_CHANNELS
@@ -37,7 +36,14 @@ from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, FitConfig, FitResult, evaluate, fit
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.resume_options import record_or_compare_options
-from brats_sdk.training.run import finish_run, open_run, part_indices, run_metadata
+from brats_sdk.training.run import (
+    claim_run_folder,
+    data_parallel,
+    finish_run,
+    open_run,
+    part_indices,
+    run_metadata,
+)
 from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.sampling import tumour_weights
 from brats_sdk.training.schedule import LrSchedule
@@ -184,8 +190,21 @@ def train_segmenter(
         Paths, metrics and timings.
 
     Raises:
+        DataError: Another run (``brats train`` or ``brats predict``) holds ``config.out_dir``.
         BratsError: Bad data, options or checkpoints.
     """
+    with claim_run_folder(config.out_dir, dist):
+        return _train_segmenter(config, observer=observer, progress=progress, source=source, dist=dist)
+
+
+def _train_segmenter(
+    config: SegmenterTrainConfig,
+    *,
+    observer: TrainingObserver | None,
+    progress: Callable[[int, int], None] | None,
+    source: DataSource | None,
+    dist: DistContext | None,
+) -> SegmenterTrainResult:
     t0 = time.perf_counter()
     run = open_run(config, progress=progress, source=source, dist=dist)
     device, dist, source, scan, split, out = run.device, run.dist, run.source, run.scan, run.split, config.out_dir
@@ -247,11 +266,8 @@ def train_segmenter(
             cpu_bf16=config.cpu_bf16,
             keep_best=config.keep_best,
         )
-        net: torch.nn.Module = model
-        if dist.is_distributed:
-            net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         result = fit(
-            model=net, task=task, train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
+            model=data_parallel(model, dist, device), task=task, train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
             checkpoint_dir=out / f"stage{stage}", stage=f"stage{stage}", resume=config.resume,
             history=history, observer=observer, dist=dist, sample_weights=weights,
         )

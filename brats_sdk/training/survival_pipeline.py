@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from brats_sdk.atomic import atomic_write_text
@@ -42,7 +41,14 @@ from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import FitConfig, FitResult, fit
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.resume_options import record_or_compare_options
-from brats_sdk.training.run import finish_run, open_run, part_indices, run_metadata
+from brats_sdk.training.run import (
+    claim_run_folder,
+    data_parallel,
+    finish_run,
+    open_run,
+    part_indices,
+    run_metadata,
+)
 from brats_sdk.training.run_config import TrainRunConfig
 from brats_sdk.training.tasks import SurvivalTask
 
@@ -116,8 +122,21 @@ def train_survival(
     ``survival/{last,best}.pt``, ``survival.pt`` and ``survival_eval.json``.
 
     Raises:
-        DataError: Too few patients with survival data to form the bins or the split.
+        DataError: Too few patients with survival data to form the bins or the split;
+            another run (``brats train`` or ``brats predict``) holds ``config.out_dir``.
     """
+    with claim_run_folder(config.out_dir, dist):
+        return _train_survival(config, observer=observer, progress=progress, source=source, dist=dist)
+
+
+def _train_survival(
+    config: SurvivalTrainConfig,
+    *,
+    observer: TrainingObserver | None,
+    progress: Callable[[int, int], None] | None,
+    source: DataSource | None,
+    dist: DistContext | None,
+) -> SurvivalTrainResult:
     t0 = time.perf_counter()
     id_map = PatientIdMap.from_csv(config.id_map_csv) if config.id_map_csv is not None else PatientIdMap()
     run = open_run(config, progress=progress, source=source, dist=dist, cohort=True, bin_method=config.bins, id_map=id_map)
@@ -163,12 +182,9 @@ def train_survival(
         batch_size=config.batch_size, max_steps_per_epoch=config.max_steps_per_epoch,
         num_workers=config.num_workers, amp=config.amp, seed=config.seed,
     )
-    net: torch.nn.Module = model
-    if dist.is_distributed:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     history = HistoryFile(out / HISTORY_FILE) if dist.is_main else None
     result = fit(
-        model=net, task=SurvivalTask(input_size=config.input_size), train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
+        model=data_parallel(model, dist, device), task=SurvivalTask(input_size=config.input_size), train_data=train_ds, val_data=val_ds, config=fit_cfg, device=device,
         checkpoint_dir=out / "survival", stage="survival", resume=config.resume, history=history,
         observer=observer, dist=dist,
     )

@@ -1,4 +1,4 @@
-"""The records of an audit: one row per model or baseline, and the audit as a whole.
+"""The result of an audit: one row per model or baseline, and the audit as a whole.
 
 ``audit.json``'s core is fixed for scripts: a top-level ``rows`` list whose objects carry
 at least ``name``, ``bins``, ``n_patients``, ``acc_patient`` and ``acc_patient_ci``
