@@ -9,6 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
+from torch.utils.data import Dataset
+
+from brats_sdk.training.protocols import Batch
 
 
 def write_slice(
@@ -112,3 +115,16 @@ def write_prediction_folder(
         "input": "" if input_dir is None else str(input_dir), "models": {}, "bins": None, "volumes": rows,
     })
     return out
+
+
+class TensorDataset(Dataset[Batch]):
+    """Dict samples ``image (4, H, W)`` / ``target (H, W)`` from two stacked tensors."""
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor) -> None:
+        self.images, self.targets = images, targets
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> Batch:
+        return {"image": self.images[i], "target": self.targets[i]}

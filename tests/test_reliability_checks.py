@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from torch.utils.data import Dataset
 
 from brats_sdk.checkpoint import CheckpointKind, load_checkpoint, save_checkpoint
 from brats_sdk.constants import IMAGE_CHANNELS
@@ -32,11 +31,10 @@ from brats_sdk.finite import describe_non_finite
 from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.summarise import summarise
 from brats_sdk.training.loop import FitConfig, fit
-from brats_sdk.training.protocols import Batch
 from brats_sdk.training.segmenter_pipeline import SegmenterTrainConfig
 from brats_sdk.training.tasks import SegmentationTask
 from cli.main import cli
-from tests.helpers import write_slice
+from tests.helpers import TensorDataset, write_slice
 
 AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])
 
@@ -141,15 +139,6 @@ def test_far_slice_number_gives_a_short_problem_line(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- group 4
-class _Slices(Dataset[Batch]):
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor) -> None:
-        self.images, self.targets = images, targets
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def __getitem__(self, i: int) -> Batch:
-        return {"image": self.images[i], "target": self.targets[i]}
 
 
 def test_a_non_finite_loss_stops_training_naming_stage_epoch_and_step(tmp_path: Path) -> None:
@@ -157,7 +146,7 @@ def test_a_non_finite_loss_stops_training_naming_stage_epoch_and_step(tmp_path: 
     images = torch.randn(8, 4, 16, 16)
     images[5] = math.nan  # the second step of batches of 4 meets it
     targets = torch.randint(0, 4, (8, 16, 16))
-    data = _Slices(images, targets)
+    data = TensorDataset(images, targets)
     model = torch.nn.Conv2d(4, 4, kernel_size=3, padding=1)
     config = FitConfig(lr=1e-3, max_epochs=2, batch_size=4, amp=False, seed=0)
     with pytest.raises(TrainingDivergedError, match=r"stage s1: the training loss became nan at epoch 1, step [12] "):
@@ -250,3 +239,17 @@ def test_format_detection_follows_what_most_of_the_folder_holds(
     with caplog.at_level(logging.WARNING, logger="brats_sdk"):
         assert detect_format(tmp_path / "nifti") is DataFormat.NIFTI
     assert "ignoring 1 h5 slice file(s)" in caplog.text
+
+
+def test_json_records_unreadable_or_not_an_object_are_one_line_naming_the_file(tmp_path: Path) -> None:
+    from brats_sdk.json_files import read_json_object
+
+    bad, listed, good = tmp_path / "bad.json", tmp_path / "list.json", tmp_path / "good.json"
+    bad.write_text("{not json", encoding="utf-8")
+    listed.write_text("[1, 2]", encoding="utf-8")
+    good.write_text('{"a": 1}', encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.json: unreadable JSON .*; delete it"):
+        read_json_object(bad, hint="; delete it")
+    with pytest.raises(CheckpointError, match=r"list\.json: expected a JSON object$"):
+        read_json_object(listed, error=CheckpointError)
+    assert read_json_object(good) == {"a": 1}

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from brats_sdk.checkpoint import FORMAT_VERSION, CheckpointKind
 from brats_sdk.data.datasets import SegmentationDataset
@@ -31,8 +30,8 @@ from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.training.history import HistoryFile
 from brats_sdk.training.loop import BEST, LAST, FitConfig, FitResult, fit
 from brats_sdk.training.observer import EpochRecord
-from brats_sdk.training.protocols import Batch
 from brats_sdk.training.tasks import SegmentationTask
+from tests.helpers import TensorDataset
 
 CPU = torch.device("cpu")
 TIMING_COLUMNS = ("seconds", "samples_per_s")
@@ -47,19 +46,6 @@ class SegData:
     scan: SourceScan
     train: SegmentationDataset
     val: SegmentationDataset
-
-
-class TensorDataset(Dataset[Batch]):
-    """Dict samples ``image (4, H, W)`` / ``target (H, W)`` from two stacked tensors."""
-
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor) -> None:
-        self.images, self.targets = images, targets
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def __getitem__(self, i: int) -> Batch:
-        return {"image": self.images[i], "target": self.targets[i]}
 
 
 def tiny_net(seed: int = 0) -> nn.Module:

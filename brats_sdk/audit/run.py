@@ -40,6 +40,7 @@ from brats_sdk.data.scan import SourceScan
 from brats_sdk.data.sources import DataFormat, open_source
 from brats_sdk.data.splits import DEFAULT_FRACTIONS, Split, SplitMode
 from brats_sdk.errors import ConfigError, DataError
+from brats_sdk.json_files import read_json_object
 from brats_sdk.run_files import SCAN_FILE, SPLIT_FILE
 from brats_sdk.training.observer import TrainingObserver
 from brats_sdk.training.run import load_or_plan_split, load_or_scan, require_survival_csv
@@ -196,12 +197,7 @@ def _finished(sub: Path) -> dict[str, object] | None:
     path = sub / RUN_JSON
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable ({exc}); delete it to train again") from exc
-    if not isinstance(record, dict):
-        raise DataError(f"{path}: expected a JSON object; delete it to train again")
+    record = read_json_object(path, hint="; delete it to train again")
     logger.info("reusing the finished training in %s", sub)
     return record
 

@@ -25,6 +25,7 @@ from brats_sdk.bins import SurvivalBins
 from brats_sdk.data.age_scaling import AgeScaler
 from brats_sdk.data.normalise import Normalisation
 from brats_sdk.errors import CheckpointError, ConfigError
+from brats_sdk.json_files import read_json_object
 
 __all__ = [
     "EXPORT_FILE",
@@ -253,11 +254,8 @@ def read_manifest(export_dir: Path, *, verify: bool = True) -> ExportManifest:
     path = folder / EXPORT_FILE
     if not path.is_file():
         raise CheckpointError(f"{folder}: no {EXPORT_FILE}; not a `brats export` folder")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != _FORMAT_NAME:
+    data = read_json_object(path, error=CheckpointError)
+    if data.get("format") != _FORMAT_NAME:
         raise CheckpointError(f"{path}: not a brats_sdk export manifest")
     written_by = str(data.get("sdk_version", ""))
     if _version_key(written_by) > _version_key(__version__):

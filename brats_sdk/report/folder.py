@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ import numpy.typing as npt
 
 from brats_sdk.bins import SurvivalBins
 from brats_sdk.errors import BratsError, DataError
+from brats_sdk.json_files import read_json_object
 from brats_sdk.predict.outputs import (
     mask_file_name,
     read_prediction_masks,
@@ -151,12 +151,7 @@ def read_prediction_folder(root: Path | str) -> PredictionFolder:
     json_path = root / PREDICTIONS_JSON
     if not json_path.is_file():
         raise DataError(f"{root}: no {PREDICTIONS_JSON}; is this a `brats predict` output folder?")
-    try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{json_path}: not readable JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise DataError(f"{json_path}: expected a JSON object")
+    meta = read_json_object(json_path)
     bins = _bins(json_path, meta.get("bins"))
     labels = bins.labels if bins is not None else ()
     csv_path = root / PREDICTIONS_CSV

@@ -17,7 +17,7 @@ from typing import Final
 from brats_sdk.atomic import atomic_write_text
 from brats_sdk.config_checks import refuse_changed_options
 from brats_sdk.distributed import DistContext
-from brats_sdk.errors import DataError
+from brats_sdk.json_files import read_json_object
 from brats_sdk.options import config_to_dict
 
 __all__ = ["MAY_DIFFER", "options_file", "record_or_compare_options"]
@@ -57,12 +57,7 @@ def record_or_compare_options(
     path = options_file(out_dir, model)
     given = _resolved(config_to_dict(config, lists=True), config)
     if resume and path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: unreadable run options ({exc})") from exc
-        if not isinstance(stored, dict):
-            raise DataError(f"{path}: expected a JSON object of run options")
+        stored = read_json_object(path, hint=" of run options")
         refuse_changed_options(str(Path(out_dir)), stored, given, may_differ=MAY_DIFFER)
         return
     if dist is None or dist.is_main:
