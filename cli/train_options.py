@@ -103,6 +103,7 @@ class SegmenterOptions:
     cpu_bf16: bool
     ce_weight: float
     augment: bool
+    oedema_contrast_min: float
     max_val_slices: int | None
     keep_best: bool
     given: frozenset[str] = frozenset()
@@ -257,6 +258,9 @@ segmenter_options = _as_record(SegmenterOptions, "seg", [
     click.option("--ce-weight", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
                  help="Add this times the cross-entropy to the Dice loss (the paper: 0)."),
     click.option("--augment", is_flag=True, help="Random mirroring and intensity jitter of training slices."),
+    click.option("--oedema-contrast-min", type=click.FloatRange(min=0.0, max=1.0), default=1.0, show_default=True,
+                 help="With --augment, fade the oedema of half the training windows holding it towards the "
+                      "healthy brain by a factor per channel drawn from [this, 1] (1: off)."),
     click.option("--max-val-slices", type=click.IntRange(min=1), default=None,
                  help="Validate each epoch on at most this many slices (a fixed subset, tumour first)."),
     click.option("--keep", "keep_best", type=EnumChoice(KeepWeights), default=KeepWeights.BEST.value, show_default=True,

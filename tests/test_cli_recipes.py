@@ -34,7 +34,7 @@ def _metadata(run: Path) -> dict[str, object]:
 def test_show_preset_prints_every_setting_without_data() -> None:
     res = CliRunner().invoke(cli, ["train", "segmenter", "--show-preset", "cpu"])
     assert res.exit_code == 0, res.output
-    for line in ("crop_size", "128", "schedule", "cosine", "ce_weight", "time_limit_minutes"):
+    for line in ("crop_size", "128", "schedule", "cosine", "ce_weight", "time_limit_minutes", "oedema_contrast_min"):
         assert line in res.output
     paper = CliRunner().invoke(cli, ["train", "segmenter", "--show-preset", "paper"])
     assert paper.exit_code == 0 and "(50, 50, 50)" in paper.output and "step" in paper.output
@@ -64,6 +64,7 @@ def test_presets_in_the_library() -> None:
     assert paper["stage_epochs"] == (50, 50, 50) and paper["batch_size"] == 120 and paper["crop_size"] is None
     cpu = preset_config(SegmenterPreset.CPU, data_dir=Path("d"), out_dir=Path("o"), overrides={"batch_size": 4})
     assert cpu.batch_size == 4 and cpu.crop_size == 128 and cpu.time_limit_minutes is not None
+    assert cpu.augment and cpu.oedema_contrast_min == 0.2 and paper["oedema_contrast_min"] == 1.0
     with pytest.raises(Exception, match="unknown segmenter settings"):
         preset_config("cpu", data_dir=Path("d"), out_dir=Path("o"), overrides={"colour": 1})
     with pytest.raises(Exception, match="supported: paper, cpu"):

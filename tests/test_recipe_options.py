@@ -211,6 +211,77 @@ def test_rotation_and_zoom_move_image_and_target_alike(h: int, w: int) -> None:
     assert bool((a[:, 0, :] == 0).all()) and bool((t[0, :] == 0).all()) and bool(t[h // 2, w // 2] > 0)
 
 
+def _oedema_item() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A 60x60 item: brain in rows 2..57, a core (NCR left, ET right) in a ring of oedema."""
+    g = torch.Generator().manual_seed(1)
+    brain = torch.zeros(60, 60, dtype=torch.bool)
+    brain[2:58, 2:58] = True
+    target = torch.zeros(60, 60, dtype=torch.uint8)
+    target[10:50, 10:50] = 2
+    target[26:34, 26:30] = 1
+    target[26:34, 30:34] = 3
+    image = 0.2 * torch.randn(4, 60, 60, generator=g) + torch.tensor([1.0, -0.5, 0.3, 2.0]).view(4, 1, 1) * (target == 2)
+    image[:, 26:34, 26:34] += 3.0
+    return image * brain, target, brain
+
+
+def test_fading_pulls_oedema_towards_healthy_brain_and_keeps_the_rest() -> None:
+    image, target, brain = _oedema_item()
+    healthy = brain & (target == 0)
+    deep = torch.zeros_like(brain)  # oedema beyond the soft edge's reach: the full factor applies
+    deep[13:47, 13:47] = True
+    deep[23:37, 23:37] = False
+    for factor in (0.0, 0.4, 1.0):
+        x = image.clone()
+        augment.fade_oedema(x, target, brain, factor)
+        ref = image[:, healthy].median(dim=1).values.view(4, 1)
+        torch.testing.assert_close(x[:, deep], ref + factor * (image[:, deep] - ref))
+        core = (target == 1) | (target == 3)
+        assert torch.equal(x[:, core], image[:, core]) and torch.equal(x[:, ~brain], image[:, ~brain])
+        far = healthy.clone()
+        far[5:55, 5:55] = False  # healthy brain out of the edge's reach
+        assert torch.equal(x[:, far], image[:, far])
+    # Nothing to fade, or nothing to fade towards: the item is left as it is.
+    for t in (torch.zeros_like(target), torch.where(brain, torch.full_like(target, 2), target)):
+        x = image.clone()
+        augment.fade_oedema(x, t, brain, 0.0)
+        assert torch.equal(x, image)
+
+
+def test_fading_happens_only_when_asked_with_a_factor_per_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(augment, "SPATIAL_PROB", 0.0)
+    monkeypatch.setattr(augment, "INTENSITY_JITTER", 0.0)
+    monkeypatch.setattr(augment, "OEDEMA_PROB", 1.0)
+    image, target, brain = _oedema_item()
+
+    def contrast(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # mirroring moves the oedema with the target: measure it where the target says
+        return x[:, t == 2].mean(dim=1) - x[:, brain & (t == 0)].median(dim=1).values
+
+    plain = contrast(image, target)
+    for per_channel in (True, False):
+        monkeypatch.setattr(augment, "OEDEMA_PER_CHANNEL", per_channel)
+        ratios = []
+        for seed in range(8):
+            torch.manual_seed(seed)
+            x, t = image.clone(), target.clone()
+            augment.augment_item(x, t, brain, oedema_contrast_min=1.0)
+            torch.testing.assert_close(contrast(x, t), plain)  # 1: off
+            torch.manual_seed(seed)
+            x, t = image.clone(), target.clone()
+            augment.augment_item(x, t, brain, oedema_contrast_min=0.3)
+            ratios.append(contrast(x, t) / plain)
+        r = torch.stack(ratios)  # (seeds, channels)
+        assert bool((r > 0.3 - 0.05).all()) and bool((r < 1.0 + 1e-4).all()) and float(r.min()) < 0.6
+        spread = float((r.max(dim=1).values - r.min(dim=1).values).max())
+        assert spread > 0.2 if per_channel else spread < 0.05
+
+
+def test_oedema_contrast_min_must_be_a_factor(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="oedema_contrast_min"):
+        SegmenterTrainConfig(data_dir=tmp_path, out_dir=tmp_path, oedema_contrast_min=1.5)
+
+
 # ------------------------------------------------------------------------------ validation cap
 def test_validation_subset_takes_tumour_slices_first_and_spreads_them() -> None:
     facts = [SliceFacts(1, i, 100, (1, 0, 0) if i % 3 == 0 else (0, 0, 0)) for i in range(30)]

@@ -54,6 +54,8 @@ class SegmentationDataset(Dataset[Sample]):
             also when a window of it is served, as prediction computes them.
         augment: Random intensity jitter, mirroring, rotation and zoom of each item
             (:func:`~brats_sdk.data.augment.augment_item`; training only).
+        oedema_contrast_min: With ``augment``, fade the oedema of some items by factors
+            down to this (:func:`~brats_sdk.data.augment.fade_oedema`); 1: never.
 
     Raises:
         DataError: ``VOLUME`` normalisation without statistics for a served volume.
@@ -68,6 +70,7 @@ class SegmentationDataset(Dataset[Sample]):
         crop: Window | RandomCrops | None = None,
         normalisation: Normalisation | str = Normalisation.SLICE,
         augment: bool = False,
+        oedema_contrast_min: float = 1.0,
     ) -> None:
         self.source = source
         self.indices = list(indices)
@@ -75,6 +78,7 @@ class SegmentationDataset(Dataset[Sample]):
         self.crop = crop
         self.normalisation = Normalisation.parse(normalisation)
         self.augment = augment
+        self.oedema_contrast_min = oedema_contrast_min
         if self.normalisation is Normalisation.VOLUME and self.indices:
             missing = sorted({source.slice_key(i)[0] for i in self.indices} - set(self.stats))
             if missing:
@@ -137,7 +141,7 @@ class SegmentationDataset(Dataset[Sample]):
         out["volume"].fill_(rec.volume)
         out["slice"].fill_(rec.index)
         if self.augment:
-            augment_item(out["image"], out["target"], torch.from_numpy(brain))
+            augment_item(out["image"], out["target"], torch.from_numpy(brain), oedema_contrast_min=self.oedema_contrast_min)
 
 
 class SurvivalDataset(Dataset[Sample]):

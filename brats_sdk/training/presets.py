@@ -2,10 +2,11 @@
 
 ``paper`` is the paper's recipe (three stages on whole slices, the paper's Dice loss,
 Adam 1e-4 with StepLR), the defaults of :class:`SegmenterTrainConfig`. ``cpu`` is a
-recipe for a small CPU: one stage of 30 epochs of at most 200 steps (an epoch is one pass
+recipe for a small CPU: one stage of 60 epochs of at most 200 steps (an epoch is one pass
 over the training slices, so a handful of patients gives fewer steps) on random 128 x 128 windows at native
 resolution, half of them drawn from slices with tumour, Dice + cross-entropy pooled over
-the batch, intensity jitter, mirroring, rotation and zoom, a cosine schedule, the last
+the batch, intensity jitter, mirroring, rotation and zoom, oedema faded per channel down
+to 0.2 of its contrast in half the windows holding it, a cosine schedule, the last
 epoch's weights, validation on a capped subset of slices, bf16 autocast where the CPU
 computes bf16 natively, and a time limit that keeps the whole command within an hour on
 a slower CPU (the schedule then ends early but still on its lowest rate; the README
@@ -56,6 +57,7 @@ _CPU: Mapping[str, object] = MappingProxyType({
     "warmup_steps": 200,
     "ce_weight": 1.0,
     "augment": True,
+    "oedema_contrast_min": 0.2,
     "max_val_slices": 150,
     "keep_best": False,
     "time_limit_minutes": 52.0,

@@ -93,6 +93,11 @@ class SegmenterTrainConfig(TrainRunConfig):
         cpu_bf16: bf16 autocast when training on a CPU (fast only with native bf16).
         ce_weight: Add this times the cross-entropy to the Dice loss (the paper: 0).
         augment: Random mirroring and intensity jitter of training items (the paper: none).
+        oedema_contrast_min: With ``augment``, fade the oedema of half the training items
+            that hold it towards the healthy brain by a factor per channel drawn from
+            ``[oedema_contrast_min, 1]`` (:func:`~brats_sdk.data.augment.fade_oedema`): a
+            model for scans whose oedema stands out less, or on fewer sequences, than in
+            the training cases'. 1: off (the paper's).
         keep_best: Keep the weights of the best validated epoch and stage (the paper's);
             False: the last epoch's of the last stage (for a cosine schedule).
         max_val_slices: Validate on at most this many slices each epoch (an evenly spread,
@@ -119,6 +124,7 @@ class SegmenterTrainConfig(TrainRunConfig):
     ce_weight: float = 0.0
     max_val_slices: int | None = None
     keep_best: bool = True
+    oedema_contrast_min: float = 1.0
 
     def __post_init__(self) -> None:
         TrainRunConfig.__post_init__(self)  # explicit: super() does not work in slotted dataclasses
@@ -128,6 +134,8 @@ class SegmenterTrainConfig(TrainRunConfig):
             raise ConfigError(f"time_limit_minutes must be > 0, got {self.time_limit_minutes}")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0.0 <= self.oedema_contrast_min <= 1.0:
+            raise ConfigError(f"oedema_contrast_min must be in [0, 1], got {self.oedema_contrast_min}")
         if self.max_val_slices is not None and self.max_val_slices < 1:
             raise ConfigError(f"max_val_slices must be >= 1, got {self.max_val_slices}")
         DiceCELoss(DiceLoss(), ce_weight=self.ce_weight)  # validates the weight
@@ -219,7 +227,7 @@ def _train_segmenter(
     norm = config.normalisation
     train_ds = SegmentationDataset(
         source, parts.train, scan.stats, crop=None if config.crop_size is None else RandomCrops(config.crop_size),
-        normalisation=norm, augment=config.augment,
+        normalisation=norm, augment=config.augment, oedema_contrast_min=config.oedema_contrast_min,
     )
     val_part = _validation_subset(parts.val, facts, config.max_val_slices)
     val_ds = SegmentationDataset(source, val_part, scan.stats, crop=_brain_window(config, source, facts, val_part), normalisation=norm)
