@@ -45,7 +45,6 @@ OEDEMA_EDGE_PX = 7
 OEDEMA_PER_CHANNEL = True
 
 _ED_CLASS = 1 + MASK_CHANNELS.index("ED")
-_CORE_CLASSES = tuple(1 + MASK_CHANNELS.index(name) for name in ("NCR", "ET"))
 
 
 def augment_item(
@@ -124,9 +123,6 @@ def fade_oedema(image: torch.Tensor, target: torch.Tensor, brain: torch.Tensor, 
     ref = image[:, healthy].median(dim=1).values.view(-1, 1, 1)
     pad = OEDEMA_EDGE_PX // 2
     weight = F.avg_pool2d(oedema[None, None].float(), OEDEMA_EDGE_PX, stride=1, padding=pad, count_include_pad=False)[0, 0]
-    core = torch.zeros_like(oedema)
-    for cls in _CORE_CLASSES:
-        core |= target == cls
-    weight = weight * (brain & ~core)
+    weight = weight * (healthy | (oedema & brain))  # brain outside the core
     keep = torch.as_tensor(factor, dtype=image.dtype).reshape(-1, 1, 1)
     image.sub_((1.0 - keep) * weight * (image - ref))
