@@ -56,6 +56,10 @@ from cli.options import (
 @click.option("--slice-step", type=click.IntRange(min=1), default=2, show_default=True,
               help="Run the U-Net first on every N-th brain slice, then only near slices where it found tumour "
                    "(the rest is background); 1 runs every brain slice.")
+@click.option("--min-component-voxels", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Tumour components (26-connected) smaller than this, other than the largest, become background "
+                   "(labels, volumes, survival vote; not the saved probabilities), e.g. 1000; 0 keeps every "
+                   "component (the paper's).")
 @click.option("--plain-networks", is_flag=True,
               help="Run the networks as trained: no folded BatchNorm, fused upsampling or survival tumour windows "
                    "(slower; these rewrites change only float rounding).")
@@ -87,7 +91,7 @@ from cli.options import (
 def predict_cmd(
     volumes_dir: Path, out_dir: Path, age_csv: Path | None, model_dir: Path | None, segmenter: Path | None,
     survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, slice_step: int,
-    plain_networks: bool,
+    min_component_voxels: int, plain_networks: bool,
     save_masks: bool, save_nifti: bool, tta: str, save_probabilities: bool, save_uncertainty: bool, uncertainty_method: str,
     volumes_text: str | None, part: str | None, id_map: Path | None, data_format: DataFormat,
     label_convention: LabelConvention, device: str, quiet: bool,
@@ -112,6 +116,7 @@ def predict_cmd(
         crop_margin=crop_margin, slice_step=slice_step, fold_batchnorm=not plain_networks, fuse_upsampling=not plain_networks,
         tumour_windows=not plain_networks, tta=TTA(tta), probabilities=save_probabilities,
         uncertainty=UncertaintyMethod(uncertainty_method) if save_uncertainty else None,
+        min_component_voxels=min_component_voxels,
     )
     exported = model_dir is not None and is_export_dir(model_dir)
     if exported and model_dir is not None:

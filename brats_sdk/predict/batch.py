@@ -228,6 +228,7 @@ def _write_tables(
             "tumour_windows": predictor.config.tumour_windows,
             "skip_empty_slices": predictor.config.skip_empty_slices,
             "slice_step": predictor.config.slice_step,
+            "min_component_voxels": predictor.config.min_component_voxels,
             "tta": predictor.config.tta.value,
             "uncertainty": None if predictor.config.uncertainty is None else predictor.config.uncertainty.value,
             "device": str(predictor.device),

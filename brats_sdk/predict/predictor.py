@@ -16,6 +16,10 @@ The paper's pipeline, made fast on a CPU without changing its answer:
 - the PyTorch networks rewritten (:func:`~brats_sdk.predict.accel.accelerate`), on a
   CPU whole batches side by side, one core each, each normalising its own brain boxes.
 
+One step departs from the paper's answer on purpose: tumour components under
+``min_component_voxels`` other than the largest become background before the region
+volumes and the vote (:mod:`~brats_sdk.predict.components`; 0 keeps them all).
+
 The pipeline is numpy over a :class:`~brats_sdk.predict.networks.PredictionNetworks`
 adapter (PyTorch, or ONNX Runtime for an export). ``benchmarks/bench_predict.py``
 measures the speed-up and how many labels differ from the full-slice computation.
@@ -54,6 +58,7 @@ from brats_sdk.predict.boxes import (
     normalising_fill,
     plan_crops,
 )
+from brats_sdk.predict.components import drop_small_components
 from brats_sdk.predict.config import Precision, PredictorConfig
 from brats_sdk.predict.networks import DeviceLike, PredictionNetworks
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction, region_volumes_ml
@@ -285,7 +290,8 @@ class CombinedPredictor:
 
     def segment_normalised(self, normed: npt.NDArray[np.float32], brain: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.uint8]:
         """Class indices ``(D, H, W)`` of a normalised volume, with the shortcuts of
-        :class:`PredictorConfig` (skip slices without brain, crop to the brain box).
+        :class:`PredictorConfig` (skip slices without brain, crop to the brain box) and
+        its small tumour components dropped.
 
         Args:
             normed: ``(D, 4, H, W)`` normalised images.
@@ -328,13 +334,16 @@ class CombinedPredictor:
 
         if not cfg.skip_empty_slices:
             run(np.arange(d))
-            return out
-        idx = np.flatnonzero(brain.reshape(d, -1).any(axis=1))
-        first = idx[idx % cfg.slice_step == 0]
-        run(first)
-        if cfg.slice_step > 1:
-            tumour = first[classes[first].any(axis=(1, 2))]
-            run(near_tumour(np.setdiff1d(idx, first), tumour, cfg.slice_step))
+        else:
+            idx = np.flatnonzero(brain.reshape(d, -1).any(axis=1))
+            first = idx[idx % cfg.slice_step == 0]
+            run(first)
+            if cfg.slice_step > 1:
+                tumour = first[classes[first].any(axis=(1, 2))]
+                run(near_tumour(np.setdiff1d(idx, first), tumour, cfg.slice_step))
+        dropped = drop_small_components(classes, cfg.min_component_voxels)
+        if dropped:
+            logger.debug("%d voxels of tumour components under %d voxels set to background", dropped, cfg.min_component_voxels)
         return out
 
     def _segment_brain_boxes(
