@@ -45,11 +45,9 @@ def drop_small_components(classes: npt.NDArray[np.uint8], min_voxels: int) -> in
     labelled, n = ndimage.label(tumour[box], structure=_NEIGHBOURS)
     if n < 2:
         return 0
-    sizes = np.bincount(labelled.ravel())
-    sizes[0] = 0
-    drop = sizes < min_voxels
-    drop[0] = False
-    drop[int(sizes.argmax())] = False
+    sizes = np.bincount(labelled.ravel())[1:]  # component k has label k + 1
+    drop = np.concatenate(([False], sizes < min_voxels))  # label 0 is background
+    drop[1 + int(sizes.argmax())] = False
     if not drop.any():
         return 0
     gone = drop[labelled]

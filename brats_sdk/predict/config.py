@@ -55,7 +55,7 @@ class PredictorConfig:
             than the largest, become background in the labels, the region volumes and the
             survival vote (:mod:`~brats_sdk.predict.components`); the probabilities and
             uncertainty maps stay the network's. 0: keep every component (the paper's);
-            README "Results on real cases" has what 1000 (1 mL) does on real cases.
+            README "Results and benchmarks" (real data) has what 1000 (1 mL) does on real cases.
     """
 
     batch_size: int = 8
