@@ -26,7 +26,7 @@ shortcuts (slices skipped, brain crops) change against our own full-slice run, a
 of the case's brain voxels; the labels bf16 changes; the volume's bin from each pipeline.
 bf16 runs only on a CPU with native bf16 (else a `bf16=skipped` line). On the first case,
 what the inference rewrites of the networks (folded BatchNorm, fused upsampling, survival
-tumour windows) change against the networks as trained. Then the smallest and median
+tumour windows, Winograd and oneDNN convolutions) change against the networks as trained. Then the smallest and median
 speed-ups over the cases; with `--margins`, the time and changed labels of other crop
 margins; with `--paper-channels-last`, the paper pipeline with channels-last weights (how
 much that one change of ours gives on its own); the peak RSS of `brats predict` after 1
@@ -251,10 +251,11 @@ def bench_case(
     same = base_bin == res.predicted_bin == full.predicted_bin and (res_bf16 is None or res_bf16.predicted_bin == base_bin)
     print(f"{bins} {k}_bins_agree={same}")
     if as_trained:
-        # No folded BatchNorm, no fused upsampling, no tumour windows: the networks as
-        # trained, on full slices (once: the check is the same on every case).
+        # No folded BatchNorm, no fused upsampling, no tumour windows, no Winograd or oneDNN
+        # swaps: the networks as trained, on full slices (once: the check is the same on
+        # every case).
         plain_cfg = PredictorConfig(skip_empty_slices=False, crop_to_brain=False, fold_batchnorm=False,
-                                    fuse_upsampling=False, tumour_windows=False)
+                                    fuse_upsampling=False, tumour_windows=False, fast_convolutions=False)
         t_plain, plain = _timed(lambda: CombinedPredictor(segmenter=seg, survival=surv, device="cpu",
                                                           config=plain_cfg).predict_volume(image, AGE))
         print(f"{k}_ours_full_slices_plain_networks_s={t_plain:.2f}")

@@ -53,7 +53,7 @@ from cli.options import (
 @click.option("--crop-margin", type=click.IntRange(min=0), default=16, show_default=True,
               help="Background pixels kept around each slice's brain box; 0 is ~5 % faster but moves tumour "
                    "labels at the crop border (see benchmarks/README.md).")
-@click.option("--slice-step", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--slice-step", type=click.IntRange(min=1), default=3, show_default=True,
               help="Run the U-Net first on every N-th brain slice, then only near slices where it found tumour "
                    "(the rest is background); 1 runs every brain slice.")
 @click.option("--min-component-voxels", type=click.IntRange(min=0), default=0, show_default=True,
@@ -61,7 +61,8 @@ from cli.options import (
                    "(labels, volumes, survival vote; not the saved probabilities), e.g. 1000; 0 keeps every "
                    "component (the paper's).")
 @click.option("--plain-networks", is_flag=True,
-              help="Run the networks as trained: no folded BatchNorm, fused upsampling or survival tumour windows "
+              help="Run the networks as trained: no folded BatchNorm, fused upsampling, survival tumour windows or "
+                   "Winograd and oneDNN convolutions "
                    "(slower; these rewrites change only float rounding).")
 @click.option("--save-masks", is_flag=True, help="Write masks/volume_<V>_pred.h5 per volume.")
 @click.option("--save-nifti", is_flag=True, help="Write nifti/<case>_pred.nii.gz per volume (aligned with NIfTI input).")
@@ -114,7 +115,7 @@ def predict_cmd(
     config = PredictorConfig(
         batch_size=batch_size, precision=Precision(precision), skip_empty_slices=not full_slices, crop_to_brain=not full_slices,
         crop_margin=crop_margin, slice_step=slice_step, fold_batchnorm=not plain_networks, fuse_upsampling=not plain_networks,
-        tumour_windows=not plain_networks, tta=TTA(tta), probabilities=save_probabilities,
+        tumour_windows=not plain_networks, fast_convolutions=not plain_networks, tta=TTA(tta), probabilities=save_probabilities,
         uncertainty=UncertaintyMethod(uncertainty_method) if save_uncertainty else None,
         min_component_voxels=min_component_voxels,
     )

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from brats_sdk import AgeScaler, SurvivalBins, SurvivalClassifier
 from brats_sdk.training.protocols import Batch
 
 
@@ -49,6 +50,26 @@ def randomise_norms(model: nn.Module, seed: int = 0) -> None:
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)  # type: ignore[union-attr]  # BatchNorm tracks running stats here
                 m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def tumour_masks(g: torch.Generator) -> torch.Tensor:
+    """One-hot masks (N, 3, 240, 240): tumours of many sizes and places, borders included;
+    the last mask is empty."""
+    boxes = [(100, 140, 90, 150), (0, 30, 0, 25), (210, 240, 200, 240), (118, 119, 5, 6), (0, 240, 0, 240), (40, 200, 60, 70)]
+    masks = torch.zeros(len(boxes) + 1, 3, 240, 240)
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        labels = torch.randint(0, 4, (y1 - y0, x1 - x0), generator=g)
+        for c in range(3):
+            masks[i, c, y0:y1, x0:x1] = (labels == c + 1).float()
+    return masks
+
+
+def randomised_classifier(dtype: torch.dtype = torch.float32) -> SurvivalClassifier:
+    """A seeded survival classifier in eval mode, with non-trivial BatchNorm statistics."""
+    torch.manual_seed(0)
+    model = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(20.0, 85.0)).to(dtype)
+    randomise_norms(model, seed=1)
+    return model.eval()
 
 
 def kaggle_style(volume: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:

@@ -187,7 +187,7 @@ def test_predict_skips_a_corrupt_volume_and_exits_3(cohort: Path, run_dir: Path,
         assert list(csv.DictReader(f)) == []
     assert not list(out.rglob("*.tmp"))
     settings = json.loads((out / "predictions.json").read_text())["predictor"]
-    assert settings["crop_margin"] == 16 and settings["slice_step"] == 2 and settings["min_component_voxels"] == 0
+    assert settings["crop_margin"] == 16 and settings["slice_step"] == 3 and settings["min_component_voxels"] == 0
 
 
 def test_predict_crop_margin_option(cohort: Path, run_dir: Path, tmp_path: Path) -> None:
@@ -199,7 +199,7 @@ def test_predict_crop_margin_option(cohort: Path, run_dir: Path, tmp_path: Path)
     settings = json.loads((out / "predictions.json").read_text())["predictor"]
     assert settings["crop_margin"] == 0 and settings["slice_step"] == 1 and settings["fold_batchnorm"] is True
     assert settings["min_component_voxels"] == 5
-    assert settings["fuse_upsampling"] is True and settings["tumour_windows"] is True
+    assert settings["fuse_upsampling"] is True and settings["tumour_windows"] is True and settings["fast_convolutions"] is True
     labels = json.loads((out / "predictions.json").read_text())["volumes"]
     plain_out = tmp_path / "plain"
     res = CliRunner().invoke(cli, ["predict", str(cohort), "--model-dir", str(run_dir), "--out", str(plain_out), "--volumes", "1",
@@ -208,6 +208,7 @@ def test_predict_crop_margin_option(cohort: Path, run_dir: Path, tmp_path: Path)
     assert res.exit_code == 0, res.output
     plain = json.loads((plain_out / "predictions.json").read_text())
     assert plain["predictor"]["fold_batchnorm"] is False and plain["predictor"]["tumour_windows"] is False
+    assert plain["predictor"]["fast_convolutions"] is False
     # The rewrites change float rounding only: the same regions, to the voxel, on this volume.
     regions = [f"{r}_ml" for r in ("NCR", "ED", "ET", "WT", "TC")]
     assert [[v[r] for r in regions] for v in plain["volumes"]] == [[v[r] for r in regions] for v in labels]

@@ -6,44 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from brats_sdk import (
-    AgeScaler,
-    CombinedPredictor,
-    PredictorConfig,
-    Segmenter,
-    SurvivalBins,
-    SurvivalClassifier,
-)
+from brats_sdk import CombinedPredictor, PredictorConfig, Segmenter
 from brats_sdk.models.survival import prepare_masks
 from brats_sdk.predict.accel.batchnorm import fold_batchnorm
 from brats_sdk.predict.accel.tumour_windows import TumourWindowResNet
-from tests.helpers import randomise_norms
+from tests.helpers import randomised_classifier, tumour_masks
 
 pytestmark = pytest.mark.numerics
 
 
-def _masks(g: torch.Generator) -> torch.Tensor:
-    """One-hot masks (N, 3, 240, 240): tumours of many sizes and places, borders included."""
-    boxes = [(100, 140, 90, 150), (0, 30, 0, 25), (210, 240, 200, 240), (118, 119, 5, 6), (0, 240, 0, 240), (40, 200, 60, 70)]
-    masks = torch.zeros(len(boxes) + 1, 3, 240, 240)  # the last one stays empty
-    for i, (y0, y1, x0, x1) in enumerate(boxes):
-        labels = torch.randint(0, 4, (y1 - y0, x1 - x0), generator=g)
-        for c in range(3):
-            masks[i, c, y0:y1, x0:x1] = (labels == c + 1).float()
-    return masks
-
-
-def _randomised_classifier(dtype: torch.dtype = torch.float32) -> SurvivalClassifier:
-    torch.manual_seed(0)
-    model = SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(20.0, 85.0)).to(dtype)
-    randomise_norms(model, seed=1)
-    return model.eval()
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_windowed_backbone_equals_the_plain_one(threads: int) -> None:
-    model = fold_batchnorm(_randomised_classifier(torch.float64))
-    x = prepare_masks(_masks(torch.Generator().manual_seed(2))).double()
+    model = fold_batchnorm(randomised_classifier(torch.float64))
+    x = prepare_masks(tumour_masks(torch.Generator().manual_seed(2))).double()
     background = prepare_masks(torch.zeros(1, 3, 8, 8))[0, :, 0, 0].double()
     windowed = TumourWindowResNet(model.backbone, background)  # type: ignore[arg-type]  # a torchvision ResNet
     before = torch.get_num_threads()
@@ -64,7 +39,7 @@ def test_windowed_backbone_equals_the_plain_one(threads: int) -> None:
 def test_windows_really_skip_work() -> None:
     """A small tumour runs the first layers on a small window: the stem convolution sees
     fewer pixels than the 224 x 224 input."""
-    model = fold_batchnorm(_randomised_classifier())
+    model = fold_batchnorm(randomised_classifier())
     background = prepare_masks(torch.zeros(1, 3, 8, 8))[0, :, 0, 0]
     windowed = TumourWindowResNet(model.backbone, background)  # type: ignore[arg-type]  # a torchvision ResNet
     seen: list[tuple[int, ...]] = []
@@ -79,7 +54,7 @@ def test_windows_really_skip_work() -> None:
 
 
 def test_predictor_probabilities_match_with_and_without_windows() -> None:
-    survival = _randomised_classifier()
+    survival = randomised_classifier()
     classes = torch.zeros(5, 64, 64, dtype=torch.uint8)
     classes[0, 10:20, 30:40] = 2
     classes[1, 0:64, 0:8] = 1

@@ -226,6 +226,7 @@ def _write_tables(
             "fold_batchnorm": predictor.config.fold_batchnorm,
             "fuse_upsampling": predictor.config.fuse_upsampling,
             "tumour_windows": predictor.config.tumour_windows,
+            "fast_convolutions": predictor.config.fast_convolutions,
             "skip_empty_slices": predictor.config.skip_empty_slices,
             "slice_step": predictor.config.slice_step,
             "min_component_voxels": predictor.config.min_component_voxels,

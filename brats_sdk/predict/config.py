@@ -39,13 +39,18 @@ class PredictorConfig:
             window around each slice's tumour; the rest of their maps is that of an empty
             mask, computed once (faster; changes only float rounding; benchmarks/README.md
             has the speed-ups measured).
+        fast_convolutions: On a CPU in fp32, run the networks' 3x3 convolutions with 128
+            channels or more as Winograd F(m x m, 3 x 3) convolutions, with up to 4x fewer
+            multiplications, and every other convolution through oneDNN whatever its
+            batch (:mod:`~brats_sdk.predict.accel.convolutions`; faster; changes only float
+            rounding, Winograd's a few times the direct convolution's).
         slice_step: With ``skip_empty_slices``, the U-Net runs first on every
             ``slice_step``-th slice, then only on the slices less than ``slice_step`` away
             from one where it found tumour; the others are background. Tumours span tens
-            of slices, so this skips about half of the tumour-free slices; what it can miss
-            is a speck of tumour no thicker than ``slice_step - 1`` slices between two
-            tumour-free ones (``benchmarks/bench_predict.py`` counts the labels). 1: every
-            slice with brain.
+            of slices, so 3 skips about two thirds of the tumour-free slices; what it can
+            miss is a speck of tumour no thicker than ``slice_step - 1`` slices between two
+            tumour-free ones (``benchmarks/bench_predict.py`` counts the labels; README
+            "Results and benchmarks" has 3 against 2 on real cases). 1: every slice with brain.
         tta: ``flips``: average the U-Net's softmax over the four in-plane mirrorings
             (:mod:`~brats_sdk.predict.tta`; four times the U-Net's work).
         probabilities: Return the class probabilities in :class:`VolumePrediction`.
@@ -68,7 +73,8 @@ class PredictorConfig:
     fold_batchnorm: bool = True
     fuse_upsampling: bool = True
     tumour_windows: bool = True
-    slice_step: int = 2
+    fast_convolutions: bool = True
+    slice_step: int = 3
     tta: TTA = TTA.NONE
     probabilities: bool = False
     uncertainty: UncertaintyMethod | None = None

@@ -3,7 +3,7 @@
 The paper's pipeline, made fast on a CPU without changing its answer:
 
 - slices without brain are not run through the U-Net (they are background), and of the
-  tumour-free stretches of the volume only every other slice is (``slice_step``);
+  tumour-free stretches of the volume only every third slice is (``slice_step``);
 - the U-Net sees only each slice's brain bounding box, cut in the network's padded
   frame at multiples of 32 so that its pooling grid matches the full-slice run, with a
   margin of background around the brain (slices whose boxes have one shape share a

@@ -72,7 +72,7 @@ class TorchNetworks:
             AccelOptions(
                 device=self._device, dtype=self._dtype, memory_format=self._fmt,
                 fold_batchnorm=self.config.fold_batchnorm, fuse_upsampling=self.config.fuse_upsampling,
-                tumour_windows=self.config.tumour_windows,
+                tumour_windows=self.config.tumour_windows, fast_convolutions=self.config.fast_convolutions,
             ),
         )
         self._seg_net = fast.segmenter

@@ -8,7 +8,10 @@ Each rewrite changes only float rounding (``tests/`` compares them in float64):
 - :mod:`~brats_sdk.predict.accel.unet_window`: the U-Net's last decoder blocks and head
   run only around a window of the crop (the brain boxes);
 - :mod:`~brats_sdk.predict.accel.tumour_windows`: the survival ResNet's first layers run
-  only on a window around the tumour.
+  only on a window around the tumour;
+- :mod:`~brats_sdk.predict.accel.convolutions`: on a CPU in float32, the wide 3x3
+  convolutions run as Winograd F(m x m, 3 x 3) (:mod:`~brats_sdk.predict.accel.winograd`)
+  and every other one through oneDNN whatever its batch.
 
 :mod:`~brats_sdk.predict.accel.smp_internals` is the one module that reads
 segmentation-models-pytorch internals. The predictor calls :func:`accelerate` only;
@@ -27,6 +30,7 @@ from torch import nn
 from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.models.survival import SurvivalClassifier
 from brats_sdk.predict.accel.batchnorm import fold_batchnorm
+from brats_sdk.predict.accel.convolutions import use_fast_convolutions
 from brats_sdk.predict.accel.smp_internals import Unet
 from brats_sdk.predict.accel.tumour_windows import use_tumour_windows
 from brats_sdk.predict.accel.unet_window import supports_windows, window_logits
@@ -43,12 +47,14 @@ class AccelOptions:
 
     Attributes:
         device: Device of the fast networks.
-        dtype: Their parameter dtype (float32 or bfloat16).
+        dtype: Their parameter dtype (float32 or bfloat16; float64 for exact comparisons).
         memory_format: Their weights' memory format (channels-last is faster on a CPU).
         fold_batchnorm: Fold BatchNorm into the convolutions.
         fuse_upsampling: Fuse the decoder's upsampling into its convolutions (needs
             ``fold_batchnorm``).
         tumour_windows: Run the survival backbone's first layers on tumour windows (CPU only).
+        fast_convolutions: Swap the convolutions for Winograd and oneDNN ones (CPU, float32;
+            Winograd also float64).
     """
 
     device: torch.device
@@ -57,6 +63,7 @@ class AccelOptions:
     fold_batchnorm: bool = True
     fuse_upsampling: bool = True
     tumour_windows: bool = True
+    fast_convolutions: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +97,19 @@ def accelerate(segmenter: Segmenter, survival: SurvivalClassifier | None, option
     if fold and options.fuse_upsampling:
         seg_net = fuse_upsampling(seg_net)
     seg_net = seg_net.to(device=options.device, dtype=options.dtype).to(memory_format=options.memory_format)
+    # bf16 keeps PyTorch's convolutions (oneDNN's, whatever the shape): Winograd's
+    # transforms would spend its 8-bit mantissa.
+    fast = options.fast_convolutions and options.device.type == "cpu" and options.dtype in (torch.float32, torch.float64)
+    if fast:
+        use_fast_convolutions(seg_net)
     unet = getattr(seg_net, "unet", None)
     window_unet = unet if isinstance(unet, Unet) and supports_windows(unet) else None
     surv_net: nn.Module | None = None
     if survival is not None:
         surv_net = fold_batchnorm(survival) if fold else copy.deepcopy(survival).eval()
         surv_net = surv_net.to(device=options.device, dtype=options.dtype).to(memory_format=options.memory_format)
+        if fast:
+            use_fast_convolutions(surv_net)
         if options.tumour_windows and options.device.type == "cpu" and isinstance(surv_net, SurvivalClassifier):
             use_tumour_windows(surv_net)
     return FastNetworks(segmenter=seg_net, window_unet=window_unet, survival=surv_net)

@@ -63,21 +63,26 @@ class PhaseUpsampleBlock(nn.Module):
         # One convolution computes the four phases, stacked along its output channels; each
         # phase reads the padded input one row/column further for odd output rows/columns.
         self.phase_weight = nn.Parameter(torch.cat(phases).contiguous(), requires_grad=False)  # (4 O, I, 2, 2)
-        self.skip_weight = nn.Parameter(skip.contiguous(), requires_grad=False) if skip.shape[1] else None
         bias = conv.bias.detach().clone()
-        self.bias = nn.Parameter(bias, requires_grad=False)
         self.phase_bias = nn.Parameter(bias.repeat(4), requires_grad=False)
+        # The skip connection's part: a 3x3 convolution module of its own, so that the
+        # rewrites of plain convolutions (Winograd) reach it.
+        self.skip_conv: nn.Conv2d | None = None
+        if skip.shape[1]:
+            self.skip_conv = nn.Conv2d(skip.shape[1], skip.shape[0], 3, padding=1, device="meta")
+            self.skip_conv.weight = nn.Parameter(skip.contiguous(), requires_grad=False)
+            self.skip_conv.bias = nn.Parameter(bias, requires_grad=False)
 
     def forward(
         self, feature_map: Tensor, target_height: int, target_width: int, skip_connection: Tensor | None = None
     ) -> Tensor:
         h, w = feature_map.shape[-2:]
-        if (target_height, target_width) != (2 * h, 2 * w) or (skip_connection is None) != (self.skip_weight is None):
+        if (target_height, target_width) != (2 * h, 2 * w) or (skip_connection is None) != (self.skip_conv is None):
             return self.fallback(feature_map, target_height, target_width, skip_connection)  # type: ignore[no-any-return]  # smp is untyped
         padded = F.pad(feature_map, (1, 1, 1, 1))
-        n = self.bias.shape[0]
-        if self.skip_weight is not None and skip_connection is not None:
-            out = F.conv2d(skip_connection, self.skip_weight, self.bias, padding=1)
+        n = self.phase_bias.shape[0] // 4
+        if self.skip_conv is not None and skip_connection is not None:
+            out = self.skip_conv(skip_connection)
             phases = F.conv2d(padded, self.phase_weight)
             for k, (py, px) in enumerate(_PHASES):
                 out[:, :, py::2, px::2] += phases[:, k * n : (k + 1) * n, py : py + h, px : px + w]
