@@ -62,8 +62,7 @@ from cli.options import (
                    "component (the paper's).")
 @click.option("--plain-networks", is_flag=True,
               help="Run the networks as trained: no folded BatchNorm, fused upsampling, survival tumour windows or "
-                   "Winograd and oneDNN convolutions "
-                   "(slower; these rewrites change only float rounding).")
+                   "Winograd and oneDNN convolutions (slower; these rewrites change only float rounding).")
 @click.option("--save-masks", is_flag=True, help="Write masks/volume_<V>_pred.h5 per volume.")
 @click.option("--save-nifti", is_flag=True, help="Write nifti/<case>_pred.nii.gz per volume (aligned with NIfTI input).")
 @click.option("--tta", type=click.Choice([t.value for t in TTA]), default=TTA.NONE.value, show_default=True,

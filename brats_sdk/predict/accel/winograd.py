@@ -37,8 +37,9 @@ _DTYPES = (torch.float32, torch.float64)
 
 
 @functools.cache
-def _matrices(m: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``(B^T, G, A^T)`` of F(m x m, 3 x 3) in float64, interpolation points 0, +-1, (+-2,) infinity."""
+def _matrices(m: int, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor, Tensor]:
+    """``(B^T, G, A^T)`` of F(m x m, 3 x 3) in ``dtype``, interpolation points 0, +-1, (+-2,)
+    infinity; cached, as every forward pass needs them."""
     if m == 2:
         bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
         g = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
@@ -63,7 +64,7 @@ def _matrices(m: int) -> tuple[Tensor, Tensor, Tensor]:
         at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
     else:
         raise ValueError(f"no Winograd transform for {m} x {m} tiles")
-    return tuple(torch.tensor(t, dtype=torch.float64) for t in (bt, g, at))  # type: ignore[return-value]  # three
+    return tuple(torch.tensor(t, dtype=torch.float64).to(dtype) for t in (bt, g, at))  # type: ignore[return-value]  # three
 
 
 def tile_size(height: int, width: int) -> int:
@@ -139,7 +140,7 @@ def transform_kernel(weight: Tensor, m: int) -> Tensor:
 def winograd_conv(x: Tensor, kernel: Tensor, bias: Tensor | None, m: int) -> Tensor:
     """F(m x m, 3 x 3) of ``x`` ``(N, C, H, W)`` (CPU) with padding 1 and ``kernel`` from
     :func:`transform_kernel`; returns ``(N, K, H, W)`` stored channels-last."""
-    bt, _, at = (t.to(x.dtype) for t in _matrices(m))
+    bt, _, at = _matrices(m, x.dtype)
     a = m + 2
     n, c, h, w = x.shape
     th, tw = -(-h // m), -(-w // m)  # tiles per column and row; the last ones padded
