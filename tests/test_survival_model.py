@@ -153,8 +153,16 @@ def test_prepare_masks() -> None:
     torch.testing.assert_close(ones[0, :, 100, 100], (1 - mean) / std)
     with pytest.raises(DataError, match=r"\(N, 3, H, W\)"):
         prepare_masks(torch.zeros(1, 4, 10, 10))
+    torch.testing.assert_close(prepare_masks(torch.ones(1, 3, 10, 10, dtype=torch.bool)), ones)
+    for bad in (2.0, float("nan"), float("inf"), -float("inf"), -0.5):
+        x = torch.zeros(1, 3, 10, 10)
+        x[0, 1, 4, 4] = bad
+        with pytest.raises(DataError, match=r"\[0, 1\]"):
+            prepare_masks(x)
     with pytest.raises(DataError, match=r"\[0, 1\]"):
-        prepare_masks(torch.full((1, 3, 10, 10), 2.0))
+        prepare_masks(torch.full((1, 3, 10, 10), 2, dtype=torch.uint8))
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        prepare_masks(np.full((1, 3, 10, 10), -1, dtype=np.int16))
 
 
 def test_imagenet_weights_fail_fast_without_network() -> None:

@@ -52,11 +52,13 @@ def prepare_masks(
             f"masks must be (N, {_N_MASK_CHANNELS}, H, W) one-hot {'/'.join(MASK_CHANNELS)}, "
             f"got shape {tuple(x.shape)}"
         )
+    if x.numel() and x.dtype != torch.bool:
+        # One pass, before the float copy (integer masks are a quarter of its bytes): a NaN
+        # makes both ends NaN, an infinity falls outside [0, 1].
+        low, high = torch.aminmax(x)
+        if not (float(low) >= 0 and float(high) <= 1):
+            raise DataError("masks must hold finite values in [0, 1]")
     x = x.to(torch.float32)
-    if x.numel() and not (
-        bool(torch.isfinite(x).all()) and float(x.min()) >= 0 and float(x.max()) <= 1
-    ):
-        raise DataError("masks must hold finite values in [0, 1]")
     if x.shape[0] == 0:
         return x.new_zeros((0, _N_MASK_CHANNELS, size, size))
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)

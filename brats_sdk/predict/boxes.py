@@ -1,24 +1,29 @@
-"""Brain-box crops for the U-Net: where each slice is cut, which slices share a batch, and
-how a crop gets its normalised values.
+"""Brain-box crops for the U-Net: where each slice is cut, which slices share a batch, where
+its labels are wanted, and how a crop gets its normalised values.
 
 Each slice's brain box, widened by a margin, is cut from the network's padded frame at
 multiples of 32, so that the crop's pooling grid is the full-slice run's; slices whose
-crops have one shape share a batch. A crop is zero outside its slice's brain box (the
-normalised background is zero), so only the box is written: from an already normalised
-volume, or straight from the raw one with the normalisation's own functions, which gives
-the same values, bit for bit, as normalising the whole volume first and costs a quarter
-of it (the box is about a quarter of the slice).
+crops have one shape share a batch. Labels are wanted in the brain box, or, on a slice
+run only because a neighbour holds tumour, in the part of it near that tumour
+(:func:`tumour_regions`): the network still sees the whole crop, so the labels there are
+those of the whole box, and only its last layers are spared the rest.
+
+A crop is zero outside its slice's brain box (the normalised background is zero), so
+only the box is written: from an already normalised volume, or straight from the raw one
+with the normalisation's own functions, which gives the same values, bit for bit, as
+normalising the whole volume first and costs a quarter of it (the box is about a quarter
+of the slice).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from brats_sdk.data.crops import STRIDE, Box, box_of
+from brats_sdk.data.crops import STRIDE, Box, box_of, union_box
 from brats_sdk.data.normalise import (
     Normalisation,
     NormStats,
@@ -27,7 +32,24 @@ from brats_sdk.data.normalise import (
     slice_stats,
 )
 
-__all__ = ["CropBatch", "SliceFill", "copy_fill", "grid_span", "near_tumour", "normalising_fill", "plan_crops"]
+__all__ = [
+    "TUMOUR_MARGIN",
+    "CropBatch",
+    "SliceFill",
+    "copy_fill",
+    "grid_span",
+    "near_tumour",
+    "normalising_fill",
+    "plan_crops",
+    "tumour_regions",
+]
+
+TUMOUR_MARGIN = 32
+"""Pixels around the neighbours' tumour box in which a second-pass slice's labels are
+computed. A tumour's outline moves a few pixels from one 1 mm slice to the next, so its
+extent on a slice lies well inside this margin of its extent one or two slices away;
+what falls outside is a speck that no first-pass slice shows, which ``slice_step``
+already gives up."""
 
 SliceFill = Callable[[int, Box, npt.NDArray[np.float32]], None]
 """``fill(i, box, out)`` writes slice ``i``'s normalised values in ``box`` into ``out``
@@ -43,6 +65,8 @@ class CropBatch:
         origins: Each crop's first row and column in the network's padded frame.
         boxes: Each slice's brain box, in pixels of the slice.
         rows, cols: The crops' shape (multiples of 32).
+        windows: Where each slice's labels are wanted, inside its brain box (the box
+            itself unless the slice has a region; never empty).
     """
 
     slices: tuple[int, ...]
@@ -50,6 +74,7 @@ class CropBatch:
     boxes: tuple[Box, ...]
     rows: int
     cols: int
+    windows: tuple[Box, ...]
 
     @property
     def cost(self) -> int:
@@ -63,6 +88,7 @@ def plan_crops(
     pad: tuple[int, int, int, int],
     margin: int,
     batch_size: int,
+    regions: Mapping[int, Box] | None = None,
 ) -> list[CropBatch]:
     """Crops of ``slices`` of a ``(D, H, W)`` brain mask, batched, the costliest batch first
     (workers that take batches in this order end at about the same time).
@@ -73,6 +99,9 @@ def plan_crops(
         pad: The network's padding ``(top, bottom, left, right)`` of an ``H x W`` slice.
         margin: Background pixels kept around the brain box before rounding to 32.
         batch_size: Slices per batch at most.
+        regions: Per slice, the only part of it where labels are wanted (the crop stays
+            the brain box's); a slice without one, or whose region misses its brain
+            box, is left out. None: the brain boxes.
 
     Returns:
         The batches; within a crop shape, slices keep their order.
@@ -80,12 +109,16 @@ def plan_crops(
     _, h, w = brain.shape
     top, bottom, left, right = pad
     frame_h, frame_w = h + top + bottom, w + left + right
-    groups: dict[tuple[int, int], list[tuple[int, tuple[int, int], Box]]] = {}
+    groups: dict[tuple[int, int], list[tuple[int, tuple[int, int], Box, Box]]] = {}
     for i in slices:
         box = box_of(brain[i]) or (0, h, 0, w)
+        region = None if regions is None else regions.get(int(i))
+        window = box if regions is None else None if region is None else _meet(box, region)
+        if window is None:
+            continue
         r0, r1 = grid_span(box[0] + top, box[1] + top, frame_h, margin)
         c0, c1 = grid_span(box[2] + left, box[3] + left, frame_w, margin)
-        groups.setdefault((r1 - r0, c1 - c0), []).append((int(i), (r0, c0), box))
+        groups.setdefault((r1 - r0, c1 - c0), []).append((int(i), (r0, c0), box, window))
     batches = [
         CropBatch(
             slices=tuple(m[0] for m in chunk),
@@ -93,6 +126,7 @@ def plan_crops(
             boxes=tuple(m[2] for m in chunk),
             rows=rows,
             cols=cols,
+            windows=tuple(m[3] for m in chunk),
         )
         for (rows, cols), members in groups.items()
         for chunk in (members[s : s + batch_size] for s in range(0, len(members), batch_size))
@@ -142,3 +176,30 @@ def near_tumour(slices: npt.NDArray[np.intp], tumour: npt.NDArray[np.intp], step
         return slices[:0]
     near: npt.NDArray[np.intp] = slices[np.abs(slices[:, None] - tumour[None, :]).min(axis=1) < step]
     return near
+
+
+def tumour_regions(
+    classes: npt.NDArray[np.uint8],
+    slices: npt.NDArray[np.intp],
+    tumour: npt.NDArray[np.intp],
+    step: int,
+    margin: int = TUMOUR_MARGIN,
+) -> dict[int, Box]:
+    """For each of ``slices``, the box of the tumour on the ``tumour`` slices less than
+    ``step`` away (their nonzero ``classes``), widened by ``margin`` within the slice; a
+    slice with no such neighbour gets none."""
+    _, h, w = classes.shape
+    boxes = {int(j): box_of(classes[j] != 0) for j in tumour}
+    regions: dict[int, Box] = {}
+    for i in slices:
+        found = union_box(b for j, b in boxes.items() if abs(j - int(i)) < step)
+        if found is not None:
+            y0, y1, x0, x1 = found
+            regions[int(i)] = (max(0, y0 - margin), min(h, y1 + margin), max(0, x0 - margin), min(w, x1 + margin))
+    return regions
+
+
+def _meet(a: Box, b: Box) -> Box | None:
+    """The intersection of two boxes, or None when it is empty."""
+    box = (max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]))
+    return box if box[0] < box[1] and box[2] < box[3] else None

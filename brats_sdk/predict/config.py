@@ -46,11 +46,14 @@ class PredictorConfig:
             rounding, Winograd's a few times the direct convolution's).
         slice_step: With ``skip_empty_slices``, the U-Net runs first on every
             ``slice_step``-th slice, then only on the slices less than ``slice_step`` away
-            from one where it found tumour; the others are background. Tumours span tens
-            of slices, so 3 skips about two thirds of the tumour-free slices; what it can
-            miss is a speck of tumour no thicker than ``slice_step - 1`` slices between two
-            tumour-free ones (``benchmarks/bench_predict.py`` counts the labels; README
-            "Results and benchmarks" has 3 against 2 on real cases). 1: every slice with brain.
+            from one where it found tumour (with ``crop_to_brain``, labelling those only
+            within :data:`~brats_sdk.predict.boxes.TUMOUR_MARGIN` pixels of that tumour's
+            box); the rest is background. Tumours span tens of slices, so 3 skips about
+            two thirds of the tumour-free slices; what it can miss is a speck of tumour no
+            thicker than ``slice_step - 1`` slices between two tumour-free ones, or away
+            from the tumour on the slices next to it (``benchmarks/bench_predict.py``
+            counts the labels; README "Results and benchmarks" has 3 against 2 on real
+            cases). 1: every slice with brain.
         tta: ``flips``: average the U-Net's softmax over the four in-plane mirrorings
             (:mod:`~brats_sdk.predict.tta`; four times the U-Net's work).
         probabilities: Return the class probabilities in :class:`VolumePrediction`.

@@ -3,13 +3,16 @@
 The paper's pipeline, made fast on a CPU without changing its answer:
 
 - slices without brain are not run through the U-Net (they are background), and of the
-  tumour-free stretches of the volume only every third slice is (``slice_step``);
+  tumour-free stretches of the volume only every third slice is (``slice_step``): the
+  U-Net runs first on every third slice, then on the slices next to those where it
+  found tumour, computing their labels only near that tumour (within
+  :data:`~brats_sdk.predict.boxes.TUMOUR_MARGIN` pixels of its box);
 - the U-Net sees only each slice's brain bounding box, cut in the network's padded
   frame at multiples of 32 so that its pooling grid matches the full-slice run, with a
   margin of background around the brain (slices whose boxes have one shape share a
-  batch); the decoder's last blocks and the head run only around the brain boxes of
-  the batch, and each slice's labels are pasted back inside its brain box (outside
-  it, as outside the brain, the label is background);
+  batch); the decoder's last blocks and the head run only around the boxes where the
+  batch's labels are wanted, and each slice's labels are pasted back there (outside,
+  as outside the brain, the label is background);
 - the survival network runs only on slices whose predicted mask is not empty (the
   paper drops the others before the vote anyway), and its first layers only on a
   window around the tumour (outside it their maps are those of an empty mask);
@@ -42,7 +45,7 @@ import numpy.typing as npt
 from brats_sdk.bins import SurvivalBins
 from brats_sdk.constants import VOXEL_SPACING_MM
 from brats_sdk.data.clinical import PatientIdMap, patient_id_of
-from brats_sdk.data.crops import stride_padding
+from brats_sdk.data.crops import Box, stride_padding
 from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
@@ -57,6 +60,7 @@ from brats_sdk.predict.boxes import (
     near_tumour,
     normalising_fill,
     plan_crops,
+    tumour_regions,
 )
 from brats_sdk.predict.components import drop_small_components
 from brats_sdk.predict.config import Precision, PredictorConfig
@@ -322,11 +326,11 @@ class CombinedPredictor:
         crops = cfg.crop_to_brain and not self._nets.resizes
         whole: list[npt.NDArray[np.float32]] = []  # the normalised volume, made once if needed
 
-        def run(slices: npt.NDArray[np.intp]) -> None:
+        def run(slices: npt.NDArray[np.intp], regions: Mapping[int, Box] | None = None) -> None:
             if slices.size == 0:
                 return
             if crops:
-                self._segment_brain_boxes(shape, brain, slices, fill, out, runner)
+                self._segment_brain_boxes(shape, brain, slices, fill, out, runner, regions)
             else:
                 if not whole:
                     whole.append(normalised())
@@ -340,7 +344,8 @@ class CombinedPredictor:
             run(first)
             if cfg.slice_step > 1:
                 tumour = first[classes[first].any(axis=(1, 2))]
-                run(near_tumour(np.setdiff1d(idx, first), tumour, cfg.slice_step))
+                second = near_tumour(np.setdiff1d(idx, first), tumour, cfg.slice_step)
+                run(second, tumour_regions(classes, second, tumour, cfg.slice_step) if crops else None)
         dropped = drop_small_components(classes, cfg.min_component_voxels)
         if dropped:
             logger.debug("%d voxels of tumour components under %d voxels set to background", dropped, cfg.min_component_voxels)
@@ -354,33 +359,40 @@ class CombinedPredictor:
         fill: SliceFill,
         out: VolumeOutputs,
         runner: UnetRunner,
+        regions: Mapping[int, Box] | None = None,
     ) -> None:
         """Run the U-Net on each slice's brain box, cut from the network's padded frame at
         multiples of 32 (so the pooling grid matches the full-slice run), slices with boxes
         of one shape batched together, batches side by side on a CPU; write the outputs
-        into ``out``."""
+        in the brain boxes, or in their parts inside ``regions`` (see ``plan_crops``), into
+        ``out``."""
         _, channels, h, w = shape
         top, _, left, _ = pad = stride_padding(h, w)
 
         def run(batch: CropBatch) -> None:
             crop = np.zeros((len(batch.slices), channels, batch.rows, batch.cols), dtype=np.float32)
-            # Each box in crop coordinates: the crop is zero outside it (background).
-            boxes = [
-                (b[0] + top - r0, b[1] + top - r0, b[2] + left - c0, b[3] + left - c0)
-                for (r0, c0), b in zip(batch.origins, batch.boxes, strict=True)
-            ]
-            for k, (i, b, cb) in enumerate(zip(batch.slices, batch.boxes, boxes, strict=True)):
+
+            def in_crop(boxes: Sequence[Box]) -> list[Box]:
+                return [
+                    (b[0] + top - r0, b[1] + top - r0, b[2] + left - c0, b[3] + left - c0)
+                    for (r0, c0), b in zip(batch.origins, boxes, strict=True)
+                ]
+
+            # The crop is zero outside each brain box (background).
+            for k, (i, b, cb) in enumerate(zip(batch.slices, batch.boxes, in_crop(batch.boxes), strict=True)):
                 fill(i, b, crop[k, :, cb[0] : cb[1], cb[2] : cb[3]])
-            # Labels are wanted in each slice's brain box only (outside the brain is
-            # background): the network's last layers run on the boxes' union, snapped to
+            # Labels are wanted in each slice's window only (outside the brain is
+            # background): the network's last layers run on the windows' union, snapped to
             # 16 pixels so that few window shapes occur and oneDNN's kernels get reused.
-            wy = grid_span(min(b[0] for b in boxes), max(b[1] for b in boxes), batch.rows, 0, grid=16)
-            wx = grid_span(min(b[2] for b in boxes), max(b[3] for b in boxes), batch.cols, 0, grid=16)
+            windows = in_crop(batch.windows)
+            wy = grid_span(min(b[0] for b in windows), max(b[1] for b in windows), batch.rows, 0, grid=16)
+            wx = grid_span(min(b[2] for b in windows), max(b[3] for b in windows), batch.cols, 0, grid=16)
             res = runner.crops(crop, wy, wx)
-            for k, (i, b, cb) in enumerate(zip(batch.slices, batch.boxes, boxes, strict=True)):
+            for k, (i, b, cb) in enumerate(zip(batch.slices, batch.windows, windows, strict=True)):
                 out.paste(i, b, res, k, slice(cb[0] - wy[0], cb[1] - wy[0]), slice(cb[2] - wx[0], cb[3] - wx[0]))
 
-        batches = plan_crops(brain, [int(i) for i in idx], pad, self.config.crop_margin, self.config.batch_size)
+        cfg = self.config
+        batches = plan_crops(brain, [int(i) for i in idx], pad, cfg.crop_margin, cfg.batch_size, regions)
         self._nets.map(run, batches)
 
     def survival_probs(self, classes: npt.NDArray[np.uint8], age: float) -> npt.NDArray[np.float64]:
