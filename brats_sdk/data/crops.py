@@ -26,6 +26,7 @@ __all__ = [
     "RandomCrops",
     "Window",
     "box_of",
+    "intersect_box",
     "random_window",
     "stride_padding",
     "union_box",
@@ -78,6 +79,12 @@ def union_box(boxes: Iterable[Box | None]) -> Box | None:
     if not found:
         return None
     return min(b[0] for b in found), max(b[1] for b in found), min(b[2] for b in found), max(b[3] for b in found)
+
+
+def intersect_box(a: Box, b: Box) -> Box | None:
+    """The pixels two boxes share, or None when they share none."""
+    box = (max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]))
+    return box if box[0] < box[1] and box[2] < box[3] else None
 
 
 def _span(lo: int, hi: int, size: int, limit: int) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from brats_sdk.data.crops import STRIDE, Box, box_of, union_box
+from brats_sdk.data.crops import STRIDE, Box, box_of, intersect_box, union_box
 from brats_sdk.data.normalise import (
     Normalisation,
     NormStats,
@@ -113,7 +113,7 @@ def plan_crops(
     for i in slices:
         box = box_of(brain[i]) or (0, h, 0, w)
         region = None if regions is None else regions.get(int(i))
-        window = box if regions is None else None if region is None else _meet(box, region)
+        window = box if regions is None else None if region is None else intersect_box(box, region)
         if window is None:
             continue
         r0, r1 = grid_span(box[0] + top, box[1] + top, frame_h, margin)
@@ -197,9 +197,3 @@ def tumour_regions(
             y0, y1, x0, x1 = found
             regions[int(i)] = (max(0, y0 - margin), min(h, y1 + margin), max(0, x0 - margin), min(w, x1 + margin))
     return regions
-
-
-def _meet(a: Box, b: Box) -> Box | None:
-    """The intersection of two boxes, or None when it is empty."""
-    box = (max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]))
-    return box if box[0] < box[1] and box[2] < box[3] else None

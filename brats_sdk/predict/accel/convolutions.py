@@ -23,6 +23,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from brats_sdk.predict.accel.shared_conv import SharedConv2d
 from brats_sdk.predict.accel.winograd import WinogradConv2d, supports_winograd
 
 __all__ = ["OneDnnConv2d", "supports_onednn", "use_fast_convolutions"]
@@ -40,7 +41,7 @@ def supports_onednn(conv: nn.Module) -> bool:
     )
 
 
-class OneDnnConv2d(nn.Conv2d):
+class OneDnnConv2d(SharedConv2d):
     """A convolution that runs through oneDNN on CPU float32 inputs, whatever their batch
     and size; it shares the parameters of the convolution it is made from.
 
@@ -54,14 +55,7 @@ class OneDnnConv2d(nn.Conv2d):
     def __init__(self, conv: nn.Conv2d) -> None:
         if not supports_onednn(conv):
             raise TypeError(f"not a plain convolution oneDNN can run: {conv}")
-        pair = tuple[int, int]  # a Conv2d's geometry, typed as tuples of any length
-        super().__init__(
-            conv.in_channels, conv.out_channels, cast(pair, conv.kernel_size), stride=cast(pair, conv.stride),
-            padding=cast(pair, conv.padding), dilation=cast(pair, conv.dilation), groups=conv.groups,
-            bias=conv.bias is not None, device="meta",
-        )
-        self.weight = conv.weight
-        self.bias = conv.bias
+        super().__init__(conv)
 
     def forward(self, input: Tensor) -> Tensor:
         if input.device.type != "cpu" or input.dtype != torch.float32 or self.weight.dtype != torch.float32:

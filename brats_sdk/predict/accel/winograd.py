@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from brats_sdk.predict.accel.shared_conv import SharedConv2d
+
 __all__ = ["WinogradConv2d", "supports_winograd", "tile_size", "transform_kernel", "winograd_conv"]
 
 # Narrower layers lose: their transforms cost more than the products they save.
@@ -87,7 +89,7 @@ def supports_winograd(conv: nn.Module) -> bool:
     )
 
 
-class WinogradConv2d(nn.Conv2d):
+class WinogradConv2d(SharedConv2d):
     """A 3x3 'same' convolution that runs as F(m x m, 3 x 3) on CPU float32/float64 inputs.
 
     It shares the parameters of the convolution it is made from and is one for every
@@ -104,9 +106,7 @@ class WinogradConv2d(nn.Conv2d):
     def __init__(self, conv: nn.Conv2d) -> None:
         if not supports_winograd(conv):
             raise TypeError(f"not a wide 3x3 'same' convolution: {conv}")
-        super().__init__(conv.in_channels, conv.out_channels, 3, padding=1, bias=conv.bias is not None, device="meta")
-        self.weight = conv.weight
-        self.bias = conv.bias
+        super().__init__(conv)
         # (m, dtype) -> (the weight's storage and version it came from, the kernel).
         self._kernels: dict[tuple[int, torch.dtype], tuple[tuple[int, int], Tensor]] = {}
 
