@@ -45,7 +45,7 @@ import numpy.typing as npt
 from brats_sdk.bins import SurvivalBins
 from brats_sdk.constants import VOXEL_SPACING_MM
 from brats_sdk.data.clinical import PatientIdMap, patient_id_of
-from brats_sdk.data.crops import Box, stride_padding
+from brats_sdk.data.crops import Box, stride_padding, union_box
 from brats_sdk.data.normalise import brain_mask, normalise_volume
 from brats_sdk.data.protocols import VolumeSource
 from brats_sdk.errors import BratsError, CheckpointError, ConfigError, DataError
@@ -385,8 +385,9 @@ class CombinedPredictor:
             # background): the network's last layers run on the windows' union, snapped to
             # 16 pixels so that few window shapes occur and oneDNN's kernels get reused.
             windows = in_crop(batch.windows)
-            wy = grid_span(min(b[0] for b in windows), max(b[1] for b in windows), batch.rows, 0, grid=16)
-            wx = grid_span(min(b[2] for b in windows), max(b[3] for b in windows), batch.cols, 0, grid=16)
+            y0, y1, x0, x1 = union_box(windows) or (0, batch.rows, 0, batch.cols)  # a batch has a window
+            wy = grid_span(y0, y1, batch.rows, 0, grid=16)
+            wx = grid_span(x0, x1, batch.cols, 0, grid=16)
             res = runner.crops(crop, wy, wx)
             for k, (i, b, cb) in enumerate(zip(batch.slices, batch.windows, windows, strict=True)):
                 out.paste(i, b, res, k, slice(cb[0] - wy[0], cb[1] - wy[0]), slice(cb[2] - wx[0], cb[3] - wx[0]))
