@@ -5,6 +5,8 @@ small inputs through the one training loop."""
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,9 @@ from brats_sdk.data.sources import open_source
 from brats_sdk.errors import ConfigError
 from brats_sdk.models.losses import DiceCELoss, DiceLoss
 from brats_sdk.training.loop import LAST, FitConfig, fit
+from brats_sdk.training.observer import EpochRecord
 from brats_sdk.training.protocols import Batch
-from brats_sdk.training.schedule import COSINE_FLOOR, cosine_factor, progress
+from brats_sdk.training.schedule import COSINE_FLOOR, TIME_GRACE, cosine_factor, progress
 from brats_sdk.training.segmenter_pipeline import (
     SegmenterTrainConfig,
     _validation_subset,
@@ -70,8 +73,47 @@ def test_cosine_factor_warms_up_then_decays_to_the_floor() -> None:
 
 def test_progress_takes_steps_or_time_whichever_is_further() -> None:
     assert progress(step=5, total_steps=10, elapsed_s=1.0, time_limit_s=None) == 0.5
-    assert progress(step=5, total_steps=10, elapsed_s=90.0, time_limit_s=100.0) == pytest.approx(0.9)
+    # Time counts from the grace on and reaches 1 at the limit.
+    assert progress(step=5, total_steps=10, elapsed_s=90.0, time_limit_s=100.0) == pytest.approx((0.9 - TIME_GRACE) / (1 - TIME_GRACE))
+    assert progress(step=5, total_steps=10, elapsed_s=100.0, time_limit_s=100.0) == 1.0
     assert progress(step=50, total_steps=10, elapsed_s=500.0, time_limit_s=100.0) == 1.0
+    # A slow start (10 s before the 1st of 4,740 steps of a 52-minute run) moves nothing.
+    assert progress(step=1, total_steps=4740, elapsed_s=10.0, time_limit_s=3120.0) == 1 / 4740
+
+
+class _SlowStart:
+    """An observer that holds the first batch up, as a machine's start-up does."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def epoch_started(self, stage: str, epoch: int, max_epochs: int, n_batches: int) -> None:
+        pass
+
+    def batch_done(self, loss: float, metrics: Mapping[str, float], samples_per_s: float) -> None:
+        time.sleep(self.seconds)
+        self.seconds = 0.0
+
+    def epoch_done(self, record: EpochRecord, improved: bool) -> None:
+        pass
+
+
+def test_a_time_limit_that_ends_nothing_leaves_the_weights_as_without_one(tmp_path: Path) -> None:
+    """Same seed, 64 cosine steps: without a limit, and with a 5-second limit on a run whose
+    first batch takes 0.3 s longer (then 6 % of the limit against 1.6 % of the steps).
+    The limit ends neither run, so the rates and the weights are the same to the bit."""
+    weights, lrs = [], []
+    for name, limit, observer in (("free", None, None), ("limited", 5.0, _SlowStart(0.3))):
+        model = _net()
+        config = FitConfig(lr=1e-2, max_epochs=4, batch_size=4, patience=5, amp=False, schedule="cosine",
+                           warmup_steps=2, time_limit_s=limit)
+        result = fit(model=model, task=SegmentationTask(), train_data=Constant(64), val_data=Constant(4),
+                     config=config, device=CPU, checkpoint_dir=tmp_path / name, observer=observer)
+        assert result.epochs_run == 4 and not result.out_of_time
+        weights.append(model.weight.detach().clone())
+        lrs.append([r.lr for r in result.history])
+    assert lrs[0] == lrs[1]
+    assert torch.equal(weights[0], weights[1])
 
 
 def test_cosine_schedule_ends_on_the_floor(tmp_path: Path) -> None:

@@ -72,7 +72,8 @@ class FitConfig:
         amp: Mixed precision on CUDA (bf16 where supported, else fp16 with a scaler).
         seed: Seed of weights' training order and dropout.
         schedule: ``step`` (StepLR every ``step_size`` epochs, the paper's) or ``cosine``
-            (per optimizer step, over ``max_epochs`` or the time limit).
+            (per optimizer step, over ``max_epochs``, or over the time limit once the run
+            falls behind: :func:`~brats_sdk.training.schedule.progress`).
         warmup_steps: Optimizer steps of linear warm-up (``cosine`` only).
         time_limit_s: Stop the stage once it has run this long (validation included),
             after validating what it has; None: no limit.

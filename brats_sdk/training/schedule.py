@@ -3,8 +3,12 @@
 ``step`` is the paper's: StepLR, the rate times ``gamma`` every ``step_size`` epochs.
 ``cosine`` sets the rate at every optimizer step from the run's progress: a linear
 warm-up, then half a cosine down to :data:`COSINE_FLOOR` of the base rate. Progress is the
-larger of the share of steps done and the share of the time limit used, so a run that
-must stop early for time still ends on a low rate instead of being cut at its peak.
+share of steps done, or, for a run that falls behind the pace that ends its steps within
+its time limit, the share of the limit used, so that a run that must stop early for time
+still ends on a low rate instead of being cut at its peak. The time counts only past
+:data:`TIME_GRACE` of the limit: a run's first seconds (start-up, the first kernels) run
+slower than its pace, and were they to move the rate, two runs of one seed would end on
+different weights although the limit ends neither.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ import math
 
 from brats_sdk.options import OptionEnum
 
-__all__ = ["COSINE_FLOOR", "LrSchedule", "cosine_factor", "progress"]
+__all__ = ["COSINE_FLOOR", "TIME_GRACE", "LrSchedule", "cosine_factor", "progress"]
 
 #: The cosine schedule's last rate, as a share of the base rate.
 COSINE_FLOOR = 0.01
+
+#: The share of the time limit a run may spend before the time moves its rate; the
+#: schedule then catches up so that it still ends at the limit.
+TIME_GRACE = 0.1
 
 
 class LrSchedule(OptionEnum):
@@ -31,10 +39,16 @@ class LrSchedule(OptionEnum):
 
 
 def progress(*, step: int, total_steps: int, elapsed_s: float, time_limit_s: float | None) -> float:
-    """Share of the run done, in [0, 1]: steps or time, whichever is further along."""
+    """Share of the run done, in [0, 1]: steps or time, whichever is further along.
+
+    The time's share counts from :data:`TIME_GRACE` of the limit and reaches 1 at the
+    limit. A run whose start-up takes less than the grace and whose pace ends its steps
+    within the limit therefore follows its steps alone: its rates do not depend on the
+    machine's speed.
+    """
     done = step / max(total_steps, 1)
     if time_limit_s is not None and time_limit_s > 0:
-        done = max(done, elapsed_s / time_limit_s)
+        done = max(done, (elapsed_s / time_limit_s - TIME_GRACE) / (1.0 - TIME_GRACE))
     return min(max(done, 0.0), 1.0)
 
 
