@@ -23,7 +23,7 @@ from brats_sdk.data.sources import open_source
 from brats_sdk.errors import ConfigError
 from brats_sdk.models.losses import DiceCELoss, DiceLoss
 from brats_sdk.training.loop import LAST, FitConfig, fit
-from brats_sdk.training.observer import EpochRecord
+from brats_sdk.training.observer import LoggingObserver
 from brats_sdk.training.protocols import Batch
 from brats_sdk.training.schedule import COSINE_FLOOR, TIME_GRACE, cosine_factor, progress
 from brats_sdk.training.segmenter_pipeline import (
@@ -81,21 +81,15 @@ def test_progress_takes_steps_or_time_whichever_is_further() -> None:
     assert progress(step=1, total_steps=4740, elapsed_s=10.0, time_limit_s=3120.0) == 1 / 4740
 
 
-class _SlowStart:
-    """An observer that holds the first batch up, as a machine's start-up does."""
+class _SlowStart(LoggingObserver):
+    """The default observer, holding the first batch up as a machine's start-up does."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def epoch_started(self, stage: str, epoch: int, max_epochs: int, n_batches: int) -> None:
-        pass
-
     def batch_done(self, loss: float, metrics: Mapping[str, float], samples_per_s: float) -> None:
         time.sleep(self.seconds)
         self.seconds = 0.0
-
-    def epoch_done(self, record: EpochRecord, improved: bool) -> None:
-        pass
 
 
 def test_a_time_limit_that_ends_nothing_leaves_the_weights_as_without_one(tmp_path: Path) -> None:
