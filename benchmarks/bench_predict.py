@@ -23,7 +23,8 @@ bf16 timed alternately, `--repeats` times, the best of each kept; ours after ano
 volume, as in `brats predict` over a folder: a process's first volume also pays oneDNN's
 kernel builds for its new shapes): the times and the speed-ups; the labels that our
 shortcuts (slices skipped, brain crops) change against our own full-slice run, as a share
-of the case's brain voxels; the labels bf16 changes; the volume's bin from each pipeline.
+of the case's brain voxels, and those they change with crops padded with zeros instead of
+background (`crop_padding="zeros"`); the labels bf16 changes; the volume's bin from each pipeline.
 bf16 runs only on a CPU with native bf16 (else a `bf16=skipped` line). On the first case,
 what the inference rewrites of the networks (folded BatchNorm, fused upsampling, survival
 tumour windows, Winograd and oneDNN convolutions) change against the networks as trained. Then the smallest and median
@@ -63,6 +64,7 @@ import torch.nn.functional as F
 from brats_sdk import (
     AgeScaler,
     CombinedPredictor,
+    CropPadding,
     H5SliceFolder,
     Precision,
     PredictorConfig,
@@ -240,6 +242,11 @@ def bench_case(
     print(f"{k}_survival_slices_ours={res.slices_used} {k}_survival_slices_full={full.slices_used}")
     print(f"{k}_labels_changed_by_shortcuts={inside + outside} {k}_labels_changed_by_shortcuts_pct_of_brain={_pct(inside + outside, n_brain)}"
           f" {k}_of_them_outside_brain={outside}")
+    zero_cfg = PredictorConfig(crop_padding=CropPadding.ZEROS)
+    zero = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=zero_cfg).predict_volume(image, AGE)
+    zero_changed = int((zero.labels != full.labels).sum())
+    print(f"{k}_labels_changed_by_shortcuts_zero_crop_padding={zero_changed}"
+          f" {k}_labels_changed_by_shortcuts_zero_crop_padding_pct_of_brain={_pct(zero_changed, n_brain)}")
     if res_bf16 is not None:
         bf16_vs_fp32 = int((res_bf16.labels != res.labels).sum())
         bf16_vs_full = int((res_bf16.labels != full.labels).sum())

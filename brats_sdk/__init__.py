@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from brats_sdk.models.survival import AgeScaler, SurvivalClassifier, SurvivalConfig
     from brats_sdk.options import TTA, UncertaintyMethod
     from brats_sdk.predict.batch import BatchOptions, BatchSummary, run_batch
+    from brats_sdk.predict.config import CropPadding
     from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
     from brats_sdk.predict.results import VolumeFailure, VolumePrediction
     from brats_sdk.report.build import write_report
@@ -73,6 +74,7 @@ _LAZY: dict[str, str] = {
     "CheckpointError": "brats_sdk.errors",
     "CombinedPredictor": "brats_sdk.predict.predictor",
     "ConfigError": "brats_sdk.errors",
+    "CropPadding": "brats_sdk.predict.config",
     "DataError": "brats_sdk.errors",
     "DataFormat": "brats_sdk.data.sources",
     "DataSource": "brats_sdk.data.protocols",
@@ -148,6 +150,7 @@ __all__ = [
     "CheckpointError",
     "CombinedPredictor",
     "ConfigError",
+    "CropPadding",
     "DataError",
     "DataFormat",
     "DataSource",

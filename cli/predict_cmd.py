@@ -17,6 +17,7 @@ from brats_sdk.errors import ConfigError
 from brats_sdk.options import TTA, UncertaintyMethod
 from brats_sdk.out_dir import prepare_out_dir
 from brats_sdk.predict.batch import BatchOptions, run_batch
+from brats_sdk.predict.config import CropPadding
 from brats_sdk.predict.export_manifest import is_export_dir
 from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorConfig
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
@@ -50,9 +51,13 @@ from cli.options import (
               help="bf16 networks and inputs: faster on GPUs and on CPUs with native bf16 (AVX-512 BF16, AMX), "
                    "slower than fp32 on other CPUs; may change a few labels.")
 @click.option("--full-slices", is_flag=True, help="Run the U-Net on every full slice (no brain crop or skipping).")
-@click.option("--crop-margin", type=click.IntRange(min=0), default=16, show_default=True,
-              help="Background pixels kept around each slice's brain box; 0 is ~5 % faster but moves tumour "
-                   "labels at the crop border (see benchmarks/README.md).")
+@click.option("--crop-margin", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Background pixels kept around each slice's brain box (before rounding to 32); 0 is faster but "
+                   "moves more tumour labels at the crop border (see benchmarks/README.md).")
+@click.option("--crop-padding", type=click.Choice([c.value for c in CropPadding]), default=CropPadding.BACKGROUND.value,
+              show_default=True,
+              help="What the U-Net's layers pad a brain-box crop with: background (each layer's features of background, "
+                   "which keeps the whole slice's labels) or zeros (moves more labels; see benchmarks/README.md).")
 @click.option("--slice-step", type=click.IntRange(min=1), default=3, show_default=True,
               help="Run the U-Net first on every N-th brain slice, then only near slices where it found tumour "
                    "(the rest is background); 1 runs every brain slice.")
@@ -90,7 +95,8 @@ from cli.options import (
 @quiet_option
 def predict_cmd(
     volumes_dir: Path, out_dir: Path, age_csv: Path | None, model_dir: Path | None, segmenter: Path | None,
-    survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, slice_step: int,
+    survival: Path | None, batch_size: int, precision: str, full_slices: bool, crop_margin: int, crop_padding: str,
+    slice_step: int,
     min_component_voxels: int, plain_networks: bool,
     save_masks: bool, save_nifti: bool, tta: str, save_probabilities: bool, save_uncertainty: bool, uncertainty_method: str,
     volumes_text: str | None, part: str | None, id_map: Path | None, data_format: DataFormat,
@@ -113,7 +119,7 @@ def predict_cmd(
     ids = PatientIdMap.from_csv(id_map) if id_map is not None else None
     config = PredictorConfig(
         batch_size=batch_size, precision=Precision(precision), skip_empty_slices=not full_slices, crop_to_brain=not full_slices,
-        crop_margin=crop_margin, slice_step=slice_step, fold_batchnorm=not plain_networks, fuse_upsampling=not plain_networks,
+        crop_margin=crop_margin, crop_padding=CropPadding(crop_padding), slice_step=slice_step, fold_batchnorm=not plain_networks, fuse_upsampling=not plain_networks,
         tumour_windows=not plain_networks, fast_convolutions=not plain_networks, tta=TTA(tta), probabilities=save_probabilities,
         uncertainty=UncertaintyMethod(uncertainty_method) if save_uncertainty else None,
         min_component_voxels=min_component_voxels,

@@ -187,18 +187,19 @@ def test_predict_skips_a_corrupt_volume_and_exits_3(cohort: Path, run_dir: Path,
         assert list(csv.DictReader(f)) == []
     assert not list(out.rglob("*.tmp"))
     settings = json.loads((out / "predictions.json").read_text())["predictor"]
-    assert settings["crop_margin"] == 16 and settings["slice_step"] == 3 and settings["min_component_voxels"] == 0
+    assert settings["crop_margin"] == 8 and settings["slice_step"] == 3 and settings["min_component_voxels"] == 0
+    assert settings["crop_padding"] == "background"
 
 
 def test_predict_crop_margin_option(cohort: Path, run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "pred"
     res = CliRunner().invoke(cli, ["predict", str(cohort), "--model-dir", str(run_dir), "--out", str(out), "--volumes", "1",
                                    "--crop-margin", "0", "--slice-step", "1", "--min-component-voxels", "5", "--device", "cpu",
-                                   "--quiet"])
+                                   "--crop-padding", "zeros", "--quiet"])
     assert res.exit_code == 0, res.output
     settings = json.loads((out / "predictions.json").read_text())["predictor"]
     assert settings["crop_margin"] == 0 and settings["slice_step"] == 1 and settings["fold_batchnorm"] is True
-    assert settings["min_component_voxels"] == 5
+    assert settings["min_component_voxels"] == 5 and settings["crop_padding"] == "zeros"
     assert settings["fuse_upsampling"] is True and settings["tumour_windows"] is True and settings["fast_convolutions"] is True
     labels = json.loads((out / "predictions.json").read_text())["volumes"]
     plain_out = tmp_path / "plain"

@@ -31,6 +31,7 @@ from brats_sdk.data.synth import SynthConfig, make_cohort
 from brats_sdk.export.write import export_run
 from brats_sdk.labels import classes_to_one_hot
 from brats_sdk.models.survival import prepare_masks
+from brats_sdk.predict.accel import AccelOptions, accelerate
 from brats_sdk.predict.export_manifest import (
     EXPORT_FILE,
     SEGMENTER_ONNX,
@@ -40,6 +41,7 @@ from brats_sdk.predict.export_manifest import (
 )
 from brats_sdk.predict.onnx_networks import OnnxNetworks
 from cli.main import cli
+from tests.helpers import randomise_norms
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -57,7 +59,9 @@ def cohort(module_tmp: Path) -> Path:
 def run_dir(module_tmp: Path) -> Path:
     torch.manual_seed(0)
     run = module_tmp / "run"
-    Segmenter().save(run / "segmenter.pt", metadata={"epoch": 1})
+    segmenter = Segmenter()
+    randomise_norms(segmenter, seed=4)  # background features that are not zero: crops pad with them
+    segmenter.save(run / "segmenter.pt", metadata={"epoch": 1})
     bins = SurvivalBins.brats().with_observed([100.0, 350.0, 600.0])
     SurvivalClassifier(SurvivalConfig(input_size=32), bins=bins, age_scaler=AgeScaler(30.0, 80.0)).save(run / "survival.pt")
     return run
@@ -89,6 +93,9 @@ def test_the_export_records_what_prediction_needs_and_its_parity(export_dir: Pat
 def test_one_session_runs_two_brain_box_sizes_as_pytorch_does(export_dir: Path, run_dir: Path) -> None:
     nets = OnnxNetworks.load(export_dir, providers=["CPUExecutionProvider"])
     seg = Segmenter.from_checkpoint(run_dir / "segmenter.pt")
+    plain = AccelOptions(device=torch.device("cpu"), memory_format=torch.contiguous_format, fold_batchnorm=False,
+                         fuse_upsampling=False, fast_convolutions=False)
+    crops = accelerate(seg, None, plain).crops
     rng = np.random.default_rng(0)
     for shape in ((2, 4, 64, 96), (3, 4, 128, 64)):
         x = rng.standard_normal(shape, dtype=np.float32)
@@ -97,6 +104,11 @@ def test_one_session_runs_two_brain_box_sizes_as_pytorch_does(export_dir: Path, 
         got = nets.segmenter_logits(x)
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-3)
+        with torch.inference_mode():
+            want = crops(torch.from_numpy(x)).numpy()
+        got = nets.segmenter_logits(x, background=True)
+        np.testing.assert_allclose(got, want, atol=1e-3)
+        assert np.abs(got - nets.segmenter_logits(x)).max() > 1e-2
     surv = SurvivalClassifier.from_checkpoint(run_dir / "survival.pt")
     for shape in ((2, 3, 40, 40), (1, 3, 64, 80)):
         masks = (rng.random(shape) > 0.7).astype(np.uint8)

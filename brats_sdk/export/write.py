@@ -2,7 +2,9 @@
 
 The graphs are the networks as trained (no inference rewrites), with dynamic batch and
 spatial sizes: ``segmenter.onnx`` takes the brain-box crops the predictor cuts (any
-multiple of 32 a side), ``survival.onnx`` one-hot masks of any size (their resize and
+multiple of 32 a side) and a ``background`` switch (1: every padded layer pads with its
+background features, as PyTorch's crops do, :mod:`~brats_sdk.predict.accel.background`; 0:
+zeros, as for whole slices), ``survival.onnx`` one-hot masks of any size (their resize and
 ImageNet normalisation are in the graph) and the scaled age. Before the folder appears,
 ``onnx.checker`` checks both graphs and ONNX Runtime runs the whole prediction beside
 PyTorch on a synthetic volume and on any volumes given (:mod:`~brats_sdk.export.parity`);
@@ -40,6 +42,11 @@ from brats_sdk.export.parity import VolumeParity, check_volume
 from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.models.survival import SurvivalClassifier, prepare_masks
 from brats_sdk.options import OptionEnum, config_to_dict
+from brats_sdk.predict.accel.background import (
+    BackgroundSwitch,
+    background_features,
+    shift_to_background,
+)
 from brats_sdk.predict.export_manifest import (
     SEGMENTER_ONNX,
     SURVIVAL_ONNX,
@@ -184,17 +191,22 @@ def _import_onnx() -> ModuleType:
 
 
 class _SegmenterGraph(nn.Module):
-    """The U-Net as trained: normalised crops (sides multiples of 32) -> float32 logits."""
+    """The U-Net as trained: normalised crops (sides multiples of 32) and what their
+    layers pad with (``background`` 1: the layers' background features, as PyTorch's crops;
+    0: zeros, as whole slices) -> float32 logits."""
 
     def __init__(self, segmenter: Segmenter, half: bool) -> None:
         super().__init__()
         self.unet = copy.deepcopy(segmenter.unet).eval()
+        self.switch = BackgroundSwitch()
+        shift_to_background(self.unet, background_features(self.unet, segmenter.config.in_channels), self.switch)
         self.half_precision = half
         if half:
             self.unet.half()
 
-    def forward(self, image: Tensor) -> Tensor:
+    def forward(self, image: Tensor, background: Tensor) -> Tensor:
         x = image.half() if self.half_precision else image
+        self.switch.on = background
         logits: Tensor = self.unet(x)
         return logits.float()
 
@@ -222,7 +234,8 @@ class _SurvivalGraph(nn.Module):
 def _export_segmenter(segmenter: Segmenter, path: Path, opset: int, half: bool) -> None:
     example = torch.zeros(2, segmenter.config.in_channels, 64, 64)
     axes = {0: "batch", 2: "height", 3: "width"}
-    _to_onnx(_SegmenterGraph(segmenter, half), (example,), path, ["image"], ["logits"], {"image": axes, "logits": axes}, opset)
+    _to_onnx(_SegmenterGraph(segmenter, half), (example, torch.ones(1)), path, ["image", "background"], ["logits"],
+             {"image": axes, "logits": axes}, opset)
 
 
 def _export_survival(survival: SurvivalClassifier, path: Path, opset: int, half: bool) -> None:
@@ -260,7 +273,10 @@ def _manifest(run: Path, folder: Path, segmenter: Segmenter, survival: SurvivalC
     seg = NetworkEntry(
         file=SEGMENTER_ONNX,
         sha256=sha256_of(folder / SEGMENTER_ONNX),
-        inputs=(TensorSpec("image", ("batch", segmenter.config.in_channels, "height", "width"), "float32"),),
+        inputs=(
+            TensorSpec("image", ("batch", segmenter.config.in_channels, "height", "width"), "float32"),
+            TensorSpec("background", (1,), "float32"),
+        ),
         outputs=(TensorSpec("logits", ("batch", segmenter.config.n_classes, "height", "width"), "float32"),),
         config=config_to_dict(segmenter.config),
         metadata=dict(segmenter.metadata),

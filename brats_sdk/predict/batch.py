@@ -223,6 +223,7 @@ def _write_tables(
             "precision": predictor.config.precision.value,
             "crop_to_brain": predictor.config.crop_to_brain,
             "crop_margin": predictor.config.crop_margin,
+            "crop_padding": predictor.config.crop_padding.value,
             "fold_batchnorm": predictor.config.fold_batchnorm,
             "fuse_upsampling": predictor.config.fuse_upsampling,
             "tumour_windows": predictor.config.tumour_windows,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from brats_sdk.errors import ConfigError
 from brats_sdk.options import TTA, OptionEnum, UncertaintyMethod
 
-__all__ = ["Precision", "PredictorConfig"]
+__all__ = ["CropPadding", "Precision", "PredictorConfig"]
 
 
 class Precision(OptionEnum):
@@ -16,6 +16,15 @@ class Precision(OptionEnum):
 
     FP32 = "fp32"
     BF16 = "bf16"
+
+
+class CropPadding(OptionEnum):
+    """What a brain-box crop's layers pad with at its edge. BACKGROUND: each layer's
+    features of background (:mod:`~brats_sdk.predict.accel.background`), as a whole slice
+    continues there; ZEROS: zeros, as the network pads the whole slice's edge."""
+
+    BACKGROUND = "background"
+    ZEROS = "zeros"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,9 @@ class PredictorConfig:
         skip_empty_slices: Do not run the U-Net on slices without brain.
         crop_to_brain: Run the U-Net on each slice's brain bounding box only.
         crop_margin: Background pixels kept around the brain box (before rounding to 32).
+        crop_padding: What the crop's layers pad with at its edge: ``background`` (the
+            layers' features of background, which keeps the whole slice's labels) or
+            ``zeros`` (``benchmarks/bench_predict.py`` counts the labels each changes).
         channels_last: Use channels-last memory format (faster convolutions on CPU).
         fold_batchnorm: Run copies of the networks with BatchNorm folded into the
             convolutions (faster; changes only float rounding).
@@ -71,7 +83,8 @@ class PredictorConfig:
     precision: Precision = Precision.FP32
     skip_empty_slices: bool = True
     crop_to_brain: bool = True
-    crop_margin: int = 16
+    crop_margin: int = 8
+    crop_padding: CropPadding = CropPadding.BACKGROUND
     channels_last: bool = True
     fold_batchnorm: bool = True
     fuse_upsampling: bool = True
@@ -86,6 +99,7 @@ class PredictorConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.parse(self.precision))
         object.__setattr__(self, "tta", TTA.parse(self.tta))
+        object.__setattr__(self, "crop_padding", CropPadding.parse(self.crop_padding))
         if self.uncertainty is not None:
             object.__setattr__(self, "uncertainty", UncertaintyMethod.parse(self.uncertainty))
         if self.uncertainty is UncertaintyMethod.SPREAD and self.tta is TTA.NONE:

@@ -78,12 +78,16 @@ class OnnxNetworks:
         manifest: The export's ``export.json``.
         export_dir: Its folder.
         providers: ONNX Runtime execution providers (default: CUDA where available, then CPU).
+        crop_background: Pad brain-box crops with background, as PyTorch does (for graphs
+            that take a ``background`` input; older exports pad with zeros).
 
     Raises:
         ConfigError: ``onnxruntime`` is missing, or a provider it does not have.
     """
 
-    def __init__(self, manifest: ExportManifest, export_dir: Path, *, providers: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, manifest: ExportManifest, export_dir: Path, *, providers: Sequence[str] | None = None, crop_background: bool = True
+    ) -> None:
         ort = import_onnxruntime()
         available = list(ort.get_available_providers())
         chosen = tuple(providers) if providers is not None else tuple(p for p in (_CUDA, _CPU) if p in available)
@@ -97,10 +101,14 @@ class OnnxNetworks:
         used = tuple(self._seg.get_providers())
         self._device = RuntimeDevice(type="cuda" if used and used[0] == _CUDA else "cpu", providers=used)
         self._seg_dtype = _input_dtype(manifest.segmenter)
+        self._switch = "background" in {i.name for i in self._seg.get_inputs()}
+        if crop_background and not self._switch:
+            logger.info("%s: an export without the background input; its crops pad with zeros", export_dir)
+        self._crop_background = crop_background and self._switch
         self._surv_dtype = _input_dtype(manifest.survival) if manifest.survival is not None else np.dtype(np.float32)
 
     @classmethod
-    def load(cls, export_dir: Path, *, providers: Sequence[str] | None = None) -> OnnxNetworks:
+    def load(cls, export_dir: Path, *, providers: Sequence[str] | None = None, crop_background: bool = True) -> OnnxNetworks:
         """Read ``export.json`` (checking versions and model hashes) and open the sessions.
 
         Raises:
@@ -108,7 +116,7 @@ class OnnxNetworks:
             ConfigError: ``onnxruntime`` is missing or a provider is unknown.
         """
         import_onnxruntime()  # the install hint before anything else
-        return cls(read_manifest(export_dir), export_dir, providers=providers)
+        return cls(read_manifest(export_dir), export_dir, providers=providers, crop_background=crop_background)
 
     def _session(self, ort: ModuleType, entry: NetworkEntry, providers: tuple[str, ...]) -> onnxruntime.InferenceSession:
         options = ort.SessionOptions()
@@ -167,10 +175,14 @@ class OnnxNetworks:
         }
 
     # ------------------------------------------------------------------ the graphs
-    def segmenter_logits(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def segmenter_logits(self, images: npt.NDArray[np.float32], *, background: bool = False) -> npt.NDArray[np.float32]:
         """Logits ``(B, classes, H, W)`` of normalised images ``(B, C, H, W)``, ``H, W``
-        multiples of 32 (the U-Net as exported)."""
-        out = self._seg.run(None, {"image": np.ascontiguousarray(images, dtype=self._seg_dtype)})[0]
+        multiples of 32 (the U-Net as exported), padded with zeros or, where the graph
+        can, with ``background``."""
+        feed = {"image": np.ascontiguousarray(images, dtype=self._seg_dtype)}
+        if self._switch:
+            feed["background"] = np.array([1.0 if background else 0.0], dtype=np.float32)
+        out = self._seg.run(None, feed)[0]
         return np.asarray(out, dtype=np.float32)
 
     def survival_logits(self, one_hot: npt.NDArray[np.uint8], scaled_age: float) -> npt.NDArray[np.float32]:
@@ -188,7 +200,7 @@ class OnnxNetworks:
         return labels
 
     def unet_logits(self, images: npt.NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]) -> npt.NDArray[np.float32]:
-        return self.segmenter_logits(images)[..., rows[0] : rows[1], cols[0] : cols[1]]
+        return self.segmenter_logits(images, background=self._crop_background)[..., rows[0] : rows[1], cols[0] : cols[1]]
 
     def unet_classes(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
         """Class indices of whole slices of any size: zero-padded to multiples of 32 as the

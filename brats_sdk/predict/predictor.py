@@ -63,7 +63,7 @@ from brats_sdk.predict.boxes import (
     tumour_regions,
 )
 from brats_sdk.predict.components import drop_small_components
-from brats_sdk.predict.config import Precision, PredictorConfig
+from brats_sdk.predict.config import CropPadding, Precision, PredictorConfig
 from brats_sdk.predict.networks import DeviceLike, PredictionNetworks
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction, region_volumes_ml
 from brats_sdk.predict.tta import UnetRunner, VolumeOutputs
@@ -147,7 +147,8 @@ class CombinedPredictor:
             providers: ONNX Runtime execution providers, in order of preference (default:
                 ``CUDAExecutionProvider`` where available, then ``CPUExecutionProvider``).
             config: Inference options (the network rewrites and ``precision`` apply to
-                PyTorch only: an export runs as it was exported).
+                PyTorch only: an export runs as it was exported; ``crop_padding`` applies
+                to both).
 
         Raises:
             CheckpointError: No or a bad ``export.json``, or a model file whose hash differs.
@@ -155,7 +156,9 @@ class CombinedPredictor:
         """
         from brats_sdk.predict.onnx_networks import OnnxNetworks
 
-        return cls.from_networks(OnnxNetworks.load(Path(export_dir), providers=providers), config=config)
+        background = (config or PredictorConfig()).crop_padding is CropPadding.BACKGROUND
+        networks = OnnxNetworks.load(Path(export_dir), providers=providers, crop_background=background)
+        return cls.from_networks(networks, config=config)
 
     @classmethod
     def from_checkpoints(

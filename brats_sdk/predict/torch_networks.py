@@ -26,7 +26,7 @@ from brats_sdk.labels import classes_to_one_hot
 from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.models.survival import SurvivalClassifier, bin_probabilities
 from brats_sdk.predict.accel import AccelOptions, accelerate, window_logits
-from brats_sdk.predict.predictor import Precision, PredictorConfig
+from brats_sdk.predict.config import CropPadding, Precision, PredictorConfig
 from brats_sdk.predict.workers import CpuWorkers
 
 __all__ = ["TorchNetworks"]
@@ -73,9 +73,11 @@ class TorchNetworks:
                 device=self._device, dtype=self._dtype, memory_format=self._fmt,
                 fold_batchnorm=self.config.fold_batchnorm, fuse_upsampling=self.config.fuse_upsampling,
                 tumour_windows=self.config.tumour_windows, fast_convolutions=self.config.fast_convolutions,
+                crop_background=self.config.crop_padding is CropPadding.BACKGROUND,
             ),
         )
         self._seg_net = fast.segmenter
+        self._crop_net = fast.crops
         # The U-Net whose last layers can run on windows of a crop (None: run it whole).
         self._window_unet = fast.window_unet
         self._surv_net = fast.survival
@@ -145,7 +147,7 @@ class TorchNetworks:
         x = self._input(torch.from_numpy(images))
         if self._window_unet is not None:
             return window_logits(self._window_unet, x, rows, cols)
-        logits: torch.Tensor = self._seg_net(x)[..., rows[0] : rows[1], cols[0] : cols[1]]
+        logits: torch.Tensor = self._crop_net(x)[..., rows[0] : rows[1], cols[0] : cols[1]]
         return logits
 
     def unet_classes(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:

@@ -16,6 +16,10 @@ Each rewrite changes only float rounding (``tests/`` compares them in float64):
 :mod:`~brats_sdk.predict.accel.smp_internals` is the one module that reads
 segmentation-models-pytorch internals. The predictor calls :func:`accelerate` only;
 ``brats predict --plain-networks`` turns every rewrite off.
+
+:mod:`~brats_sdk.predict.accel.background` is no rewrite of that kind: it changes what the
+layers of a brain-box crop pad with, so that the crop's labels are the whole slice's; it
+applies with or without the rewrites, to a copy that runs the crops only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from torch import nn
 
 from brats_sdk.models.segmenter import Segmenter
 from brats_sdk.models.survival import SurvivalClassifier
+from brats_sdk.predict.accel.background import background_features, pad_crops_with_background
 from brats_sdk.predict.accel.batchnorm import fold_batchnorm
 from brats_sdk.predict.accel.convolutions import use_fast_convolutions
 from brats_sdk.predict.accel.smp_internals import Unet
@@ -55,6 +60,8 @@ class AccelOptions:
         tumour_windows: Run the survival backbone's first layers on tumour windows (CPU only).
         fast_convolutions: Swap the convolutions for Winograd and oneDNN ones (CPU, float32;
             Winograd also float64).
+        crop_background: Give the crops' copy of the segmenter background padding
+            (:mod:`~brats_sdk.predict.accel.background`).
     """
 
     device: torch.device
@@ -64,6 +71,7 @@ class AccelOptions:
     fuse_upsampling: bool = True
     tumour_windows: bool = True
     fast_convolutions: bool = True
+    crop_background: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +79,14 @@ class FastNetworks:
     """Eval-mode copies of the networks, rewritten; the models passed in are untouched.
 
     Attributes:
-        segmenter: Runs ``(B, 4, H, W) -> (B, 4, H, W)`` logits like the segmenter.
-        window_unet: Its U-Net when :func:`window_logits` can run it on windows, else None.
+        segmenter: Runs ``(B, 4, H, W) -> (B, 4, H, W)`` logits of whole slices like the segmenter.
+        crops: Runs brain-box crops: ``segmenter`` itself, or a copy that pads with background.
+        window_unet: The U-Net of ``crops`` when :func:`window_logits` can run it on windows, else None.
         survival: Runs ``(masks, age) -> logits`` like the classifier, or None.
     """
 
     segmenter: nn.Module
+    crops: nn.Module
     window_unet: Unet | None
     survival: nn.Module | None
 
@@ -93,16 +103,27 @@ def accelerate(segmenter: Segmenter, survival: SurvivalClassifier | None, option
         The copies, in eval mode, on ``options.device`` in ``options.dtype``.
     """
     fold = options.fold_batchnorm
-    seg_net: nn.Module = fold_batchnorm(segmenter) if fold else copy.deepcopy(segmenter).eval()
-    if fold and options.fuse_upsampling:
-        seg_net = fuse_upsampling(seg_net)
-    seg_net = seg_net.to(device=options.device, dtype=options.dtype).to(memory_format=options.memory_format)
     # bf16 keeps PyTorch's convolutions (oneDNN's, whatever the shape): Winograd's
     # transforms would spend its 8-bit mantissa.
     fast = options.fast_convolutions and options.device.type == "cpu" and options.dtype in (torch.float32, torch.float64)
-    if fast:
-        use_fast_convolutions(seg_net)
-    unet = getattr(seg_net, "unet", None)
+
+    def rewritten() -> nn.Module:
+        net: nn.Module = fold_batchnorm(segmenter) if fold else copy.deepcopy(segmenter).eval()
+        if fold and options.fuse_upsampling:
+            net = fuse_upsampling(net)
+        net = net.to(device=options.device, dtype=options.dtype).to(memory_format=options.memory_format)
+        if fast:
+            use_fast_convolutions(net)
+        return net
+
+    seg_net = rewritten()
+    crop_net = seg_net
+    if options.crop_background:
+        features = background_features(segmenter, segmenter.config.in_channels)
+        if any(f.any() for f in features.values()):  # else zeros are the background
+            crop_net = rewritten()
+            pad_crops_with_background(crop_net, features)
+    unet = getattr(crop_net, "unet", None)
     window_unet = unet if isinstance(unet, Unet) and supports_windows(unet) else None
     surv_net: nn.Module | None = None
     if survival is not None:
@@ -112,4 +133,4 @@ def accelerate(segmenter: Segmenter, survival: SurvivalClassifier | None, option
             use_fast_convolutions(surv_net)
         if options.tumour_windows and options.device.type == "cpu" and isinstance(surv_net, SurvivalClassifier):
             use_tumour_windows(surv_net)
-    return FastNetworks(segmenter=seg_net, window_unet=window_unet, survival=surv_net)
+    return FastNetworks(segmenter=seg_net, crops=crop_net, window_unet=window_unet, survival=surv_net)

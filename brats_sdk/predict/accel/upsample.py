@@ -68,6 +68,9 @@ class PhaseUpsampleBlock(nn.Module):
         # The skip connection's part: a 3x3 convolution module of its own, so that the
         # rewrites of plain convolutions (Winograd) reach it.
         self.skip_conv: nn.Conv2d | None = None
+        # The value the upsampled input is padded with, per channel (None: zeros; see
+        # brats_sdk.predict.background).
+        self.pad_value: Tensor | None = None
         if skip.shape[1]:
             self.skip_conv = nn.Conv2d(skip.shape[1], skip.shape[0], 3, padding=1, device="meta")
             self.skip_conv.weight = nn.Parameter(skip.contiguous(), requires_grad=False)
@@ -80,6 +83,12 @@ class PhaseUpsampleBlock(nn.Module):
         if (target_height, target_width) != (2 * h, 2 * w) or (skip_connection is None) != (self.skip_conv is None):
             return self.fallback(feature_map, target_height, target_width, skip_connection)  # type: ignore[no-any-return]  # smp is untyped
         padded = F.pad(feature_map, (1, 1, 1, 1))
+        if self.pad_value is not None:
+            edge = self.pad_value.to(padded.dtype).view(1, -1, 1)
+            padded[:, :, 0, :] = edge
+            padded[:, :, -1, :] = edge
+            padded[:, :, :, 0] = edge
+            padded[:, :, :, -1] = edge
         n = self.phase_bias.shape[0] // 4
         if self.skip_conv is not None and skip_connection is not None:
             out = self.skip_conv(skip_connection)
