@@ -56,7 +56,7 @@ def background_features(network: nn.Module, in_channels: int) -> dict[str, Tenso
     Returns:
         ``{name: (C,)}`` for every convolution with padding.
     """
-    probe = copy.deepcopy(network).eval().double()
+    probe = copy.deepcopy(network).eval().cpu().double()
     features: dict[str, Tensor] = {}
     handles: list[RemovableHandle] = []
     for name, module in probe.named_modules():
@@ -116,8 +116,9 @@ class BackgroundBands:
         rows, cols = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         t, b = _edge_outputs(h, rows, ph, kh, sh, dh)
         left, r = _edge_outputs(w, cols, pw, kw, sw, dw)
-        weight = conv.weight.detach().to(device=device, dtype=torch.float64)
-        value = self.value.to(device).view(1, -1, 1, 1)
+        # float64 on the CPU (MPS has no float64), then on the output's device and dtype.
+        weight = conv.weight.detach().cpu().to(torch.float64)
+        value = self.value.cpu().view(1, -1, 1, 1)
 
         def part(r0: int, r1: int, c0: int, c1: int) -> Tensor:
             """The outputs ``[r0, r1) x [c0, c1)`` of the convolution of the padding ring
@@ -129,7 +130,7 @@ class BackgroundBands:
             ring = value.expand(1, -1, y1 - y0, x1 - x0).clone()
             ring[..., max(ph - y0, 0) : max(ph + h - y0, 0), max(pw - x0, 0) : max(pw + w - x0, 0)] = 0.0
             out = F.conv2d(ring, weight, None, conv.stride, 0, conv.dilation, conv.groups)
-            return out.to(dtype).contiguous(memory_format=fmt)
+            return out.to(dtype).to(device).contiguous(memory_format=fmt)
 
         parts = (part(0, t, 0, cols), part(rows - b, rows, 0, cols), part(t, rows - b, 0, left), part(t, rows - b, cols - r, cols))
         return (t, b, left, r), parts
@@ -153,7 +154,7 @@ def pad_crops_with_background(network: nn.Module, features: Mapping[str, Tensor]
             value = features[name + ".conv1.0"]
             up = module.phase_weight.shape[1]
             if value[:up].any():
-                module.pad_value = value[:up].to(module.phase_weight)
+                module.pad_value = value[:up].to(module.phase_weight.dtype).to(module.phase_weight.device)
                 changed += 1
             if module.skip_conv is not None:
                 done.add(id(module.skip_conv))
@@ -187,7 +188,7 @@ def shift_to_background(network: nn.Module, features: Mapping[str, Tensor], swit
         value = features[name].detach()
         (kh, kw), (dh, dw) = module.kernel_size, module.dilation
         field = value.view(1, -1, 1, 1).expand(1, -1, (kh - 1) * dh + 1, (kw - 1) * dw + 1)
-        added = F.conv2d(field, module.weight.detach().double(), None, 1, 0, module.dilation, module.groups).flatten()
+        added = F.conv2d(field, module.weight.detach().cpu().double(), None, 1, 0, module.dilation, module.groups).flatten()
 
         def shift(_: nn.Module, args: tuple[Tensor, ...], value: Tensor = value) -> tuple[Tensor]:
             x = args[0]
