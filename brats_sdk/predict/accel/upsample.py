@@ -69,7 +69,7 @@ class PhaseUpsampleBlock(nn.Module):
         # rewrites of plain convolutions (Winograd) reach it.
         self.skip_conv: nn.Conv2d | None = None
         # The value the upsampled input is padded with, per channel (None: zeros; see
-        # brats_sdk.predict.background).
+        # brats_sdk.predict.accel.background).
         self.pad_value: Tensor | None = None
         if skip.shape[1]:
             self.skip_conv = nn.Conv2d(skip.shape[1], skip.shape[0], 3, padding=1, device="meta")
