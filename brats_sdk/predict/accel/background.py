@@ -97,23 +97,23 @@ class BackgroundBands:
         # The bands in the output's memory format: adding across formats is several times slower.
         fmt = torch.channels_last if out.dim() == 4 and out.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         key = (int(h), int(w), out.dtype, out.device, fmt)
+        rows, cols = int(out.shape[-2]), int(out.shape[-1])
         found = self._bands.get(key)
         if found is None:
-            found = self._bands[key] = self._compute(*key)
+            found = self._bands[key] = self._compute(*key, rows, cols)
         (t, b, left, r), (top, bottom, west, east) = found
-        rows, cols = out.shape[-2:]
         out[..., :t, :] += top
         out[..., rows - b :, :] += bottom
         out[..., t : rows - b, :left] += west
         out[..., t : rows - b, cols - r :] += east
 
     def _compute(
-        self, h: int, w: int, dtype: torch.dtype, device: torch.device, fmt: torch.memory_format
+        self, h: int, w: int, dtype: torch.dtype, device: torch.device, fmt: torch.memory_format, rows: int, cols: int
     ) -> tuple[tuple[int, int, int, int], tuple[Tensor, ...]]:
+        """The bands of an ``h x w`` input whose output is ``rows x cols``."""
         conv = self.conv
         ph, pw = _padding(conv)
         (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
-        rows, cols = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         t, b = _edge_outputs(h, rows, ph, kh, sh, dh)
         left, r = _edge_outputs(w, cols, pw, kw, sw, dw)
         # float64 on the CPU (MPS has no float64), then on the output's device and dtype.
