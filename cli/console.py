@@ -38,6 +38,11 @@ def setup_logging(verbose: int) -> None:
     root.propagate = False
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 volume"``, ``"2 volumes"``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class Advance(Protocol):
     def __call__(self, n: int = 1) -> None: ...
 

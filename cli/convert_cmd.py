@@ -10,7 +10,7 @@ import click
 from brats_sdk.data.convert import convert_folder
 from brats_sdk.data.nifti import NiftiFolder
 from brats_sdk.data.nifti_labels import LabelConvention
-from cli.console import console, err_console, progress_bar
+from cli.console import console, counted, err_console, progress_bar
 from cli.exit_codes import ExitCode
 from cli.options import label_convention_option, parse_int_list
 
@@ -71,7 +71,7 @@ def convert_cmd(
         )
     kept = f", kept {len(result.kept)} converted before" if result.kept else ""
     console.print(
-        f"Converted {len(result.converted)} volumes{kept}, {len(result.failed)} failed ({result.slices} slices) "
+        f"Converted {counted(len(result.converted), 'volume')}{kept}, {len(result.failed)} failed ({counted(result.slices, 'slice')}) "
         f"from {data_dir} to {result.data_dir} in {time.perf_counter() - t0:.1f} s"
     )
     for failure in result.failed:

@@ -15,7 +15,7 @@ from brats_sdk.data.inspection import VolumeCounts, inspect_folder, plan_inspect
 from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.sources import DataFormat
 from brats_sdk.data.synth import SynthConfig, make_cohort
-from cli.console import console, err_console, progress_bar
+from cli.console import console, counted, err_console, progress_bar
 from cli.exit_codes import ExitCode
 from cli.options import format_option, label_convention_option
 
@@ -39,7 +39,7 @@ def synth_cmd(
     config = SynthConfig(volumes=volumes, seed=seed, slices=slices, size=size, patient_signature=patient_signature)
     with progress_bar("Synthesising volumes", volumes, quiet=quiet) as advance:
         data_dir = make_cohort(out_dir, config, progress=lambda _done: advance(1), overwrite=overwrite)
-    console.print(f"Wrote {volumes} volumes x {slices} slices to {data_dir} in {time.perf_counter() - t0:.1f} s")
+    console.print(f"Wrote {counted(volumes, 'volume')} x {counted(slices, 'slice')} to {data_dir} in {time.perf_counter() - t0:.1f} s")
 
 
 @click.command("inspect")

@@ -11,7 +11,7 @@ from rich.table import Table
 from brats_sdk.export.parity import MIN_LABEL_AGREEMENT, VolumeParity
 from brats_sdk.export.write import DEFAULT_OPSET, ExportOptions, ExportPrecision, export_run
 from brats_sdk.predict.export_manifest import EXPORT_FILE
-from cli.console import console, err_console
+from cli.console import console, counted, err_console
 from cli.options import parse_int_list, quiet_option
 
 
@@ -48,7 +48,7 @@ def export_cmd(
             err_console.print(f"checked {p.name}: labels agree on {100 * p.label_agreement:.4f} % of brain voxels")
 
     result = export_run(run_dir, out_dir, options, on_volume=on_volume)
-    table = Table(title=f"ONNX Runtime against PyTorch ({len(result.parity)} volumes, {result.seconds:.1f} s)",
+    table = Table(title=f"ONNX Runtime against PyTorch ({counted(len(result.parity), 'volume')}, {result.seconds:.1f} s)",
                   caption=f"brain: voxels; labels: identical there (>= {100 * MIN_LABEL_AGREEMENT:.2f} % needed); "
                           "diff: max |logit PyTorch - ONNX|; bins: volume bin PyTorch/ONNX", box=box.SIMPLE_HEAD, show_edge=False)
     # Fits 80 columns: case names stay whole.

@@ -23,7 +23,7 @@ from brats_sdk.predict.predictor import CombinedPredictor, Precision, PredictorC
 from brats_sdk.predict.results import VolumeFailure, VolumePrediction
 from brats_sdk.predict.uncertainty import DEFAULT_UNCERTAINTY
 from brats_sdk.run_files import ERRORS_CSV, PREDICTIONS_CSV, SPLIT_FILE
-from cli.console import console, err_console, progress_updates
+from cli.console import console, counted, err_console, progress_updates
 from cli.exit_codes import ExitCode
 from cli.options import (
     announce_device,
@@ -161,7 +161,7 @@ def predict_cmd(
         return
     bins = predictor.bins
     labels = "/".join(bins.labels) if bins else ""
-    table = Table(title=f"Predictions ({summary.predictions} volumes, {summary.seconds:.1f} s)",
+    table = Table(title=f"Predictions ({counted(summary.predictions, 'volume')}, {summary.seconds:.1f} s)",
                   caption=f"votes: slices per bin ({labels}); WT / TC / ET: region volumes in mL; all columns in "
                           f"{PREDICTIONS_CSV}", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
     # Fits 80 columns: patient ids stay whole, the other cells fold rather than end in "…".

@@ -12,7 +12,7 @@ from brats_sdk.errors import ConfigError
 from brats_sdk.metrics.segmentation import HD95Method
 from brats_sdk.report import ReportOptions, headline, resolve_survival_model, write_report
 from brats_sdk.report.folder import read_prediction_folder
-from cli.console import console, progress_bar
+from cli.console import console, counted, progress_bar
 from cli.options import device_option, label_convention_option, quiet_option
 
 
@@ -63,7 +63,7 @@ def report_cmd(
             on_volume=lambda _v: advance(), compare=compare_dir,
         )
     data = files.data
-    table = Table(title=f"Report of {len(data.volumes)} volumes ({files.seconds:.1f} s)")
+    table = Table(title=f"Report of {counted(len(data.volumes), 'volume')} ({files.seconds:.1f} s)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for h in headline(data):

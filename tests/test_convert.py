@@ -122,12 +122,12 @@ def test_cli_convert(tmp_path: Path) -> None:
         app, ["convert", str(src), str(tmp_path / "out"), "--volumes", "1", "--quiet"]
     )
     assert result.exit_code == 0, result.output
-    assert "Converted 1 volumes, 0 failed (12 slices)" in result.output
+    assert "Converted 1 volume, 0 failed (12 slices)" in result.output
     assert len(H5SliceFolder(tmp_path / "out")) == 12
 
     # A rerun over more cases keeps the one converted and converts the other.
     result = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--quiet"])
-    assert result.exit_code == 0 and "Converted 1 volumes, kept 1 converted before" in result.output
+    assert result.exit_code == 0 and "Converted 1 volume, kept 1 converted before" in result.output
     # Slice files of cases outside this conversion are not its own: refused.
     result = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--volumes", "2", "--quiet"])
     assert result.exit_code == 1 and "already holds 24 slice files" in result.output

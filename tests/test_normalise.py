@@ -65,7 +65,7 @@ def test_slice_rule_is_invariant_to_a_per_slice_affine_change() -> None:
     changed = _per_slice_affine(vol)
     np.testing.assert_array_equal(brain_mask(changed), brain_mask(vol))
     np.testing.assert_allclose(normalise_volume(changed), normalise_volume(vol), atol=2e-4)
-    # The per-volume rule is not: this is why it is no longer the default.
+    # The per-volume rule is not, which is why the slice rule is the default.
     assert np.abs(normalise_volume(changed, "volume") - normalise_volume(vol, "volume")).max() > 0.5
 
 

@@ -115,7 +115,7 @@ def test_frozen_backbone_keeps_batchnorm_in_eval_mode() -> None:
 
 
 def test_skipped_later_stages_keep_the_trained_head(tiny_cohort: Path, tmp_path: Path) -> None:
-    # Regression: a skipped stage 2 used to swap in an untrained paper head before the save.
+    # A skipped stage 2 must not swap in an untrained paper head before the save.
     result = train_segmenter(seg_config(tiny_cohort, tmp_path, stage_epochs=(1, 0, 0)))
     model = Segmenter.from_checkpoint(result.model_path)
     assert model.config.head is HeadKind.DEFAULT and model.metadata["best_stage"] == 1
