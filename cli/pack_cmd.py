@@ -9,7 +9,7 @@ import click
 from brats_sdk.data.nifti_labels import LabelConvention
 from brats_sdk.data.packed import IMAGE_DTYPES, ImageDtype
 from brats_sdk.data.packed_writer import open_pack_source, pack_folder
-from cli.console import console, err_console, progress_bar
+from cli.console import console, counted, err_console, progress_bar
 from cli.exit_codes import ExitCode
 from cli.options import label_convention_option
 
@@ -49,7 +49,7 @@ def pack_cmd(
             folder, out_dir, image_dtype=image_dtype, require_mask=require_mask, progress=advance
         )
     console.print(
-        f"Packed {len(result.packed)} volume(s), skipped {len(result.skipped)} already packed, "
+        f"Packed {counted(len(result.packed), 'volume')}, skipped {len(result.skipped)} already packed, "
         f"{len(result.failed)} failed ({image_dtype}) into {result.out_dir} in {result.seconds:.1f} s"
     )
     for failure in result.failed:

@@ -179,7 +179,7 @@ def predict_cmd(
     console.print(table)
     console.print(f"Wrote {out_dir / PREDICTIONS_CSV}")
     if summary.failures:
-        console.print(f"[red]{len(summary.failures)} volume(s) failed; see {out_dir / ERRORS_CSV}[/red]")
+        console.print(f"[red]{counted(len(summary.failures), 'volume')} failed; see {out_dir / ERRORS_CSV}[/red]")
         raise SystemExit(ExitCode.VOLUMES_SKIPPED)
 
 

@@ -78,7 +78,7 @@ def report_cmd(
             console.print(f"[yellow]{o.n_train} of {len(data.volumes)} volumes were in the {o.role} model's "
                           "training or validation set.[/yellow]")
     if data.missing_in_ground_truth:
-        console.print(f"[yellow]{len(data.missing_in_ground_truth)} volume(s) not in the ground truth: "
+        console.print(f"[yellow]{counted(len(data.missing_in_ground_truth), 'volume')} not in the ground truth: "
                       f"{', '.join(map(str, data.missing_in_ground_truth))}[/yellow]")
     for note in data.notes:
         console.print(f"note: {note}", markup=False)
@@ -86,5 +86,5 @@ def report_cmd(
         for note in files.viewer.notes:
             console.print(f"note: {note}", markup=False)
         sizes = ", ".join(f"{v.volume}: {v.bytes / 1e6:.2f} MB" for v in files.viewer.volumes)
-        console.print(f"Slice viewer of {len(files.viewer.volumes)} volume(s) ({sizes})")
+        console.print(f"Slice viewer of {counted(len(files.viewer.volumes), 'volume')} ({sizes})")
     console.print(f"Wrote {files.html}")

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from brats_sdk.report import ImageFormat, ViewerOptions, write_viewer
 from brats_sdk.report.folder import read_prediction_folder
-from cli.console import console, progress_bar
+from cli.console import console, counted, progress_bar
 from cli.options import parse_int_list, quiet_option
 
 
@@ -42,7 +42,7 @@ def view_cmd(
     with progress_bar("Encoding volumes", total, quiet=quiet) as advance:
         build = write_viewer(pred_dir, out, ground_truth=ground_truth, volumes=chosen, max_volumes=max_volumes,
                              options=options, on_volume=lambda _v: advance())
-    table = Table(title=f"Slice viewer of {len(build.volumes)} volume(s) ({build.seconds:.1f} s)")
+    table = Table(title=f"Slice viewer of {counted(len(build.volumes), 'volume')} ({build.seconds:.1f} s)")
     for col in ("volume", "name", "slices", "box", "truth", "uncertainty", "quality", "MB"):
         table.add_column(col, justify="left" if col in ("name", "uncertainty") else "right")
     for v in build.volumes:

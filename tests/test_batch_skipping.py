@@ -105,7 +105,7 @@ def test_pack_skips_a_broken_nifti_case(tmp_path: Path) -> None:
     src = _nifti_cohort(tmp_path / "nifti")
     res = CliRunner().invoke(cli, ["pack", str(src), str(tmp_path / "packed"), "--quiet"])
     assert res.exit_code == ExitCode.VOLUMES_SKIPPED, res.output
-    assert "Packed 2 volume(s)" in res.output and "2 failed" in res.output
+    assert "Packed 2 volumes" in res.output and "2 failed" in res.output
     assert [i.volume for i in PackedFolder(tmp_path / "packed").volumes()] == [1, 4]
 
 

@@ -480,13 +480,13 @@ def test_cli_pack_and_exit_code_on_failed_volume(own_cohort: Path, tmp_path: Pat
     runner = CliRunner()
     res = runner.invoke(pack_cmd, [str(own_cohort), str(out), "--quiet"])
     assert res.exit_code == 0, res.output
-    assert "Packed 3 volume(s), skipped 0" in res.output
+    assert "Packed 3 volumes, skipped 0" in res.output
     res = runner.invoke(pack_cmd, [str(own_cohort), str(out), "--dtype", "float16", "--quiet"])
     assert res.exit_code == 0 and "(float16)" in res.output
     (own_cohort / "volume_3_slice_0.h5").write_bytes(b"junk")
     res = runner.invoke(pack_cmd, [str(own_cohort), str(out), "--dtype", "float16", "--quiet"])
     assert res.exit_code == 3
-    assert "Packed 0 volume(s), skipped 2" in res.output and "1 failed" in res.output
+    assert "Packed 0 volumes, skipped 2" in res.output and "1 failed" in res.output
 
 
 def _write_nifti_case(root: Path, name: str, seed: int) -> None:
