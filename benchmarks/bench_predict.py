@@ -238,13 +238,12 @@ def bench_case(
     n_brain = int(brain.sum())
     print(f"{k}_name={case.name} {k}_slices={image.shape[0]} {k}_brain_slices={int(brain.any(axis=(1, 2)).sum())}"
           f" {k}_brain_voxels={n_brain}")
-    paper, fp32, bf16 = Best(), Best(), Best()
-    t_onnx = float("inf")
+    paper, fp32, bf16, onnx = Best(), Best(), Best(), Best()
     res: VolumePrediction | None = None
     res_bf16: VolumePrediction | None = None
     res_onnx: VolumePrediction | None = None
     base_bin: int | None = None
-    t_tta = [float("inf")] * len(ours_tta)
+    tta = [Best() for _ in ours_tta]
     res_tta: list[VolumePrediction | None] = [None] * len(ours_tta)
     for _ in range(repeats):
         _, base_bin = paper.time(lambda: paper_pipeline(seg, surv, image, AGE))
@@ -252,13 +251,11 @@ def bench_case(
         if ours_bf16 is not None:
             res_bf16 = bf16.time(lambda: ours_bf16.predict_volume(image, AGE))
         if ours_onnx is not None:
-            t, res_onnx = _timed(lambda: ours_onnx.predict_volume(image, AGE))
-            t_onnx = min(t_onnx, t)
+            res_onnx = onnx.time(lambda: ours_onnx.predict_volume(image, AGE))
         for j, p in enumerate(ours_tta):
-            t, res_tta[j] = _timed(lambda: p.predict_volume(image, AGE))  # noqa: B023  # called at once
-            t_tta[j] = min(t_tta[j], t)
+            res_tta[j] = tta[j].time(lambda: p.predict_volume(image, AGE))  # noqa: B023  # called at once
     assert res is not None  # repeats >= 1
-    t_paper, t_ours, t_bf16 = paper.seconds, fp32.seconds, bf16.seconds
+    t_paper, t_ours, t_bf16, t_onnx = paper.seconds, fp32.seconds, bf16.seconds, onnx.seconds
     full_cfg = PredictorConfig(skip_empty_slices=False, crop_to_brain=False)
     full = CombinedPredictor(segmenter=seg, survival=surv, device="cpu", config=full_cfg).predict_volume(image, AGE)
     changed = res.labels != full.labels
@@ -275,7 +272,7 @@ def bench_case(
         print(f"{k}_onnxruntime_fp32_s={t_onnx:.2f} {k}_speedup_onnx={t_paper / t_onnx:.2f} {k}_ours_vs_onnx={t_onnx / t_ours:.2f}")
         print(f"{k}_labels_differ_onnx_vs_ours={differ} {k}_labels_agree_onnx_vs_ours_pct_of_brain={100 - float(_pct(differ, n_brain)):.4f}"
               f" {k}_bin_onnx={res_onnx.predicted_bin}")
-    for p, t, r in zip(ours_tta, t_tta, res_tta, strict=True):
+    for p, t, r in zip(ours_tta, (b.seconds for b in tta), res_tta, strict=True):
         prec = p.config.precision.value
         base = res if prec == "fp32" else res_bf16
         tta_differ = "" if base is None or r is None else (
@@ -323,7 +320,7 @@ def bench_case(
         speedup_bf16=t_paper / t_bf16 if res_bf16 is not None else None,
         changed_share=(inside + outside) / max(n_brain, 1),
         speedup_onnx=t_paper / t_onnx if res_onnx is not None else None,
-        speedup_tta=t_paper / t_tta[0] if ours_tta else None,
+        speedup_tta=t_paper / tta[0].seconds if ours_tta else None,
     )
 
 
