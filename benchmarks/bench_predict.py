@@ -162,12 +162,27 @@ class CaseResult:
     speedup_tta: float | None = None
 
 
+def use_keep_freed_allocator() -> None:
+    """Re-run this script with glibc keeping freed memory for reuse (see the module), unless
+    it already does: glibc reads its tunables only at process start."""
+    tunables = os.environ.get(_TUNABLES, "")
+    if _KEEP_FREED not in tunables:
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, _TUNABLES: ":".join(filter(None, (tunables, _KEEP_FREED)))})
+
+
+def real_cases(data: Path, volumes: str) -> list[Case]:
+    """The volumes ``volumes`` (comma-separated numbers) of the data folder ``data``."""
+    wanted = [int(v) for v in volumes.split(",") if v.strip()]
+    source = open_source(data, volumes=wanted, require_mask=False)
+    return [Case(f"case{info.volume}", info.name, source.load_volume(info.volume).image) for info in source.volumes()]
+
+
 def _random_survival() -> SurvivalClassifier:
     torch.manual_seed(0)
     return SurvivalClassifier(bins=SurvivalBins.brats(), age_scaler=AgeScaler(20.0, 85.0))
 
 
-def _models(args: argparse.Namespace) -> tuple[Segmenter, SurvivalClassifier, str]:
+def models(args: argparse.Namespace) -> tuple[Segmenter, SurvivalClassifier, str]:
     model_dir: Path | None = args.model_dir
     if model_dir is None and args.segmenter is None:
         demo = Path(__file__).resolve().parents[1] / "demo_run" / "run"
@@ -412,13 +427,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.model_dir is not None and args.segmenter is not None:
         parser.error("give --model-dir or --segmenter, not both")
-    tunables = os.environ.get(_TUNABLES, "")
-    if args.allocator == "keep-freed" and _KEEP_FREED not in tunables:
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, _TUNABLES: ":".join(filter(None, (tunables, _KEEP_FREED)))})
+    if args.allocator == "keep-freed":
+        use_keep_freed_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
     margins = [int(m) for m in args.margins.split(",") if m.strip()]
-    seg, surv, what = _models(args)
+    seg, surv, what = models(args)
     seg.eval()
     surv.eval()
     native_bf16 = cpu_has_native_bf16()
@@ -434,10 +448,7 @@ def main() -> None:
         cases: list[Case] = []
         data: Path | None = args.data
         if data is not None:
-            wanted = [int(v) for v in args.volumes.split(",") if v.strip()]
-            source = open_source(data, volumes=wanted, require_mask=False)
-            for info in source.volumes():
-                cases.append(Case(f"case{info.volume}", info.name, source.load_volume(info.volume).image))
+            cases.extend(real_cases(data, args.volumes))
         else:
             print("real_cases=absent (../shared/data/real-labelled not found; give --data)")
         if args.synthetic or not cases or (args.rss_volumes and data is None):
