@@ -70,8 +70,11 @@ class BratsGroup(click.Group):
 def cli(verbose: int) -> None:
     """Segment BraTS 2020 tumour sub-regions and predict overall-survival class.
 
-    Quick start: `brats synth demo/ --volumes 10` then `brats train all demo/ --out run/`
-    then `brats predict demo/ --model-dir run/ --age-csv ages.csv --out pred/`.
+    Quick start on a synthetic cohort: `brats synth demo/ --volumes 10`, then `brats train
+    all demo/ --out run/` (the paper's recipe: hours on a CPU; `make demo` in a source
+    checkout trains a quick one), then `brats predict demo/ --model-dir run/ --age-csv
+    demo/BraTS2020_training_data/content/data/survival_info.csv --out pred/` (ages from the
+    cohort's survival table).
 
     Exit codes: 0 all done; 1 an error in the input, the files or the environment (one
     line naming the file or option); 2 a usage error; 3 a batch that finished but

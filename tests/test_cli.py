@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,35 @@ def test_version_and_help_as_subprocess() -> None:
     assert helped.returncode == 0
     for name in ("synth", "inspect", "train", "predict", "report", "convert", "pack", "audit", "view", "export"):
         assert name in helped.stdout
+
+
+def test_help_quick_start_predicts_with_the_ages_synth_writes(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The quick start in `brats --help` names the ages file `brats synth` writes: a user who
+    # copies its commands gets ages for every volume, not a missing file.
+    helped = CliRunner().invoke(cli, ["--help"], terminal_width=400)
+    text = " ".join(helped.output.split())
+    synth_cmd = re.search(r"`brats (synth \S+ --volumes \d+)`", text)
+    predict_cmd = re.search(r"`brats (predict .*?)`", text)
+    assert synth_cmd is not None and predict_cmd is not None, text
+    synth_args = [*synth_cmd.group(1).split(), "--slices", "16", "--size", "48", "--quiet"]
+    predict_args = predict_cmd.group(1).split()
+    ages_at = predict_args.index("--age-csv") + 1
+    predict_args[predict_args.index("--model-dir") + 1] = str(run_dir)
+    monkeypatch.chdir(tmp_path)  # the quick start's paths are relative
+    assert CliRunner().invoke(cli, synth_args).exit_code == 0
+    assert Path(predict_args[ages_at]).is_file(), predict_args[ages_at]
+    res = CliRunner().invoke(cli, [*predict_args, "--device", "cpu", "--quiet"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / predict_args[predict_args.index("--out") + 1]
+    with (out / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == int(synth_args[synth_args.index("--volumes") + 1])
+    with (tmp_path / predict_args[ages_at]).open() as f:
+        ages = {r["Brats20ID"]: float(r["Age"]) for r in csv.DictReader(f)}
+    assert len(ages) >= len(rows) - 2  # the synthetic table, like the real one, lacks a few patients
+    assert {r["patient_id"]: float(r["age"]) for r in rows if r["patient_id"] in ages} == ages
 
 
 def test_every_model_command_takes_device() -> None:
