@@ -181,6 +181,23 @@ print("no torch")
     assert (tmp_path / "cli_out" / "predictions.csv").is_file()
 
 
+def test_the_onnx_example_script_predicts_with_ages_and_without_torch(export_dir: Path, cohort: Path, tmp_path: Path) -> None:
+    ages = tmp_path / "ages.csv"
+    ages.write_text("volume,age\n" + "".join(f"{v},{a}\n" for v, a in AGES.items()))
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "predict_with_onnx.py"), str(export_dir), str(cohort), str(out),
+         "--age-csv", str(ages)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 volume(s)" in done.stdout and "torch imported: False" in done.stdout, done.stdout
+    rows = (out / "predictions.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    got = {int(r.split(",")[header.index("volume")]): float(r.split(",")[header.index("age")]) for r in rows[1:]}
+    assert got == AGES
+
+
 def _segmenter_only_copy(export_dir: Path, dest: Path) -> Path:
     """A segmentation-only export beside ``export_dir`` (the segmenter file copied)."""
     dest.mkdir()
