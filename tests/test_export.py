@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -192,9 +193,8 @@ def test_the_onnx_example_script_predicts_with_ages_and_without_torch(export_dir
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 volume(s)" in done.stdout and "torch imported: False" in done.stdout, done.stdout
-    rows = (out / "predictions.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    got = {int(r.split(",")[header.index("volume")]): float(r.split(",")[header.index("age")]) for r in rows[1:]}
+    with (out / "predictions.csv").open() as f:
+        got = {int(r["volume"]): float(r["age"]) for r in csv.DictReader(f)}
     assert got == AGES
 
 
